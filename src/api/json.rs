@@ -1,0 +1,338 @@
+//! JSON plumbing for the hot path: an order-preserving view of one JSON object whose
+//! values stay raw slices of the input, a writer that builds frames around such slices,
+//! and the output styles of `ws_transport.json`.
+//!
+//! Nothing here builds a `serde_json::Value`: SDPs and plugin bodies are copied byte for
+//! byte from input to output, never re-serialised.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// One JSON object as an ordered list of `(key, raw value)` pairs borrowing the input.
+#[derive(Debug, Default)]
+pub struct RawObject<'a> {
+    pub fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> RawObject<'a> {
+    /// Parses `text`, which must hold exactly one JSON object.
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The raw value of the first field called `key`.
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawObject<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    fields.push((key, value));
+                }
+                Ok(RawObject { fields })
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// What a raw JSON value is, judged from its first byte (serde_json already validated it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Object,
+    Array,
+    String,
+    Number,
+    Bool,
+    Null,
+}
+
+pub fn kind(v: &RawValue) -> Kind {
+    match v.get().as_bytes().first() {
+        Some(b'{') => Kind::Object,
+        Some(b'[') => Kind::Array,
+        Some(b'"') => Kind::String,
+        Some(b't') | Some(b'f') => Kind::Bool,
+        Some(b'n') => Kind::Null,
+        _ => Kind::Number,
+    }
+}
+
+/// The string a raw JSON string holds, unescaped only when it has escapes.
+pub fn as_str(v: &RawValue) -> Option<Cow<'_, str>> {
+    if kind(v) != Kind::String {
+        return None;
+    }
+    let s = v.get();
+    let inner = &s[1..s.len() - 1];
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(s).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// True for `{}`, `[]`, `""` and `null`: Janus treats those as "not given" in a few places.
+pub fn is_empty(v: &RawValue) -> bool {
+    let s = v.get().trim();
+    matches!(kind(v), Kind::Null)
+        || (s.len() >= 2 && matches!(kind(v), Kind::Object | Kind::Array | Kind::String) && {
+            s[1..s.len() - 1].trim().is_empty()
+        })
+}
+
+/// Builds one compact JSON object field by field.
+///
+/// ```
+/// use janus_cloud::api::json::ObjectWriter;
+/// let mut w = ObjectWriter::new();
+/// w.str("janus", "ack");
+/// w.u64("session_id", 7);
+/// assert_eq!(w.finish(), br#"{"janus":"ack","session_id":7}"#);
+/// ```
+pub struct ObjectWriter {
+    buf: Vec<u8>,
+    first: bool,
+}
+
+impl Default for ObjectWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ObjectWriter {
+    pub fn new() -> Self {
+        Self::with_capacity(128)
+    }
+
+    pub fn with_capacity(cap: usize) -> Self {
+        let mut buf = Vec::with_capacity(cap);
+        buf.push(b'{');
+        ObjectWriter { buf, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.first = false;
+        // Keys are our own literals or keys copied from valid input: write them escaped.
+        write_json_str(&mut self.buf, key);
+        self.buf.push(b':');
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        write_json_str(&mut self.buf, value);
+        self
+    }
+
+    pub fn u64(&mut self, key: &str, value: u64) -> &mut Self {
+        self.key(key);
+        self.buf.extend_from_slice(itoa_u64(value).as_bytes());
+        self
+    }
+
+    pub fn i64(&mut self, key: &str, value: i64) -> &mut Self {
+        self.key(key);
+        self.buf.extend_from_slice(value.to_string().as_bytes());
+        self
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key);
+        self.buf
+            .extend_from_slice(if value { b"true" } else { b"false" });
+        self
+    }
+
+    /// Writes an already valid JSON value (a raw slice of some input, or our own JSON).
+    pub fn raw(&mut self, key: &str, json: &str) -> &mut Self {
+        self.key(key);
+        self.buf.extend_from_slice(json.as_bytes());
+        self
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.push(b'}');
+        self.buf
+    }
+}
+
+fn itoa_u64(v: u64) -> String {
+    v.to_string()
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    let needs_escape = s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+    if needs_escape {
+        // serde_json cannot fail writing a str into a Vec.
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Output formatting of frames sent to clients (`ws_transport.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonStyle {
+    /// 3-space indentation, as Janus sends.
+    #[default]
+    Indented,
+    /// One line with `", "` and `": "` separators.
+    Plain,
+    /// No whitespace at all: the cheapest.
+    Compact,
+}
+
+impl JsonStyle {
+    /// Re-formats a compact JSON document into this style. Input that is not valid JSON
+    /// (never produced by the proxy) is passed through unchanged.
+    pub fn apply(self, compact: Vec<u8>) -> Vec<u8> {
+        match self {
+            JsonStyle::Compact => compact,
+            JsonStyle::Indented => {
+                let mut out = Vec::with_capacity(compact.len() + compact.len() / 2);
+                let fmt = serde_json::ser::PrettyFormatter::with_indent(b"   ");
+                transcode(&compact, &mut out, fmt).unwrap_or(compact)
+            }
+            JsonStyle::Plain => {
+                let mut out = Vec::with_capacity(compact.len() + compact.len() / 8);
+                transcode(&compact, &mut out, PlainFormatter).unwrap_or(compact)
+            }
+        }
+    }
+}
+
+fn transcode<F: serde_json::ser::Formatter>(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    fmt: F,
+) -> Option<Vec<u8>> {
+    // Going through a borrowed-string Value keeps this simple; formatting only runs for
+    // the non-compact styles, which trade CPU for readability by the operator's choice.
+    let value: serde_json::Value = serde_json::from_slice(input).ok()?;
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, fmt);
+    serde::Serialize::serialize(&value, &mut ser).ok()?;
+    Some(std::mem::take(out))
+}
+
+/// serde_json formatter for the `plain` style: `{"a": 1, "b": [1, 2]}`.
+struct PlainFormatter;
+
+impl serde_json::ser::Formatter for PlainFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
+/// Splits a text frame into the JSON documents it holds (Janus 1.1.2 accepts several
+/// concatenated objects in one frame and handles them in order). Yields raw slices, or
+/// the parse error of the first malformed document, after which nothing more is yielded.
+pub fn split_documents(text: &str) -> impl Iterator<Item = Result<&str, serde_json::Error>> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<&RawValue>()
+        .map(|r| r.map(RawValue::get))
+        .scan(false, |failed, r| {
+            if *failed {
+                return None;
+            }
+            *failed = r.is_err();
+            Some(r)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_object_keeps_order_and_raw_values() {
+        let o = RawObject::parse(r#"{"b":1,"a":{"x":[1,2]},"s":"q\"x"}"#).unwrap();
+        let keys: Vec<_> = o.fields.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["b", "a", "s"]);
+        assert_eq!(o.get("a").unwrap().get(), r#"{"x":[1,2]}"#);
+        assert_eq!(as_str(o.get("s").unwrap()).unwrap(), "q\"x");
+        assert!(RawObject::parse("[1]").is_err());
+    }
+
+    #[test]
+    fn kinds_and_emptiness() {
+        let o = RawObject::parse(r#"{"a":{},"b":[ ],"c":"","d":null,"e":{"x":1},"f":3}"#).unwrap();
+        for k in ["a", "b", "c", "d"] {
+            assert!(is_empty(o.get(k).unwrap()), "{k}");
+        }
+        assert!(!is_empty(o.get("e").unwrap()));
+        assert_eq!(kind(o.get("f").unwrap()), Kind::Number);
+    }
+
+    #[test]
+    fn writer_escapes_strings() {
+        let mut w = ObjectWriter::new();
+        w.str("k", "a\"b\n").raw("r", "[1]").bool("t", true);
+        assert_eq!(w.finish(), br#"{"k":"a\"b\n","r":[1],"t":true}"#);
+    }
+
+    #[test]
+    fn styles() {
+        let c = br#"{"janus":"ack","data":{"id":1,"l":[1,2]}}"#.to_vec();
+        assert_eq!(JsonStyle::Compact.apply(c.clone()), c);
+        assert_eq!(
+            String::from_utf8(JsonStyle::Plain.apply(c.clone())).unwrap(),
+            r#"{"janus": "ack", "data": {"id": 1, "l": [1, 2]}}"#
+        );
+        let ind = String::from_utf8(JsonStyle::Indented.apply(c)).unwrap();
+        assert!(ind.starts_with("{\n   \"janus\": \"ack\",\n   \"data\": {\n      \"id\": 1"));
+    }
+
+    #[test]
+    fn splits_concatenated_documents() {
+        let docs: Vec<_> = split_documents(r#"{"a":1} {"b":2}{"c":3}"#).collect();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[1].as_ref().unwrap(), &r#"{"b":2}"#);
+        let docs: Vec<_> = split_documents(r#"{"a":1}{bad"#).collect();
+        assert_eq!(docs.len(), 2);
+        assert!(docs[1].is_err());
+    }
+}

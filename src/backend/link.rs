@@ -1,0 +1,571 @@
+//! One shard's link to one backend Janus: a WebSocket, one Janus session on it that all
+//! of the shard's backend handles share, keepalives, transaction matching, and
+//! reconnection with backoff.
+//!
+//! Lifecycle: `Connecting` → `Up` (socket open, `info` read, session created) → on any
+//! failure `Down`, after which the supervisor retries with exponential backoff. A link
+//! that is `Down` is not selectable, so new work goes to other servers at once.
+//!
+//! Backend messages are dispatched in the reading task, synchronously: a reply completes
+//! the pending request whose transaction it carries; any other message with a `sender`
+//! goes to the frontend handle that owns that backend handle (through the shard's sink).
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+use futures_channel::oneshot;
+use tracing::{debug, info, warn};
+
+use super::server::ServerEntry;
+use crate::api::error::{Code, JanusError};
+use crate::api::json::{self, ObjectWriter, RawObject};
+use crate::runtime::local_queue::{queue, QueueTx};
+use crate::transport::client;
+use crate::transport::frame::Incoming;
+use crate::transport::ws::{self, Killer, Outbound, WsReader};
+
+/// Backend messages can be large (videoroom lists, SDPs); this bounds a broken peer.
+const MAX_BACKEND_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// The frontend handle a backend handle belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandleOwner {
+    pub session_id: u64,
+    pub handle_id: u64,
+}
+
+/// What a link reports to its shard.
+pub enum LinkEvent<'a> {
+    /// An unsolicited message from a backend handle (plugin event or core event).
+    Message {
+        owner: HandleOwner,
+        msg: &'a RawObject<'a>,
+        janus: &'a str,
+    },
+    /// The backend detached a handle on its own.
+    Detached { owner: HandleOwner },
+    /// The connection or the backend session is gone with all these handles.
+    Lost {
+        owners: Vec<HandleOwner>,
+        reason: &'a str,
+    },
+}
+
+/// The shard-side receiver of link events. Must not block; must not call back into the
+/// link synchronously in a way that re-enters dispatch (sending new requests is fine).
+pub type Sink = Box<dyn Fn(&Link, LinkEvent<'_>)>;
+
+/// Completion of a backend request: the reply, or the error that ended it.
+pub type Done = Box<dyn FnOnce(Result<&RawObject<'_>, JanusError>)>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    Connecting,
+    Up,
+    Down { since: Instant, reason: String },
+}
+
+/// Timing and credentials, from `[backend]` and `general.api_secret`.
+#[derive(Debug, Clone)]
+pub struct LinkConf {
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub api_secret: Option<String>,
+}
+
+struct Pending {
+    deadline: Instant,
+    /// `trickle`/`keepalive` complete on `ack`; everything else on the first non-ack.
+    wants_ack: bool,
+    done: Done,
+}
+
+/// The open connection of the current cycle.
+struct Live {
+    tx: QueueTx<Outbound>,
+    killer: Killer,
+    session_id: u64,
+    generation: u64,
+}
+
+pub struct Link {
+    pub server: Arc<ServerEntry>,
+    conf: LinkConf,
+    state: RefCell<LinkState>,
+    live: RefCell<Option<Live>>,
+    generation: Cell<u64>,
+    pending: RefCell<AHashMap<u64, Pending>>,
+    handles: RefCell<AHashMap<u64, HandleOwner>>,
+    next_transaction: Cell<u64>,
+    waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    sink: Sink,
+}
+
+impl Link {
+    pub fn new(server: Arc<ServerEntry>, conf: LinkConf, sink: Sink) -> Rc<Link> {
+        Rc::new(Link {
+            server,
+            conf,
+            state: RefCell::new(LinkState::Connecting),
+            live: RefCell::new(None),
+            generation: Cell::new(0),
+            pending: RefCell::new(AHashMap::new()),
+            handles: RefCell::new(AHashMap::new()),
+            next_transaction: Cell::new(fastrand::u64(1..1 << 40)),
+            waiters: RefCell::new(Vec::new()),
+            sink,
+        })
+    }
+
+    pub fn state(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
+    pub fn is_up(&self) -> bool {
+        *self.state.borrow() == LinkState::Up
+    }
+
+    pub fn is_down(&self) -> bool {
+        matches!(*self.state.borrow(), LinkState::Down { .. })
+    }
+
+    /// Number of backend handles of this shard on this server.
+    pub fn handle_count(&self) -> usize {
+        self.handles.borrow().len()
+    }
+
+    /// Waits until the link is `Up`.
+    ///
+    /// # Errors
+    /// 503 when the link is down or does not come up within the connect timeout.
+    pub async fn ready(&self) -> Result<(), JanusError> {
+        loop {
+            match &*self.state.borrow() {
+                LinkState::Up => return Ok(()),
+                LinkState::Down { reason, .. } => return Err(self.unavailable(reason)),
+                LinkState::Connecting => {}
+            }
+            let (tx, rx) = oneshot::channel();
+            self.waiters.borrow_mut().push(tx);
+            if monoio::time::timeout(self.conf.connect_timeout, rx)
+                .await
+                .is_err()
+            {
+                return Err(self.unavailable("connect timeout"));
+            }
+        }
+    }
+
+    fn unavailable(&self, reason: &str) -> JanusError {
+        JanusError::new(
+            Code::ServiceUnavailable,
+            format!("Backend server {} unavailable: {reason}", self.server.name),
+        )
+    }
+
+    pub fn register_handle(&self, backend_handle: u64, owner: HandleOwner) {
+        self.handles.borrow_mut().insert(backend_handle, owner);
+        self.server
+            .proxy_handles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Forgets a backend handle; true if it was known (it is then no longer relayed).
+    pub fn unregister_handle(&self, backend_handle: u64) -> bool {
+        let known = self.handles.borrow_mut().remove(&backend_handle).is_some();
+        if known {
+            self.server
+                .proxy_handles
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        known
+    }
+
+    /// Sends a request on the backend session and arranges for `done` to run with the
+    /// reply. `fields` are extra raw JSON fields (`body`, `jsep`, `candidate`, `plugin`).
+    /// `done` may run before this returns (link not up); callers must not hold borrows
+    /// that `done` needs.
+    pub fn send(
+        &self,
+        verb: &str,
+        handle: Option<u64>,
+        fields: &[(&str, &str)],
+        wants_ack: bool,
+        done: Done,
+    ) {
+        if !self.is_up() {
+            let reason = match &*self.state.borrow() {
+                LinkState::Down { reason, .. } => reason.clone(),
+                _ => "not connected".to_string(),
+            };
+            return done(Err(self.unavailable(&reason)));
+        }
+        self.send_any_state(verb, handle, fields, wants_ack, done);
+    }
+
+    fn send_any_state(
+        &self,
+        verb: &str,
+        handle: Option<u64>,
+        fields: &[(&str, &str)],
+        wants_ack: bool,
+        done: Done,
+    ) {
+        let guard = self.live.borrow();
+        let Some(live) = guard.as_ref() else {
+            drop(guard);
+            return done(Err(self.unavailable("not connected")));
+        };
+        let txn = self.next_transaction.get();
+        self.next_transaction.set(txn + 1);
+        let mut w = ObjectWriter::with_capacity(
+            96 + fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>(),
+        );
+        w.str("janus", verb);
+        if live.session_id != 0 {
+            w.u64("session_id", live.session_id);
+        }
+        if let Some(h) = handle {
+            w.u64("handle_id", h);
+        }
+        w.str("transaction", &txn.to_string());
+        if let Some(secret) = &self.conf.api_secret {
+            w.str("apisecret", secret);
+        }
+        for (k, v) in fields {
+            w.raw(k, v);
+        }
+        self.pending.borrow_mut().insert(
+            txn,
+            Pending {
+                deadline: Instant::now() + self.conf.request_timeout,
+                wants_ack,
+                done,
+            },
+        );
+        if !live.tx.send(Outbound::Text(w.finish())) {
+            drop(guard);
+            self.complete(txn, Err(self.unavailable("connection closing")));
+        }
+    }
+
+    /// [`Link::send`] as a future: `extract` turns the reply into what the caller keeps.
+    ///
+    /// # Errors
+    /// The backend's error reply, 503 when the link is not up, 504 on timeout.
+    pub async fn call<T: 'static>(
+        &self,
+        verb: &str,
+        handle: Option<u64>,
+        fields: &[(&str, &str)],
+        wants_ack: bool,
+        extract: impl FnOnce(&RawObject) -> Result<T, JanusError> + 'static,
+    ) -> Result<T, JanusError> {
+        let (tx, rx) = oneshot::channel();
+        let done: Done = Box::new(move |r| {
+            let _ = tx.send(r.and_then(extract));
+        });
+        // Also used while `Connecting`, for the session set-up itself.
+        self.send_any_state(verb, handle, fields, wants_ack, done);
+        rx.await
+            .unwrap_or_else(|_| Err(self.unavailable("request dropped")))
+    }
+
+    fn complete(&self, txn: u64, result: Result<&RawObject, JanusError>) {
+        let p = self.pending.borrow_mut().remove(&txn);
+        if let Some(p) = p {
+            (p.done)(result);
+        }
+    }
+
+    /// Runs the link forever: connect, serve, and reconnect with backoff.
+    pub async fn supervise(self: Rc<Self>) {
+        let mut backoff = self.conf.reconnect_min;
+        loop {
+            *self.state.borrow_mut() = LinkState::Connecting;
+            let reason = match self.cycle().await {
+                Ok(reason) => {
+                    backoff = self.conf.reconnect_min;
+                    warn!(server = %self.server.name, %reason, "backend connection lost");
+                    reason
+                }
+                Err(reason) => {
+                    debug!(server = %self.server.name, %reason, "backend connect failed");
+                    reason
+                }
+            };
+            self.go_down(&reason);
+            monoio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.conf.reconnect_max);
+        }
+    }
+
+    /// One connection: returns why it ended (`Ok`) or why it never came up (`Err`).
+    async fn cycle(self: &Rc<Self>) -> Result<String, String> {
+        let (stream, leftover) = monoio::time::timeout(self.conf.connect_timeout, client::connect(&self.server.ws))
+            .await
+            .map_err(|_| "connect timeout".to_string())?
+            .map_err(|e| e.to_string())?;
+        let killer = Killer::new(&stream);
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        let (r, w) = monoio::io::Splitable::into_split(stream);
+        let (tx, rx) = queue();
+        *self.live.borrow_mut() = Some(Live {
+            tx,
+            killer,
+            session_id: 0,
+            generation,
+        });
+        monoio::spawn(ws::write_loop(w, rx, true, |t| t));
+        let (end_tx, end_rx) = oneshot::channel::<String>();
+        let me = self.clone();
+        monoio::spawn(async move {
+            let reason = me.read_loop(WsReader::new(r, MAX_BACKEND_MESSAGE, &leftover)).await;
+            let _ = end_tx.send(reason);
+        });
+        let setup = monoio::time::timeout(self.conf.connect_timeout, self.open_session()).await;
+        let keepalive = match setup {
+            Ok(Ok(k)) => k,
+            Ok(Err(e)) => {
+                killer.kill();
+                let _ = end_rx.await;
+                return Err(format!("session setup failed: {e}"));
+            }
+            Err(_) => {
+                killer.kill();
+                let _ = end_rx.await;
+                return Err("session setup timed out".into());
+            }
+        };
+        *self.state.borrow_mut() = LinkState::Up;
+        info!(server = %self.server.name, url = %self.server.url, "backend up");
+        for w in self.waiters.borrow_mut().drain(..) {
+            let _ = w.send(());
+        }
+        monoio::spawn(self.clone().keepalive_loop(generation, keepalive));
+        monoio::spawn(self.clone().expire_loop(generation));
+        Ok(end_rx.await.unwrap_or_else(|_| "reader ended".into()))
+    }
+
+    /// `info` for the session timeout, then `create`. Returns the keepalive interval.
+    async fn open_session(&self) -> Result<Duration, JanusError> {
+        let timeout = self
+            .call("info", None, &[], false, |m| {
+                Ok(m.get("session-timeout")
+                    .and_then(|v| v.get().parse::<u64>().ok())
+                    .unwrap_or(30))
+            })
+            .await?;
+        let session_id = self
+            .call("create", None, &[], false, |m| data_id(m))
+            .await?;
+        if let Some(l) = self.live.borrow_mut().as_mut() {
+            l.session_id = session_id;
+        }
+        // Janus expires a session after `timeout` s of silence: ping three times as often.
+        Ok(Duration::from_secs(if timeout == 0 { 10 } else { (timeout / 3).max(1) }))
+    }
+
+    async fn keepalive_loop(self: Rc<Self>, generation: u64, every: Duration) {
+        loop {
+            monoio::time::sleep(every).await;
+            if self.generation.get() != generation || !self.is_up() {
+                return;
+            }
+            if let Err(e) = self.call("keepalive", None, &[], true, |_| Ok(())).await {
+                if self.generation.get() == generation {
+                    warn!(server = %self.server.name, error = %e, "backend keepalive failed");
+                    self.kill(generation);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Answers requests whose reply is overdue with 504.
+    async fn expire_loop(self: Rc<Self>, generation: u64) {
+        let tick = Duration::from_millis(250).min(self.conf.request_timeout);
+        while self.generation.get() == generation && self.live.borrow().is_some() {
+            monoio::time::sleep(tick).await;
+            let now = Instant::now();
+            let overdue: Vec<u64> = self
+                .pending
+                .borrow()
+                .iter()
+                .filter(|(_, p)| p.deadline <= now)
+                .map(|(t, _)| *t)
+                .collect();
+            for t in overdue {
+                self.complete(
+                    t,
+                    Err(JanusError::new(
+                        Code::GatewayTimeout,
+                        format!("Backend server {} did not answer in time", self.server.name),
+                    )),
+                );
+            }
+        }
+    }
+
+    fn kill(&self, generation: u64) {
+        if let Some(l) = self.live.borrow().as_ref() {
+            if l.generation == generation {
+                l.killer.kill();
+            }
+        }
+    }
+
+    /// Marks the link down, fails what is pending and tells the shard which handles died.
+    fn go_down(&self, reason: &str) {
+        *self.state.borrow_mut() = LinkState::Down {
+            since: Instant::now(),
+            reason: reason.to_string(),
+        };
+        self.live.borrow_mut().take();
+        self.waiters.borrow_mut().clear();
+        let pending: Vec<Pending> = self.pending.borrow_mut().drain().map(|(_, p)| p).collect();
+        for p in pending {
+            (p.done)(Err(self.unavailable(reason)));
+        }
+        let owners: Vec<HandleOwner> = self.handles.borrow_mut().drain().map(|(_, o)| o).collect();
+        if !owners.is_empty() {
+            self.server
+                .proxy_handles
+                .fetch_sub(owners.len() as i64, std::sync::atomic::Ordering::Relaxed);
+            (self.sink)(self, LinkEvent::Lost { owners, reason });
+        }
+    }
+
+    async fn read_loop(&self, mut reader: WsReader) -> String {
+        loop {
+            match reader.next().await {
+                Ok(Some(Incoming::Text(t))) => match String::from_utf8(t) {
+                    Ok(text) => self.dispatch(&text),
+                    Err(_) => warn!(server = %self.server.name, "backend sent invalid UTF-8"),
+                },
+                Ok(Some(Incoming::Ping(p))) => {
+                    if let Some(l) = self.live.borrow().as_ref() {
+                        l.tx.send(Outbound::Pong(p));
+                    }
+                }
+                Ok(Some(Incoming::Close(_))) => return "backend closed the WebSocket".into(),
+                Ok(Some(Incoming::TooBig(n))) => {
+                    warn!(server = %self.server.name, bytes = n, "backend message too large, dropped")
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return "backend closed the connection".into(),
+                Err(e) => return format!("backend connection error: {e}"),
+            }
+        }
+    }
+
+    /// Routes one backend message (spec 02 §7.3).
+    fn dispatch(&self, text: &str) {
+        let msg = match RawObject::parse(text) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(server = %self.server.name, error = %e, "unparsable backend message");
+                return;
+            }
+        };
+        let janus = msg.get("janus").and_then(json::as_str).unwrap_or_default();
+        let txn = msg
+            .get("transaction")
+            .and_then(json::as_str)
+            .and_then(|t| t.parse::<u64>().ok());
+        if let Some(txn) = txn {
+            let wants_ack = self.pending.borrow().get(&txn).map(|p| p.wants_ack);
+            match (wants_ack, janus.as_ref()) {
+                (Some(false), "ack") => return,
+                (Some(_), "error") => {
+                    return self.complete(txn, Err(backend_error(&msg)));
+                }
+                (Some(_), _) => return self.complete(txn, Ok(&msg)),
+                // No request waits for it: a late event, handled below by `sender`.
+                (None, _) => {}
+            }
+        }
+        let sender = msg.get("sender").and_then(crate::api::request::parse_id);
+        match (janus.as_ref(), sender) {
+            ("timeout", _) => {
+                warn!(server = %self.server.name, "backend session timed out");
+                self.kill(self.generation.get());
+            }
+            ("detached", Some(h)) => {
+                let owner = self.handles.borrow().get(&h).copied();
+                if let Some(owner) = owner {
+                    self.unregister_handle(h);
+                    (self.sink)(self, LinkEvent::Detached { owner });
+                }
+            }
+            ("ack", _) => {}
+            (j, Some(h)) => {
+                let owner = self.handles.borrow().get(&h).copied();
+                match owner {
+                    Some(owner) => (self.sink)(
+                        self,
+                        LinkEvent::Message {
+                            owner,
+                            msg: &msg,
+                            janus: j,
+                        },
+                    ),
+                    None => debug!(server = %self.server.name, handle = h, janus = j, "message for unknown backend handle"),
+                }
+            }
+            (j, None) => debug!(server = %self.server.name, janus = j, "unroutable backend message"),
+        }
+    }
+}
+
+/// `data.id` of a `success` reply (`create`, `attach`).
+pub fn data_id(m: &RawObject) -> Result<u64, JanusError> {
+    m.get("data")
+        .and_then(|d| RawObject::parse(d.get()).ok())
+        .and_then(|d| d.get("id").and_then(|v| v.get().parse::<u64>().ok()))
+        .ok_or_else(|| JanusError::new(Code::BadGateway, "Invalid backend reply (no data.id)"))
+}
+
+/// The code and reason of a backend `error` reply.
+pub fn backend_error(m: &RawObject) -> JanusError {
+    let e = m.get("error").and_then(|e| RawObject::parse(e.get()).ok());
+    let code = e
+        .as_ref()
+        .and_then(|e| e.get("code"))
+        .and_then(|c| c.get().parse::<u16>().ok())
+        .unwrap_or(Code::BadGateway as u16);
+    let reason = e
+        .as_ref()
+        .and_then(|e| e.get("reason"))
+        .and_then(json::as_str)
+        .map_or_else(|| "Backend error".to_string(), |r| r.into_owned());
+    JanusError::from_backend(code, reason)
+}
+
+/// Keeps a weak link for plugin state that must not keep a link alive on its own.
+pub type WeakLink = Weak<Link>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_data_id_and_errors() {
+        let m = RawObject::parse(r#"{"janus":"success","transaction":"1","data":{"id":99}}"#).unwrap();
+        assert_eq!(data_id(&m).unwrap(), 99);
+        let m = RawObject::parse(r#"{"janus":"success"}"#).unwrap();
+        assert_eq!(data_id(&m).unwrap_err().code, 502);
+        let m = RawObject::parse(
+            r#"{"janus":"error","error":{"code":459,"reason":"No such handle 1 in session 2"}}"#,
+        )
+        .unwrap();
+        let e = backend_error(&m);
+        assert_eq!((e.code, e.reason.as_str()), (459, "No such handle 1 in session 2"));
+    }
+}

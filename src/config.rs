@@ -1,0 +1,442 @@
+//! `janus-proxy` configuration: the TOML model, its defaults and its validation.
+//!
+//! Section and key names follow the original janus-cloud (spec 02 §2). Every key is
+//! documented in `conf/janus-proxy.toml`. Unknown keys are rejected so that a typo is
+//! caught at start instead of silently ignored.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::api::json::JsonStyle;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Plugins to load, by short name (`echotest`, `dummytest`).
+    pub plugins: Vec<String>,
+    pub general: General,
+    pub log: Log,
+    pub certificates: Certificates,
+    pub ws_transport: WsTransport,
+    pub admin_api: AdminApi,
+    pub backend: BackendConf,
+    /// Static backend Janus servers, registered at start and never expiring.
+    pub janus_server: Vec<JanusServer>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            plugins: vec!["echotest".into(), "dummytest".into()],
+            general: General::default(),
+            log: Log::default(),
+            certificates: Certificates::default(),
+            ws_transport: WsTransport::default(),
+            admin_api: AdminApi::default(),
+            backend: BackendConf::default(),
+            janus_server: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct General {
+    /// Not supported (run under systemd or a supervisor); `true` is rejected.
+    pub daemonize: bool,
+    /// Folder of plugin configuration files; "" = folder of the main config file.
+    pub configs_folder: String,
+    /// Name of this proxy, shown by `info`.
+    pub server_name: String,
+    /// Seconds without a request before a client session expires (0 = never).
+    pub session_timeout: u64,
+    /// Seconds a session outlives its WebSocket and can be `claim`ed (0 = destroyed at once).
+    pub reclaim_session_timeout: u64,
+    /// Backend server store: `memory`.
+    pub server_db: String,
+    /// Backend selection: `rr`, `rand`, `lb` or `wr`.
+    pub server_select: String,
+    /// Secret clients must send as `apisecret`; also sent to backends. "" = disabled.
+    pub api_secret: String,
+    /// Number of shards (threads, one per core); 0 = number of CPU cores.
+    pub shards: usize,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        General {
+            daemonize: false,
+            configs_folder: String::new(),
+            server_name: "janus-proxy".into(),
+            session_timeout: 60,
+            reclaim_session_timeout: 0,
+            server_db: "memory".into(),
+            server_select: "rr".into(),
+            api_secret: String::new(),
+            shards: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    pub log_to_stdout: bool,
+    /// Log file path; "" = no file.
+    pub log_to_file: String,
+    /// DEBUG, INFO, WARN, ERROR or FATAL (any case).
+    pub debug_level: String,
+    /// Rotate the log file when it reaches this many bytes.
+    pub log_file_size: u64,
+    /// Number of rotated files kept.
+    pub log_file_rotate: u32,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            log_to_stdout: true,
+            log_to_file: String::new(),
+            debug_level: "INFO".into(),
+            log_file_size: 104_857_600,
+            log_file_rotate: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Certificates {
+    pub cert_pem: String,
+    pub cert_key: String,
+    pub cert_pwd: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsTransport {
+    pub json: JsonStyle,
+    /// Idle seconds before the proxy pings a client (0 = never).
+    pub pingpong_trigger: u64,
+    /// Seconds to wait for the pong before closing.
+    pub pingpong_timeout: u64,
+    pub ws: bool,
+    pub ws_listen: String,
+    /// WSS is not implemented yet: `true` is rejected.
+    pub wss: bool,
+    pub wss_listen: String,
+    /// Accepted for compatibility with the original; unused (no worker pool here).
+    pub max_greenlet_num: u64,
+    /// Largest client message in bytes; larger ones get error 450 and are discarded.
+    pub max_message_size: usize,
+    /// Most sessions one WebSocket may create or claim.
+    pub max_sessions_per_connection: usize,
+}
+
+impl Default for WsTransport {
+    fn default() -> Self {
+        WsTransport {
+            json: JsonStyle::Indented,
+            pingpong_trigger: 0,
+            pingpong_timeout: 30,
+            ws: true,
+            ws_listen: "0.0.0.0:8288".into(),
+            wss: false,
+            wss_listen: "0.0.0.0:8289".into(),
+            max_greenlet_num: 1000,
+            max_message_size: 256 * 1024,
+            max_sessions_per_connection: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminApi {
+    pub json: JsonStyle,
+    pub http_listen: String,
+}
+
+impl Default for AdminApi {
+    fn default() -> Self {
+        AdminApi {
+            json: JsonStyle::Indented,
+            http_listen: "127.0.0.1:8100".into(),
+        }
+    }
+}
+
+/// How the proxy talks to backend Janus servers (not in the original's config).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConf {
+    /// Seconds to wait for a backend reply before answering 504.
+    pub request_timeout: u64,
+    /// Seconds allowed for TCP connect + WebSocket handshake + session creation.
+    pub connect_timeout: u64,
+    /// First reconnect delay after a backend connection drops, in milliseconds.
+    pub reconnect_min_ms: u64,
+    /// Reconnect delays double up to this, in milliseconds.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for BackendConf {
+    fn default() -> Self {
+        BackendConf {
+            request_timeout: 30,
+            connect_timeout: 10,
+            reconnect_min_ms: 200,
+            reconnect_max_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JanusServer {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub status: u8,
+    #[serde(default = "default_server_session_timeout")]
+    pub session_timeout: u64,
+    #[serde(default)]
+    pub session_num: u64,
+    #[serde(default)]
+    pub handle_num: u64,
+    #[serde(default)]
+    pub location: String,
+    #[serde(default)]
+    pub isp: String,
+}
+
+fn default_server_session_timeout() -> u64 {
+    60
+}
+
+/// A configuration problem, naming the key and the offending value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Parse(String),
+    #[error("invalid value for `{key}`: {value:?} ({why})")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+fn invalid(key: &'static str, value: impl ToString, why: &'static str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.to_string(),
+        why,
+    }
+}
+
+pub const PLUGIN_NAMES: [&str; 2] = ["echotest", "dummytest"];
+
+impl Config {
+    /// Reads and validates a TOML file.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not valid TOML for this model, or fails [`Config::validate`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut cfg = Config::from_toml(&text)?;
+        if cfg.general.configs_folder.is_empty() {
+            if let Some(dir) = path.parent() {
+                cfg.general.configs_folder = dir.display().to_string();
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    /// See [`Config::load`].
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value a type alone cannot check.
+    ///
+    /// # Errors
+    /// The first invalid key, with its value and the rule it breaks.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let g = &self.general;
+        if g.daemonize {
+            return Err(invalid("general.daemonize", true, "not supported; run under a supervisor such as systemd"));
+        }
+        if g.server_name.chars().any(char::is_whitespace) {
+            return Err(invalid("general.server_name", &g.server_name, "must not contain whitespace"));
+        }
+        if g.session_timeout > 86_400 {
+            return Err(invalid("general.session_timeout", g.session_timeout, "must be 0..86400"));
+        }
+        if g.reclaim_session_timeout > 86_400 {
+            return Err(invalid("general.reclaim_session_timeout", g.reclaim_session_timeout, "must be 0..86400"));
+        }
+        if g.server_db != "memory" {
+            return Err(invalid("general.server_db", &g.server_db, "only \"memory\" is supported by this version"));
+        }
+        if crate::backend::select::Algorithm::parse(&g.server_select).is_none() {
+            return Err(invalid("general.server_select", &g.server_select, "must be one of rr, rand, lb, wr"));
+        }
+        if g.shards > 1024 {
+            return Err(invalid("general.shards", g.shards, "must be 0 (one per core) .. 1024"));
+        }
+        if log_level(&self.log.debug_level).is_none() {
+            return Err(invalid("log.debug_level", &self.log.debug_level, "must be DEBUG, INFO, WARN, ERROR or FATAL"));
+        }
+        if self.log.log_file_size == 0 {
+            return Err(invalid("log.log_file_size", 0, "must be > 0"));
+        }
+        for p in &self.plugins {
+            if !PLUGIN_NAMES.contains(&p.as_str()) {
+                return Err(invalid("plugins", p, "unknown plugin; known: echotest, dummytest"));
+            }
+        }
+        let w = &self.ws_transport;
+        if w.pingpong_trigger > 3600 {
+            return Err(invalid("ws_transport.pingpong_trigger", w.pingpong_trigger, "must be 0..3600"));
+        }
+        if !(1..=3600).contains(&w.pingpong_timeout) {
+            return Err(invalid("ws_transport.pingpong_timeout", w.pingpong_timeout, "must be 1..3600"));
+        }
+        if w.wss {
+            return Err(invalid("ws_transport.wss", true, "WSS is not supported yet; terminate TLS in front of the proxy"));
+        }
+        if !w.ws {
+            return Err(invalid("ws_transport.ws", false, "no listener enabled"));
+        }
+        if w.ws_listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid("ws_transport.ws_listen", &w.ws_listen, "must be host:port with a numeric IP"));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&w.max_message_size) {
+            return Err(invalid("ws_transport.max_message_size", w.max_message_size, "must be 1024..67108864"));
+        }
+        if w.max_sessions_per_connection == 0 {
+            return Err(invalid("ws_transport.max_sessions_per_connection", 0, "must be > 0"));
+        }
+        let b = &self.backend;
+        if b.request_timeout == 0 || b.request_timeout > 3600 {
+            return Err(invalid("backend.request_timeout", b.request_timeout, "must be 1..3600"));
+        }
+        if b.connect_timeout == 0 || b.connect_timeout > 3600 {
+            return Err(invalid("backend.connect_timeout", b.connect_timeout, "must be 1..3600"));
+        }
+        if b.reconnect_min_ms == 0 || b.reconnect_max_ms < b.reconnect_min_ms {
+            return Err(invalid("backend.reconnect_min_ms", b.reconnect_min_ms, "must be > 0 and <= reconnect_max_ms"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &self.janus_server {
+            if s.name.is_empty()
+                || s.name.len() > 64
+                || !s.name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(invalid("janus_server.name", &s.name, "must match ^[\\w-]{1,64}$"));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(invalid("janus_server.name", &s.name, "duplicate server name"));
+            }
+            if crate::transport::client::WsUrl::parse(&s.url).is_none() {
+                return Err(invalid("janus_server.url", &s.url, "must be ws://host:port[/path]"));
+            }
+            if s.status > 1 {
+                return Err(invalid("janus_server.status", s.status, "must be 0 or 1"));
+            }
+            if s.session_timeout > 86_400 {
+                return Err(invalid("janus_server.session_timeout", s.session_timeout, "must be 0..86400"));
+            }
+            if s.location.len() > 64 || s.isp.len() > 64 {
+                return Err(invalid("janus_server.location", &s.location, "location and isp must be at most 64 characters"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of shards to run.
+    pub fn shard_count(&self) -> usize {
+        match self.general.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// Maps the original's level names onto tracing levels (FATAL logs as ERROR).
+pub fn log_level(name: &str) -> Option<tracing::Level> {
+    match name.to_ascii_uppercase().as_str() {
+        "DEBUG" => Some(tracing::Level::DEBUG),
+        "INFO" => Some(tracing::Level::INFO),
+        "WARN" | "WARNING" => Some(tracing::Level::WARN),
+        "ERROR" | "FATAL" => Some(tracing::Level::ERROR),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.general.session_timeout, 60);
+        assert_eq!(c.ws_transport.max_message_size, 262_144);
+        assert_eq!(c.ws_transport.json, JsonStyle::Indented);
+    }
+
+    #[test]
+    fn full_sample() {
+        let c = Config::from_toml(
+            r#"
+plugins = ["echotest"]
+[general]
+server_select = "lb"
+session_timeout = 30
+[ws_transport]
+json = "compact"
+ws_listen = "127.0.0.1:9000"
+[[janus_server]]
+name = "s-1"
+url = "ws://127.0.0.1:8188"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.janus_server[0].session_timeout, 60);
+        assert_eq!(c.ws_transport.json, JsonStyle::Compact);
+    }
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_key_and_value() {
+        assert!(err("[general]\nserver_select = \"fast\"").contains("general.server_select"));
+        assert!(err("[general]\nserver_select = \"fast\"").contains("fast"));
+        assert!(err("[general]\nsesion_timeout = 3").contains("sesion_timeout"));
+        assert!(err("[general]\nsession_timeout = 100000").contains("100000"));
+        assert!(err("[[janus_server]]\nname = \"a b\"\nurl = \"ws://x:1\"").contains("janus_server.name"));
+        assert!(err("[[janus_server]]\nname = \"a\"\nurl = \"http://x:1\"").contains("janus_server.url"));
+        assert!(err("plugins = [\"nope\"]").contains("nope"));
+        assert!(err("[ws_transport]\njson = \"pretty\"").contains("pretty"));
+        assert!(err("[log]\ndebug_level = \"LOUD\"").contains("LOUD"));
+    }
+}

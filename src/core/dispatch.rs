@@ -1,0 +1,120 @@
+//! From a client's text frame to the verb handlers: split the frame into documents, parse
+//! each, send it to the shard that owns its session, then apply Janus's path rules
+//! (root, session, handle level) in Janus's order: secret, session, handle, verb.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::session::ConnRef;
+use super::{handle_verbs, session_verbs};
+use crate::api::error::{Code, JanusError};
+use crate::api::json;
+use crate::api::reply;
+use crate::api::request::{Request, Verb};
+use crate::runtime::shard::{Shard, ShardMsg};
+
+/// Handles one text frame from a client connection of this shard.
+pub fn handle_frame(shard: &Rc<Shard>, text: &str, from: ConnRef) {
+    let mut any = false;
+    for doc in json::split_documents(text) {
+        any = true;
+        match doc {
+            Ok(d) => route(shard, d, from),
+            Err(e) => shard.deliver(from, reply::error(0, None, &invalid_json(&e.to_string()))),
+        }
+    }
+    if !any {
+        shard.deliver(from, reply::error(0, None, &invalid_json("empty message")));
+    }
+}
+
+fn invalid_json(why: &str) -> JanusError {
+    JanusError::new(Code::InvalidJson, format!("Invalid Janus API request - {why}"))
+}
+
+/// Processes one JSON document here, or forwards it to the shard owning its session.
+pub fn route(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
+    let req = match Request::parse(doc) {
+        Ok(r) => r,
+        Err(rej) => {
+            return shard.deliver(from, reply::error(rej.session_id, rej.transaction, &rej.error));
+        }
+    };
+    let key = if req.session_id != 0 {
+        Some(req.session_id)
+    } else if req.verb == Verb::Create {
+        session_verbs::requested_id(&req).ok().flatten()
+    } else {
+        None
+    };
+    if let Some(key) = key {
+        let owner = shard.owner_of(key);
+        if owner != shard.id {
+            shard.forward(
+                owner,
+                ShardMsg::Request {
+                    text: doc.to_owned(),
+                    from,
+                },
+            );
+            return;
+        }
+    }
+    process(shard, req, from);
+}
+
+/// Applies one request on the shard that owns its session.
+pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) {
+    let fail = |e: JanusError| shard.deliver(from, reply::error(req.session_id, Some(req.transaction), &e));
+    if req.session_id == 0 {
+        if req.handle_id != 0 {
+            return fail(JanusError::bad_path(&req.verb_text));
+        }
+        return match req.verb {
+            Verb::Info => shard.deliver(from, shard.server_info(req.transaction)),
+            Verb::Ping => shard.deliver(from, reply::pong(req.transaction)),
+            Verb::Create if !secret_ok(shard, &req) => fail(JanusError::unauthorized()),
+            Verb::Create => session_verbs::create(shard, &req, from),
+            _ => fail(JanusError::bad_path(&req.verb_text)),
+        };
+    }
+    if !secret_ok(shard, &req) {
+        return fail(JanusError::unauthorized());
+    }
+    // Any request naming a live session counts as activity, as in Janus.
+    {
+        let mut sessions = shard.sessions.borrow_mut();
+        let Some(session) = sessions.get_mut(req.session_id) else {
+            drop(sessions);
+            return fail(JanusError::no_session(req.session_id));
+        };
+        session.last_activity = Instant::now();
+        if req.handle_id != 0 && !session.handles.contains_key(&req.handle_id) {
+            drop(sessions);
+            return fail(JanusError::no_handle(req.session_id, req.handle_id));
+        }
+    }
+    let on_handle = req.handle_id != 0;
+    match req.verb {
+        Verb::Keepalive => shard.deliver(from, reply::session_reply("ack", req.session_id, req.transaction)),
+        Verb::Claim => session_verbs::claim(shard, &req, from),
+        Verb::Destroy if !on_handle => session_verbs::destroy(shard, &req, from),
+        Verb::Attach if !on_handle => handle_verbs::attach(shard, &req, from),
+        Verb::Detach | Verb::Hangup | Verb::Message | Verb::Trickle if !on_handle => {
+            fail(JanusError::bad_path(&req.verb_text))
+        }
+        Verb::Destroy | Verb::Attach => fail(JanusError::bad_path(&req.verb_text)),
+        Verb::Detach => handle_verbs::detach(shard, &req, from),
+        Verb::Hangup => handle_verbs::hangup(shard, &req, from),
+        Verb::Message => handle_verbs::message(shard, &req, from),
+        Verb::Trickle => handle_verbs::trickle(shard, &req, from),
+        Verb::Info | Verb::Ping | Verb::Create | Verb::Unknown => {
+            fail(JanusError::unknown_request(&req.verb_text))
+        }
+    }
+}
+
+fn secret_ok(shard: &Shard, req: &Request) -> bool {
+    let secret = &shard.config.general.api_secret;
+    secret.is_empty() || req.apisecret.as_deref() == Some(secret.as_str())
+}

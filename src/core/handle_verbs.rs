@@ -1,0 +1,220 @@
+//! Handle-level verbs: `attach`, `detach`, `hangup`, `message`, `trickle`. Validation is
+//! done here; what a verb means is the plugin's business.
+
+use std::rc::Rc;
+
+use serde_json::value::RawValue;
+
+use super::session::{ConnRef, Handle};
+use crate::api::error::{Code, JanusError};
+use crate::api::json::{self, Kind};
+use crate::api::reply;
+use crate::api::request::Request;
+use crate::plugins::{HandleCtx, HandleState, Plugin, PluginMessage, Respond, Trickle};
+use crate::runtime::shard::Shard;
+
+use super::session_verbs::MAX_ID;
+
+pub fn attach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    let (sid, transaction) = (req.session_id, req.transaction);
+    let fail = |e: JanusError| shard.deliver(from, reply::error(sid, Some(transaction), &e));
+    let package = match req.str_field("plugin") {
+        Ok(Some(p)) => p,
+        Ok(None) => return fail(JanusError::missing("plugin")),
+        Err(e) => return fail(e),
+    };
+    let Some(plugin) = shard.plugin(&package) else {
+        return fail(JanusError::no_plugin(&package));
+    };
+    let opaque_id: Option<Rc<str>> = match req.str_field("opaque_id") {
+        Ok(o) => o.map(|o| o.as_ref().into()),
+        Err(e) => return fail(e),
+    };
+    let handle_id = {
+        let sessions = shard.sessions.borrow();
+        let Some(s) = sessions.get(sid) else {
+            drop(sessions);
+            return fail(JanusError::no_session(sid));
+        };
+        loop {
+            let id = fastrand::u64(1..=MAX_ID);
+            if !s.handles.contains_key(&id) {
+                break id;
+            }
+        }
+    };
+    let ctx = HandleCtx {
+        shard: shard.clone(),
+        session_id: sid,
+        handle_id,
+        opaque_id: opaque_id.clone(),
+    };
+    let transaction = transaction.to_owned();
+    let shard = shard.clone();
+    monoio::spawn(async move {
+        match plugin.attach(ctx.clone()).await {
+            Ok(state) => {
+                let mut sessions = shard.sessions.borrow_mut();
+                if let Some(s) = sessions.get_mut(sid) {
+                    s.handles.insert(
+                        handle_id,
+                        Handle {
+                            id: handle_id,
+                            plugin,
+                            opaque_id,
+                            state,
+                        },
+                    );
+                    drop(sessions);
+                    shard.deliver(from, reply::attached(sid, &transaction, handle_id));
+                } else {
+                    // The session went away while the backend attached.
+                    drop(sessions);
+                    plugin.detach(&ctx, state);
+                    let e = JanusError::new(Code::PluginAttach, "Session destroyed during attach");
+                    shard.deliver(from, reply::error(sid, Some(&transaction), &e));
+                }
+            }
+            Err(e) => shard.deliver(from, reply::error(sid, Some(&transaction), &e)),
+        }
+    });
+}
+
+/// The plugin, context and state of a handle, cloned out of the session table so that
+/// plugin callbacks run without a borrow of it.
+fn lookup(shard: &Rc<Shard>, sid: u64, hid: u64) -> Option<(&'static dyn Plugin, HandleCtx, HandleState)> {
+    let sessions = shard.sessions.borrow();
+    let h = sessions.get(sid)?.handles.get(&hid)?;
+    Some((
+        h.plugin,
+        HandleCtx {
+            shard: shard.clone(),
+            session_id: sid,
+            handle_id: hid,
+            opaque_id: h.opaque_id.clone(),
+        },
+        h.state.clone(),
+    ))
+}
+
+/// Answers a handle-level request with `kind` (`ack`/`success`) or the error.
+fn responder(shard: &Rc<Shard>, req: &Request, from: ConnRef, kind: &'static str) -> Respond {
+    let shard = shard.clone();
+    let sid = req.session_id;
+    let transaction = req.transaction.to_owned();
+    Box::new(move |r| {
+        let frame = match r {
+            Ok(()) => reply::session_reply(kind, sid, &transaction),
+            Err(e) => reply::error(sid, Some(&transaction), &e),
+        };
+        shard.deliver(from, frame);
+    })
+}
+
+pub fn detach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    let (sid, hid) = (req.session_id, req.handle_id);
+    let removed = shard
+        .sessions
+        .borrow_mut()
+        .get_mut(sid)
+        .and_then(|s| s.handles.remove(&hid));
+    let Some(h) = removed else {
+        return shard.deliver(from, reply::error(sid, Some(req.transaction), &JanusError::no_handle(sid, hid)));
+    };
+    let ctx = HandleCtx {
+        shard: shard.clone(),
+        session_id: sid,
+        handle_id: hid,
+        opaque_id: h.opaque_id.clone(),
+    };
+    // Janus 1.1.2 order: the reply, then the `detached` event.
+    shard.deliver(from, reply::session_reply("success", sid, req.transaction));
+    ctx.push(reply::handle_event("detached", ctx.addr(), None));
+    h.plugin.detach(&ctx, h.state);
+}
+
+pub fn hangup(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    let respond = responder(shard, req, from, "success");
+    match lookup(shard, req.session_id, req.handle_id) {
+        Some((plugin, ctx, state)) => plugin.hangup(&ctx, &state, respond),
+        None => respond(Err(JanusError::no_handle(req.session_id, req.handle_id))),
+    }
+}
+
+fn object_field<'a>(req: &Request<'a>, key: &str) -> Result<Option<&'a RawValue>, JanusError> {
+    match req.get(key) {
+        None => Ok(None),
+        Some(v) if json::kind(v) == Kind::Null => Ok(None),
+        Some(v) if json::kind(v) == Kind::Object => Ok(Some(v)),
+        Some(_) => Err(JanusError::wrong_type(key, "an object")),
+    }
+}
+
+pub fn message(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    let (sid, transaction) = (req.session_id, req.transaction);
+    let fail = |e: JanusError| shard.deliver(from, reply::error(sid, Some(transaction), &e));
+    let body = match object_field(req, "body") {
+        Ok(Some(b)) => b,
+        Ok(None) => return fail(JanusError::missing("body")),
+        Err(e) => return fail(e),
+    };
+    let jsep = match object_field(req, "jsep") {
+        Ok(j) => j,
+        Err(e) => return fail(e),
+    };
+    let Some((plugin, ctx, state)) = lookup(shard, sid, req.handle_id) else {
+        return fail(JanusError::no_handle(sid, req.handle_id));
+    };
+    let msg = PluginMessage {
+        transaction,
+        body,
+        jsep,
+    };
+    if plugin.is_async(&msg) {
+        shard.deliver(from, reply::session_reply("ack", sid, transaction));
+        plugin.message(&ctx, &state, msg);
+        return;
+    }
+    match plugin.message(&ctx, &state, msg) {
+        Some(data) => shard.deliver(
+            from,
+            reply::plugin_success(ctx.addr(), transaction, plugin.meta().package, &data),
+        ),
+        None => fail(JanusError::new(
+            Code::PluginMessage,
+            "Plugin didn't provide any content for this synchronous response",
+        )),
+    }
+}
+
+pub fn trickle(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    let respond = responder(shard, req, from, "ack");
+    let present = |k| req.get(k).filter(|v| json::kind(v) != Kind::Null);
+    let trickle = match (present("candidate"), present("candidates")) {
+        (None, None) => return respond(Err(JanusError::missing("candidate|candidates"))),
+        (Some(_), Some(_)) => {
+            return respond(Err(JanusError::new(
+                Code::InvalidJson,
+                "Can't have both candidate and candidates",
+            )))
+        }
+        (Some(c), None) if json::kind(c) != Kind::Object => {
+            return respond(Err(JanusError::wrong_type("candidate", "an object")))
+        }
+        (None, Some(c)) if json::kind(c) != Kind::Array => {
+            return respond(Err(JanusError::wrong_type("candidates", "an array")))
+        }
+        (Some(c), None) => Trickle {
+            field: "candidate",
+            value: c,
+        },
+        (None, Some(c)) => Trickle {
+            field: "candidates",
+            value: c,
+        },
+    };
+    match lookup(shard, req.session_id, req.handle_id) {
+        Some((plugin, ctx, state)) => plugin.trickle(&ctx, &state, trickle, respond),
+        None => respond(Err(JanusError::no_handle(req.session_id, req.handle_id))),
+    }
+}

@@ -1,0 +1,218 @@
+//! Frontend sessions and handles owned by one shard, and the index from client
+//! connections to the sessions they own. Pure state: no I/O, no clock reads (callers
+//! pass `now`), so expiry rules are tested directly.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ahash::{AHashMap, AHashSet};
+
+use crate::plugins::{HandleState, Plugin};
+
+/// A client connection anywhere in the proxy: the shard that accepted it and its id there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    pub shard: u16,
+    pub id: u64,
+}
+
+pub struct Handle {
+    pub id: u64,
+    pub plugin: &'static dyn Plugin,
+    pub opaque_id: Option<Rc<str>>,
+    pub state: HandleState,
+}
+
+pub struct Session {
+    pub id: u64,
+    /// The connection that receives this session's events; `None` while orphaned
+    /// (its socket closed and it waits to be claimed).
+    pub owner: Option<ConnRef>,
+    pub last_activity: Instant,
+    pub orphaned_at: Option<Instant>,
+    pub handles: AHashMap<u64, Handle>,
+}
+
+/// Why a session is being destroyed by the shard itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// No request within `session_timeout`: the client is told with a `timeout` event.
+    Timeout,
+    /// Orphaned for longer than `reclaim_session_timeout`.
+    NotReclaimed,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    map: AHashMap<u64, Session>,
+    by_conn: AHashMap<ConnRef, AHashSet<u64>>,
+}
+
+impl Sessions {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.map.contains_key(&id)
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Session> {
+        self.map.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut Session> {
+        self.map.get_mut(&id)
+    }
+
+    /// Sessions owned by `conn` on this shard.
+    pub fn count_of(&self, conn: ConnRef) -> usize {
+        self.by_conn.get(&conn).map_or(0, |s| s.len())
+    }
+
+    pub fn insert(&mut self, id: u64, owner: ConnRef, now: Instant) {
+        self.map.insert(
+            id,
+            Session {
+                id,
+                owner: Some(owner),
+                last_activity: now,
+                orphaned_at: None,
+                handles: AHashMap::new(),
+            },
+        );
+        self.by_conn.entry(owner).or_default().insert(id);
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<Session> {
+        let s = self.map.remove(&id)?;
+        if let Some(o) = s.owner {
+            self.unindex(o, id);
+        }
+        Some(s)
+    }
+
+    fn unindex(&mut self, conn: ConnRef, id: u64) {
+        if let Some(set) = self.by_conn.get_mut(&conn) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_conn.remove(&conn);
+            }
+        }
+    }
+
+    /// Moves a session to `conn` (claim). False if there is no such session.
+    pub fn claim(&mut self, id: u64, conn: ConnRef, now: Instant) -> bool {
+        let Some(s) = self.map.get_mut(&id) else {
+            return false;
+        };
+        let old = s.owner.replace(conn);
+        s.orphaned_at = None;
+        s.last_activity = now;
+        if let Some(o) = old {
+            self.unindex(o, id);
+        }
+        self.by_conn.entry(conn).or_default().insert(id);
+        true
+    }
+
+    /// The connection `conn` closed: its sessions become orphans (to be claimed within
+    /// the reclaim window) or, without a window, are returned for destruction.
+    pub fn connection_closed(&mut self, conn: ConnRef, reclaim: Duration, now: Instant) -> Vec<u64> {
+        let Some(ids) = self.by_conn.remove(&conn) else {
+            return Vec::new();
+        };
+        if reclaim.is_zero() {
+            return ids.into_iter().collect();
+        }
+        for id in ids {
+            if let Some(s) = self.map.get_mut(&id) {
+                s.owner = None;
+                s.orphaned_at = Some(now);
+            }
+        }
+        Vec::new()
+    }
+
+    /// Sessions to destroy now, and why. `timeout` zero disables the activity timeout.
+    pub fn expired(&self, now: Instant, timeout: Duration, reclaim: Duration) -> Vec<(u64, Expiry)> {
+        self.map
+            .values()
+            .filter_map(|s| {
+                if let Some(t) = s.orphaned_at {
+                    if now.duration_since(t) >= reclaim {
+                        return Some((s.id, Expiry::NotReclaimed));
+                    }
+                }
+                if !timeout.is_zero() && now.duration_since(s.last_activity) >= timeout {
+                    return Some((s.id, Expiry::Timeout));
+                }
+                None
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: ConnRef = ConnRef { shard: 0, id: 1 };
+    const B: ConnRef = ConnRef { shard: 1, id: 2 };
+
+    #[test]
+    fn claim_moves_ownership() {
+        let now = Instant::now();
+        let mut s = Sessions::default();
+        s.insert(10, A, now);
+        assert_eq!(s.count_of(A), 1);
+        assert!(s.claim(10, B, now));
+        assert_eq!((s.count_of(A), s.count_of(B)), (0, 1));
+        assert_eq!(s.get(10).unwrap().owner, Some(B));
+        assert!(!s.claim(11, B, now));
+        // The old connection closing no longer affects the session.
+        assert!(s.connection_closed(A, Duration::ZERO, now).is_empty());
+        assert!(s.contains(10));
+    }
+
+    #[test]
+    fn close_without_reclaim_destroys() {
+        let now = Instant::now();
+        let mut s = Sessions::default();
+        s.insert(1, A, now);
+        s.insert(2, A, now);
+        let mut gone = s.connection_closed(A, Duration::ZERO, now);
+        gone.sort();
+        assert_eq!(gone, [1, 2]);
+    }
+
+    #[test]
+    fn orphans_expire_after_reclaim_window() {
+        let t0 = Instant::now();
+        let mut s = Sessions::default();
+        s.insert(1, A, t0);
+        assert!(s.connection_closed(A, Duration::from_secs(5), t0).is_empty());
+        assert_eq!(s.get(1).unwrap().owner, None);
+        let none = s.expired(t0 + Duration::from_secs(4), Duration::ZERO, Duration::from_secs(5));
+        assert!(none.is_empty());
+        let due = s.expired(t0 + Duration::from_secs(5), Duration::ZERO, Duration::from_secs(5));
+        assert_eq!(due, [(1, Expiry::NotReclaimed)]);
+        assert!(s.claim(1, B, t0));
+        assert!(s.expired(t0 + Duration::from_secs(9), Duration::ZERO, Duration::from_secs(5)).is_empty());
+    }
+
+    #[test]
+    fn activity_timeout() {
+        let t0 = Instant::now();
+        let mut s = Sessions::default();
+        s.insert(1, A, t0);
+        let t = Duration::from_secs(60);
+        assert!(s.expired(t0 + Duration::from_secs(59), t, Duration::ZERO).is_empty());
+        assert_eq!(s.expired(t0 + t, t, Duration::ZERO), [(1, Expiry::Timeout)]);
+        assert!(s.expired(t0 + t, Duration::ZERO, Duration::ZERO).is_empty());
+    }
+}

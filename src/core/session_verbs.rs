@@ -1,0 +1,87 @@
+//! Session-level verbs: `create`, `destroy`, `claim` (keepalive is answered in dispatch).
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::session::ConnRef;
+use crate::api::error::{Code, JanusError};
+use crate::api::json::{self, Kind};
+use crate::api::reply;
+use crate::api::request::Request;
+use crate::runtime::shard::Shard;
+
+/// Largest id a JavaScript client can hold exactly (2^53 - 1).
+pub const MAX_ID: u64 = (1 << 53) - 1;
+
+/// The id a `create` asks for, if any.
+///
+/// # Errors
+/// 467 when `id` is not an integer in 1..2^53.
+pub fn requested_id(req: &Request) -> Result<Option<u64>, JanusError> {
+    match req.get("id") {
+        None => Ok(None),
+        Some(v) if json::kind(v) == Kind::Null => Ok(None),
+        Some(v) => match v.get().parse::<u64>() {
+            Ok(id) if (1..=MAX_ID).contains(&id) => Ok(Some(id)),
+            _ => Err(JanusError::wrong_type("id", "a positive integer below 2^53")),
+        },
+    }
+}
+
+pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    let fail = |e: JanusError| shard.deliver(from, reply::error(0, Some(req.transaction), &e));
+    let requested = match requested_id(req) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let max = shard.config.ws_transport.max_sessions_per_connection;
+    let mut sessions = shard.sessions.borrow_mut();
+    if sessions.count_of(from) >= max {
+        drop(sessions);
+        return fail(JanusError::new(
+            Code::NotAcceptingSessions,
+            format!("Too many sessions on this connection (max {max})"),
+        ));
+    }
+    let id = match requested {
+        Some(id) if sessions.contains(id) => {
+            drop(sessions);
+            return fail(JanusError::new(Code::SessionConflict, "Session ID already in use"));
+        }
+        Some(id) => id,
+        // Draw until the id hashes to this shard, so the session lives where its
+        // connection is and later requests need no hop.
+        None => loop {
+            let id = fastrand::u64(1..=MAX_ID);
+            if shard.owner_of(id) == shard.id && !sessions.contains(id) {
+                break id;
+            }
+        },
+    };
+    sessions.insert(id, from, Instant::now());
+    drop(sessions);
+    shard.deliver(from, reply::created(req.transaction, id));
+}
+
+pub fn destroy(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    shard.destroy_session(req.session_id);
+    shard.deliver(from, reply::session_reply("success", req.session_id, req.transaction));
+}
+
+pub fn claim(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    let claimed = shard
+        .sessions
+        .borrow_mut()
+        .claim(req.session_id, from, Instant::now());
+    let frame = if claimed {
+        reply::session_reply("success", req.session_id, req.transaction)
+    } else {
+        reply::error(req.session_id, Some(req.transaction), &JanusError::no_session(req.session_id))
+    };
+    shard.deliver(from, frame);
+}
+
+/// Reclaim window from the configuration.
+pub fn reclaim_window(shard: &Shard) -> Duration {
+    Duration::from_secs(shard.config.general.reclaim_session_timeout)
+}

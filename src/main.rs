@@ -1,0 +1,131 @@
+//! `janus-proxy`: reads the configuration, binds the client listener once per shard
+//! (SO_REUSEPORT), starts one pinned shard thread per core, and waits for a signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use clap::Parser;
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::{error, info};
+
+use janus_cloud::backend::server::ServerEntry;
+use janus_cloud::config::Config;
+use janus_cloud::runtime::shard::{self, Shared};
+
+#[derive(Parser)]
+#[command(name = "janus-proxy", version, about = "Janus API proxy over a cluster of Janus servers")]
+struct Args {
+    /// Configuration file (TOML); built-in defaults when omitted.
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match &args.config {
+        Some(p) => Config::load(p),
+        None => Config::from_toml(""),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("janus-proxy: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    let _guards = match janus_cloud::logging::init(&config.log) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("janus-proxy: cannot open log file {}: {e}", config.log.log_to_file);
+            return ExitCode::from(2);
+        }
+    };
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("janus-proxy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    let n = config.shard_count();
+    let addr: SocketAddr = config.ws_transport.ws_listen.parse()?;
+    let listeners = bind_all(addr, n)?;
+    info!(version = env!("CARGO_PKG_VERSION"), shards = n, listen = %listeners_addr(&listeners), "janus-proxy starting");
+    let servers: Vec<Arc<ServerEntry>> = config
+        .janus_server
+        .iter()
+        .filter_map(ServerEntry::from_config)
+        .map(Arc::new)
+        .collect();
+    for s in &servers {
+        info!(server = %s.name, url = %s.url, "backend configured");
+    }
+    let (senders, inboxes) = shard::mailboxes(n);
+    let shared = Shared {
+        config: Arc::new(config),
+        servers: Arc::new(servers),
+        peers: Arc::new(senders),
+        rr_counter: Arc::new(AtomicUsize::new(0)),
+    };
+    for (id, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("shard-{id}"))
+            .spawn(move || shard::run(id, shared, inbox, listener))?;
+    }
+    wait_for_signal()?;
+    info!("signal received, exiting");
+    Ok(())
+}
+
+fn listeners_addr(l: &[std::net::TcpListener]) -> String {
+    l.first()
+        .and_then(|l| l.local_addr().ok())
+        .map_or_else(|| "?".into(), |a| a.to_string())
+}
+
+/// Binds `n` listeners on one address with SO_REUSEPORT, so the kernel spreads
+/// connections over the shards. A first probe bind without SO_REUSEPORT fails if another
+/// process already listens there (with SO_REUSEPORT it would silently share the port).
+fn bind_all(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let probe = std::net::TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (is another janus-proxy running?)"))?;
+    // Port 0 means "any": all shards must share the port the probe got.
+    let addr = probe.local_addr()?;
+    drop(probe);
+    (0..n)
+        .map(|_| {
+            let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            s.set_reuse_address(true)?;
+            s.set_reuse_port(true)?;
+            s.set_tcp_nodelay(true)?;
+            s.bind(&addr.into())?;
+            s.listen(1024)?;
+            s.set_nonblocking(true)?;
+            Ok(s.into())
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+fn wait_for_signal() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT])?;
+    if let Some(sig) = signals.forever().next() {
+        info!(signal = sig, "stopping");
+    }
+    Ok(())
+}

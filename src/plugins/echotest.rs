@@ -1,0 +1,148 @@
+//! `janus.plugin.echotest`: a transparent relay to one backend echotest handle per
+//! frontend handle (spec 04 §2). Bodies and JSEPs go to the backend untouched; its
+//! answers come back with the client's ids and transaction.
+
+use std::rc::Rc;
+
+use tracing::debug;
+
+use super::*;
+use crate::api::error::Code;
+use crate::backend::link::{data_id, HandleOwner};
+
+pub struct EchoTest;
+
+static META: PluginMeta = PluginMeta {
+    package: "janus.plugin.echotest",
+    name: "JANUS EchoTest plugin",
+    author: "opensight.cn",
+    description: "A trivial EchoTest plugin for Janus-cloud, relaying to a backend Janus EchoTest.",
+    version: 7,
+    version_string: "0.0.7",
+};
+
+fn invalid() -> JanusError {
+    JanusError::new(Code::BadGateway, "backend handle invalid")
+}
+
+/// `plugindata.data` of an error event.
+fn error_data(e: &JanusError) -> String {
+    let mut w = crate::api::json::ObjectWriter::new();
+    w.str("echotest", "event")
+        .u64("error_code", e.code as u64)
+        .str("error", &e.reason);
+    String::from_utf8(w.finish()).unwrap_or_default()
+}
+
+impl Plugin for EchoTest {
+    fn meta(&self) -> &'static PluginMeta {
+        &META
+    }
+
+    fn attach(&self, ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
+        Box::pin(async move {
+            let link = ctx.shard.backends.select()?;
+            link.ready().await?;
+            let id = link
+                .call(
+                    "attach",
+                    None,
+                    &[("plugin", "\"janus.plugin.echotest\"")],
+                    false,
+                    |m| data_id(m),
+                )
+                .await?;
+            link.register_handle(
+                id,
+                HandleOwner {
+                    session_id: ctx.session_id,
+                    handle_id: ctx.handle_id,
+                },
+            );
+            debug!(server = %link.server.name, backend_handle = id, handle = ctx.handle_id, "echotest attached");
+            Ok(HandleState::Backend(BackendHandle { link, id }))
+        })
+    }
+
+    fn is_async(&self, _msg: &PluginMessage) -> bool {
+        true
+    }
+
+    fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
+        let transaction: Rc<str> = msg.transaction.into();
+        let HandleState::Backend(b) = state else {
+            ctx.push(reply::plugin_event(ctx.addr(), Some(&transaction), META.package, &error_data(&invalid()), None));
+            return None;
+        };
+        let mut fields = vec![("body", msg.body.get())];
+        if let Some(j) = msg.jsep {
+            fields.push(("jsep", j.get()));
+        }
+        let ctx = ctx.clone();
+        b.link.send(
+            "message",
+            Some(b.id),
+            &fields,
+            false,
+            Box::new(move |r| {
+                let frame = match r {
+                    Ok(m) => {
+                        let data = m
+                            .get("plugindata")
+                            .and_then(|p| RawObject::parse(p.get()).ok())
+                            .and_then(|p| p.get("data"));
+                        match data {
+                            Some(d) => reply::plugin_event(
+                                ctx.addr(),
+                                Some(&transaction),
+                                META.package,
+                                d.get(),
+                                m.get("jsep").map(RawValue::get),
+                            ),
+                            None => reply::plugin_event(
+                                ctx.addr(),
+                                Some(&transaction),
+                                META.package,
+                                &error_data(&JanusError::new(Code::BadGateway, "Invalid backend reply")),
+                                None,
+                            ),
+                        }
+                    }
+                    Err(e) => reply::plugin_event(ctx.addr(), Some(&transaction), META.package, &error_data(&e), None),
+                };
+                ctx.push(frame);
+            }),
+        );
+        None
+    }
+
+    fn trickle(&self, _ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
+        let HandleState::Backend(b) = state else {
+            return respond(Err(invalid()));
+        };
+        b.link.send(
+            "trickle",
+            Some(b.id),
+            &[(t.field, t.value.get())],
+            true,
+            Box::new(move |r| respond(r.map(|_| ()))),
+        );
+    }
+
+    fn hangup(&self, _ctx: &HandleCtx, state: &HandleState, respond: Respond) {
+        let HandleState::Backend(b) = state else {
+            return respond(Err(invalid()));
+        };
+        b.link
+            .send("hangup", Some(b.id), &[], false, Box::new(move |r| respond(r.map(|_| ()))));
+    }
+
+    fn detach(&self, _ctx: &HandleCtx, state: HandleState) {
+        if let HandleState::Backend(b) = state {
+            // Forget it first so the backend's own `detached` is not relayed.
+            if b.link.unregister_handle(b.id) {
+                b.link.send("detach", Some(b.id), &[], false, Box::new(|_| {}));
+            }
+        }
+    }
+}

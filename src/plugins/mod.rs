@@ -1,0 +1,144 @@
+//! plugins/: what a frontend handle does with the requests it gets. Each plugin is a
+//! stateless unit struct behind the [`Plugin`] trait; per-handle state lives in the
+//! handle as a [`HandleState`]. Callbacks never block and never panic on input: work
+//! that waits (backend round trips) continues in callbacks or spawned tasks.
+
+pub mod dummytest;
+pub mod echotest;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use serde_json::value::RawValue;
+
+use crate::api::error::JanusError;
+use crate::api::json::RawObject;
+use crate::api::reply::{self, Addr};
+use crate::backend::link::Link;
+use crate::runtime::shard::Shard;
+
+/// Descriptive data shown in `info.plugins`.
+pub struct PluginMeta {
+    pub package: &'static str,
+    pub name: &'static str,
+    pub author: &'static str,
+    pub description: &'static str,
+    pub version: u32,
+    pub version_string: &'static str,
+}
+
+/// Per-handle plugin state.
+#[derive(Clone)]
+pub enum HandleState {
+    /// Nothing to keep (dummytest).
+    Local,
+    /// A handle on a backend Janus that mirrors this one (echotest).
+    Backend(BackendHandle),
+}
+
+/// The backend handle behind a frontend handle.
+#[derive(Clone)]
+pub struct BackendHandle {
+    pub link: Rc<Link>,
+    pub id: u64,
+}
+
+/// The frontend handle a callback is about, and the way to reach its client.
+#[derive(Clone)]
+pub struct HandleCtx {
+    pub shard: Rc<Shard>,
+    pub session_id: u64,
+    pub handle_id: u64,
+    pub opaque_id: Option<Rc<str>>,
+}
+
+impl HandleCtx {
+    pub fn addr(&self) -> Addr<'_> {
+        Addr {
+            session_id: self.session_id,
+            handle_id: self.handle_id,
+            opaque_id: self.opaque_id.as_deref(),
+        }
+    }
+
+    /// Sends a frame to whichever connection owns the session now.
+    pub fn push(&self, frame: Vec<u8>) {
+        self.shard.push_to_session(self.session_id, frame);
+    }
+}
+
+/// A `message` request as a plugin sees it.
+pub struct PluginMessage<'a> {
+    /// Raw JSON string literal, to echo in the answer.
+    pub transaction: &'a str,
+    pub body: &'a RawValue,
+    pub jsep: Option<&'a RawValue>,
+}
+
+/// `candidate` or `candidates` of a `trickle`, raw.
+pub struct Trickle<'a> {
+    pub field: &'static str,
+    pub value: &'a RawValue,
+}
+
+/// Answers one client request (ack/success or a core error).
+pub type Respond = Box<dyn FnOnce(Result<(), JanusError>)>;
+
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+pub trait Plugin {
+    fn meta(&self) -> &'static PluginMeta;
+
+    /// Runs inside `attach`, before the client gets its reply; an error fails the attach.
+    fn attach(&self, ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>>;
+
+    /// Whether this `message` is answered asynchronously (`ack` now, `event` later).
+    /// The core sends the `ack` before calling [`Plugin::message`].
+    fn is_async(&self, msg: &PluginMessage) -> bool;
+
+    /// Handles a `message`. Synchronous requests return the `plugindata.data` JSON;
+    /// asynchronous ones return `None` and push an `event` with the transaction later.
+    fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String>;
+
+    /// Handles a `trickle`; `respond` sends the `ack` or the error.
+    fn trickle(&self, ctx: &HandleCtx, state: &HandleState, trickle: Trickle, respond: Respond);
+
+    /// Handles a `hangup`; `respond` sends the `success` or the error.
+    fn hangup(&self, ctx: &HandleCtx, state: &HandleState, respond: Respond);
+
+    /// The handle is going away (detach, session destroyed or expired): release what it
+    /// holds. Nothing is sent to the client from here.
+    fn detach(&self, ctx: &HandleCtx, state: HandleState);
+
+    /// An unsolicited message from the backend handle. Default: relay it to the client
+    /// with the ids rewritten (spec 01 §7.1).
+    fn backend_event(&self, ctx: &HandleCtx, msg: &RawObject, janus: &str) {
+        ctx.push(reply::relay(msg, janus, ctx.addr(), None));
+    }
+}
+
+/// Every plugin this build knows, by its short config name.
+pub fn by_name(name: &str) -> Option<&'static dyn Plugin> {
+    match name {
+        "echotest" => Some(&echotest::EchoTest),
+        "dummytest" => Some(&dummytest::DummyTest),
+        _ => None,
+    }
+}
+
+/// The `info.plugins` object for the given plugins.
+pub fn info_json(plugins: &[&'static dyn Plugin]) -> String {
+    let mut out = crate::api::json::ObjectWriter::new();
+    for p in plugins {
+        let m = p.meta();
+        let mut o = crate::api::json::ObjectWriter::new();
+        o.str("name", m.name)
+            .str("author", m.author)
+            .str("description", m.description)
+            .str("version_string", m.version_string)
+            .u64("version", m.version as u64);
+        out.raw(m.package, std::str::from_utf8(&o.finish()).unwrap_or("{}"));
+    }
+    String::from_utf8(out.finish()).unwrap_or_else(|_| "{}".into())
+}

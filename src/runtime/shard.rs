@@ -1,0 +1,306 @@
+//! A shard: one pinned thread running one monoio runtime, with its own listener, client
+//! connections, sessions and backend links. Shards share nothing mutable but atomics;
+//! they reach each other through [`ShardMsg`] mailboxes.
+
+use std::cell::{Cell, RefCell};
+use std::net::TcpListener as StdListener;
+use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+use tracing::{debug, error, info, warn};
+
+use super::jump_hash::jump_hash;
+use super::local_queue::QueueTx;
+use super::mailbox::{mailbox, Mailbox, MailboxSender};
+use crate::api::json::ObjectWriter;
+use crate::backend::link::{Link, LinkConf};
+use crate::backend::select::Algorithm;
+use crate::backend::server::ServerEntry;
+use crate::backend::Backends;
+use crate::config::Config;
+use crate::core::session::{ConnRef, Sessions};
+use crate::core::{dispatch, events};
+use crate::plugins::{self, HandleCtx, Plugin};
+use crate::transport::ws::{Killer, Outbound};
+
+/// Messages between shards.
+pub enum ShardMsg {
+    /// A request for a session this shard owns, from a connection of another shard.
+    Request { text: String, from: ConnRef },
+    /// A frame for one of this shard's connections.
+    Deliver { conn: u64, frame: Vec<u8> },
+    /// A client connection closed; its sessions here are orphaned or destroyed.
+    ConnClosed { conn: ConnRef },
+}
+
+/// A client connection of this shard: its writer queue and the means to cut it.
+pub struct ConnEntry {
+    pub tx: QueueTx<Outbound>,
+    pub killer: Killer,
+}
+
+/// What every shard gets from `main`.
+#[derive(Clone)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub servers: Arc<Vec<Arc<ServerEntry>>>,
+    pub peers: Arc<Vec<MailboxSender<ShardMsg>>>,
+    pub rr_counter: Arc<AtomicUsize>,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub count: usize,
+    pub config: Arc<Config>,
+    peers: Arc<Vec<MailboxSender<ShardMsg>>>,
+    pub conns: RefCell<AHashMap<u64, ConnEntry>>,
+    next_conn: Cell<u64>,
+    pub sessions: RefCell<Sessions>,
+    pub backends: Backends,
+    plugins: Vec<&'static dyn Plugin>,
+    /// `server_info` after the transaction, built once.
+    info_tail: String,
+}
+
+impl Shard {
+    fn new(id: usize, shared: &Shared) -> Rc<Shard> {
+        let cfg = shared.config.clone();
+        let plugins: Vec<&'static dyn Plugin> =
+            cfg.plugins.iter().filter_map(|p| plugins::by_name(p)).collect();
+        let conf = LinkConf {
+            request_timeout: Duration::from_secs(cfg.backend.request_timeout),
+            connect_timeout: Duration::from_secs(cfg.backend.connect_timeout),
+            reconnect_min: Duration::from_millis(cfg.backend.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(cfg.backend.reconnect_max_ms),
+            api_secret: (!cfg.general.api_secret.is_empty()).then(|| cfg.general.api_secret.clone()),
+        };
+        let algorithm = Algorithm::parse(&cfg.general.server_select).unwrap_or(Algorithm::RoundRobin);
+        Rc::new_cyclic(|me: &std::rc::Weak<Shard>| {
+            let links = shared
+                .servers
+                .iter()
+                .map(|s| {
+                    let me = me.clone();
+                    Link::new(
+                        s.clone(),
+                        conf.clone(),
+                        Box::new(move |link, ev| {
+                            if let Some(shard) = me.upgrade() {
+                                events::on_link_event(&shard, link, ev);
+                            }
+                        }),
+                    )
+                })
+                .collect();
+            Shard {
+                id,
+                count: shared.peers.len(),
+                info_tail: server_info_tail(&cfg, &plugins),
+                config: cfg,
+                peers: shared.peers.clone(),
+                conns: RefCell::new(AHashMap::new()),
+                next_conn: Cell::new(1),
+                sessions: RefCell::new(Sessions::default()),
+                backends: Backends::new(links, algorithm, shared.rr_counter.clone()),
+                plugins,
+            }
+        })
+    }
+
+    /// The shard owning session `id`.
+    pub fn owner_of(&self, id: u64) -> usize {
+        jump_hash(id, self.count)
+    }
+
+    pub fn plugin(&self, package: &str) -> Option<&'static dyn Plugin> {
+        self.plugins.iter().copied().find(|p| p.meta().package == package)
+    }
+
+    pub fn new_conn_id(&self) -> ConnRef {
+        let id = self.next_conn.get();
+        self.next_conn.set(id + 1);
+        ConnRef {
+            shard: self.id as u16,
+            id,
+        }
+    }
+
+    pub fn forward(&self, shard: usize, msg: ShardMsg) {
+        if !self.peers[shard].send(msg) {
+            warn!(shard, "peer shard mailbox closed");
+        }
+    }
+
+    /// Sends a frame to a client connection on any shard. Frames for connections that
+    /// are gone are dropped.
+    pub fn deliver(&self, conn: ConnRef, frame: Vec<u8>) {
+        if conn.shard as usize == self.id {
+            if let Some(c) = self.conns.borrow().get(&conn.id) {
+                c.tx.send(Outbound::Text(frame));
+            }
+        } else {
+            self.forward(
+                conn.shard as usize,
+                ShardMsg::Deliver {
+                    conn: conn.id,
+                    frame,
+                },
+            );
+        }
+    }
+
+    /// Sends a frame to the connection that owns a session (nothing while orphaned).
+    pub fn push_to_session(&self, session_id: u64, frame: Vec<u8>) {
+        let owner = self.sessions.borrow().get(session_id).and_then(|s| s.owner);
+        if let Some(conn) = owner {
+            self.deliver(conn, frame);
+        }
+    }
+
+    /// Removes a session and releases its handles (no events to the client, as Janus).
+    pub fn destroy_session(self: &Rc<Self>, id: u64) {
+        let Some(session) = self.sessions.borrow_mut().remove(id) else {
+            return;
+        };
+        for (hid, h) in session.handles {
+            let ctx = HandleCtx {
+                shard: self.clone(),
+                session_id: id,
+                handle_id: hid,
+                opaque_id: h.opaque_id,
+            };
+            h.plugin.detach(&ctx, h.state);
+        }
+    }
+
+    /// The `server_info` reply to an `info` request.
+    pub fn server_info(&self, transaction: &str) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.info_tail.len() + 64);
+        v.extend_from_slice(b"{\"janus\":\"server_info\",\"transaction\":");
+        v.extend_from_slice(transaction.as_bytes());
+        v.extend_from_slice(self.info_tail.as_bytes());
+        v
+    }
+
+    /// Tells every shard (this one included) that a client connection closed.
+    pub fn connection_closed(self: &Rc<Self>, conn: ConnRef) {
+        self.conns.borrow_mut().remove(&conn.id);
+        for (i, peer) in self.peers.iter().enumerate() {
+            if i == self.id {
+                events::connection_closed(self, conn);
+            } else {
+                peer.send(ShardMsg::ConnClosed { conn });
+            }
+        }
+    }
+
+    fn on_message(self: &Rc<Self>, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Request { text, from } => dispatch::route(self, &text, from),
+            ShardMsg::Deliver { conn, frame } => {
+                if let Some(c) = self.conns.borrow().get(&conn) {
+                    c.tx.send(Outbound::Text(frame));
+                }
+            }
+            ShardMsg::ConnClosed { conn } => events::connection_closed(self, conn),
+        }
+    }
+}
+
+/// Everything of `server_info` after the transaction: fixed for the process lifetime.
+fn server_info_tail(cfg: &Config, plugins: &[&'static dyn Plugin]) -> String {
+    let mut w = ObjectWriter::new();
+    w.str("name", "Janus-Cloud Proxy")
+        .u64("version", 10)
+        .str("version_string", env!("CARGO_PKG_VERSION"))
+        .str("author", "OpenSight")
+        .str("email", "public@opensight.cn")
+        .str("website", "https://github.com/OpenSight/janus-cloud")
+        .str("server_name", &cfg.general.server_name)
+        .str("server-name", &cfg.general.server_name)
+        .u64("session-timeout", cfg.general.session_timeout)
+        .u64("reclaim-session-timeout", cfg.general.reclaim_session_timeout)
+        .bool("api_secret", !cfg.general.api_secret.is_empty())
+        .bool("auth_token", false)
+        .raw("plugins", &plugins::info_json(plugins));
+    let obj = w.finish();
+    // Drop the opening brace: the prefix written by `server_info` replaces it.
+    let mut tail = String::from(",");
+    tail.push_str(std::str::from_utf8(&obj[1..]).unwrap_or("}"));
+    tail
+}
+
+/// Builds the mailboxes for `n` shards.
+pub fn mailboxes(n: usize) -> (Vec<MailboxSender<ShardMsg>>, Vec<Mailbox<ShardMsg>>) {
+    (0..n).map(|_| mailbox()).unzip()
+}
+
+/// Runs shard `id` on the calling thread until the process exits.
+pub fn run(id: usize, shared: Shared, inbox: Mailbox<ShardMsg>, listener: StdListener) {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if let Some(core) = cores.get(id % cores.len().max(1)) {
+        if !core_affinity::set_for_current(*core) {
+            warn!(shard = id, "could not pin shard thread to a core");
+        }
+    }
+    let driver = if monoio::utils::detect_uring() {
+        "io_uring"
+    } else {
+        "epoll"
+    };
+    let built = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .with_entries(1024)
+        .enable_timer()
+        .build();
+    let mut rt = match built {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(shard = id, error = %e, "cannot build the shard runtime");
+            std::process::exit(1);
+        }
+    };
+    let forced_legacy = std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER").is_some();
+    info!(shard = id, driver = if forced_legacy { "epoll (forced)" } else { driver }, "shard starting");
+    rt.block_on(async move {
+        let shard = Shard::new(id, &shared);
+        for link in &shard.backends.links {
+            monoio::spawn(link.clone().supervise());
+        }
+        let me = shard.clone();
+        monoio::spawn(async move {
+            while let Some(msg) = inbox.recv().await {
+                me.on_message(msg);
+            }
+        });
+        let me = shard.clone();
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(Duration::from_secs(1)).await;
+                events::sweep(&me, Instant::now());
+            }
+        });
+        let listener = match monoio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                error!(shard = id, error = %e, "cannot adopt the listener");
+                std::process::exit(1);
+            }
+        };
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    debug!(shard = id, %peer, "client connected");
+                    monoio::spawn(crate::transport::server::serve(shard.clone(), stream));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(shard = id, error = %e, "accept failed");
+                    monoio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+}

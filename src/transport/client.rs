@@ -1,0 +1,123 @@
+//! Opening a WebSocket to a backend Janus: URL parsing, TCP connect, the handshake.
+
+use std::io;
+use std::net::SocketAddr;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::handshake;
+
+/// A `ws://host:port/path` URL (`wss://` is not supported yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl WsUrl {
+    pub fn parse(url: &str) -> Option<WsUrl> {
+        let rest = url.strip_prefix("ws://")?;
+        if rest.chars().any(char::is_whitespace) {
+            return None;
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = if let Some(h) = authority.strip_prefix('[') {
+            // [v6]:port
+            let (h, p) = h.split_once(']')?;
+            (h, p.strip_prefix(':').map_or(Some(80), |p| p.parse().ok())?)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().ok()?),
+                None => (authority, 80),
+            }
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(WsUrl {
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+}
+
+/// Resolves the host without blocking the shard: IP literals directly, names on a
+/// short-lived thread.
+async fn resolve(url: &WsUrl) -> io::Result<SocketAddr> {
+    if let Ok(ip) = url.host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, url.port));
+    }
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let target = (url.host.clone(), url.port);
+    std::thread::Builder::new()
+        .name("dns".into())
+        .spawn(move || {
+            let r = std::net::ToSocketAddrs::to_socket_addrs(&target)
+                .and_then(|mut a| a.next().ok_or_else(|| io::Error::other("no address")));
+            let _ = tx.send(r);
+        })?;
+    rx.await.map_err(|_| io::Error::other("resolver thread died"))?
+}
+
+/// Connects and upgrades. Returns the stream and any bytes read past the handshake.
+///
+/// # Errors
+/// Connect failures and handshake refusals.
+pub async fn connect(url: &WsUrl) -> io::Result<(TcpStream, Vec<u8>)> {
+    let addr = resolve(url).await?;
+    let mut stream = TcpStream::connect_addr(addr).await?;
+    stream.set_nodelay(true)?;
+    let key = tungstenite::handshake::client::generate_key();
+    let req = handshake::client_request(&url.host, url.port, &url.path, &key);
+    let (res, _) = stream.write_all(req).await;
+    res?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        let len = buf.len();
+        if buf.capacity() - len < 256 {
+            buf.reserve(1024);
+        }
+        let (res, slice) = stream.read(buf.slice_mut(len..)).await;
+        buf = slice.into_inner();
+        if res? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "backend closed during the handshake",
+            ));
+        }
+        match handshake::parse_client_response(&buf, &key) {
+            Ok(Some(n)) => return Ok((stream, buf.split_off(n))),
+            Ok(None) => continue,
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            WsUrl::parse("ws://127.0.0.1:8188"),
+            Some(WsUrl {
+                host: "127.0.0.1".into(),
+                port: 8188,
+                path: "/".into()
+            })
+        );
+        assert_eq!(WsUrl::parse("ws://h/janus").unwrap().port, 80);
+        assert_eq!(WsUrl::parse("ws://[::1]:9/x").unwrap().host, "::1");
+        assert!(WsUrl::parse("wss://h:1").is_none());
+        assert!(WsUrl::parse("ws://:1").is_none());
+        assert!(WsUrl::parse("ws://h:port").is_none());
+    }
+}

@@ -1,0 +1,94 @@
+//! Command line of janus-proxy: --version, --check-config (spec 02 §1, §2).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn check_config(cfg: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("janus-proxy.toml");
+    write_file(&path, cfg);
+    let out = Command::new(proxy_bin())
+        .arg("--check-config")
+        .arg(&path)
+        .output()
+        .expect("run janus-proxy --check-config");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn base() -> ProxyConfig {
+    ProxyConfig::without_backends().set_str("ws_transport", "ws_listen", "127.0.0.1:1")
+}
+
+#[test]
+fn version_prints_and_exits_zero() {
+    let out = Command::new(proxy_bin()).arg("--version").output().unwrap();
+    assert!(out.status.success(), "--version failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.chars().any(|c| c.is_ascii_digit()), "--version printed no version: {text:?}");
+}
+
+#[test]
+fn check_config_accepts_the_reference_config() {
+    let (ok, text) = check_config(&base().render());
+    assert!(ok, "valid config rejected:\n{text}\n{}", base().render());
+}
+
+#[test]
+fn check_config_accepts_every_selection_mode_and_json_format() {
+    for mode in ["rr", "rand", "lb", "wr"] {
+        let (ok, text) = check_config(&base().set_str("general", "server_select", mode).render());
+        assert!(ok, "server_select = {mode} rejected:\n{text}");
+    }
+    for fmt in ["indented", "plain", "compact"] {
+        let (ok, text) = check_config(&base().set_str("ws_transport", "json", fmt).render());
+        assert!(ok, "json = {fmt} rejected:\n{text}");
+    }
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let cases: Vec<(ProxyConfig, &str)> = vec![
+        (base().set_str("general", "server_select", "bogus"), "server_select"),
+        (base().set_str("ws_transport", "json", "pretty"), "json"),
+        (base().set("general", "session_timeout", "-5"), "session_timeout"),
+        (base().set("general", "session_timeout", "\"sixty\""), "session_timeout"),
+        (base().set_str("log", "debug_level", "LOUD"), "debug_level"),
+    ];
+    for (cfg, key) in cases {
+        let (ok, text) = check_config(&cfg.render());
+        assert!(!ok, "invalid {key} accepted:\n{}", cfg.render());
+        assert!(text.contains(key), "error does not name {key}: {text:?}");
+    }
+}
+
+#[test]
+fn check_config_rejects_a_bad_backend_url() {
+    let mut cfg = base();
+    cfg.servers = vec![("bad".into(), "http://127.0.0.1:8188".into())];
+    let (ok, text) = check_config(&cfg.render());
+    assert!(!ok, "http:// backend url accepted:\n{}", cfg.render());
+    assert!(text.contains("url"), "error does not name url: {text:?}");
+}
+
+#[test]
+fn check_config_rejects_unparsable_toml() {
+    let (ok, text) = check_config("plugins = [\"echotest\"\n[general\n");
+    assert!(!ok, "garbage accepted: {text}");
+}
+
+#[test]
+fn check_config_rejects_unknown_plugin() {
+    let mut cfg = base();
+    cfg.plugins = vec!["echotest".into(), "nosuchplugin".into()];
+    let (ok, text) = check_config(&cfg.render());
+    assert!(!ok, "unknown plugin accepted");
+    assert!(text.contains("nosuchplugin"), "error does not name the plugin: {text:?}");
+}

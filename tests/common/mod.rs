@@ -1,0 +1,1057 @@
+//! Shared harness for the janus-proxy integration tests.
+//!
+//! * [`backends`] / [`shared_backends`] / [`Backends::own`]: real Janus 1.1.2 instances started
+//!   through `scripts/janus-backends.sh`, guarded by an exclusive `flock` so that parallel test
+//!   processes (nextest runs every test in its own process) never race on a set.
+//! * [`ProxyConfig`] / [`Proxy`]: a `janus-proxy` child process on a free port, with its output
+//!   captured to a file that is printed when the test fails.
+//! * [`Client`]: a synchronous WebSocket client speaking `janus-protocol`, with transaction
+//!   matching and a stash of unrelated frames for later [`Client::recv_event`].
+//! * [`AdminClient`]: Janus Admin API client (`janus-admin-protocol`) used to look at the
+//!   backends from outside.
+//!
+//! Nothing here sleeps for synchronisation: every wait is a poll with a deadline or a blocking
+//! read with a timeout.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Response;
+use tungstenite::http::HeaderValue;
+use tungstenite::{Message, WebSocket};
+
+/// Largest id a Janus API id may take (JavaScript-safe integers).
+pub const MAX_ID: u64 = 1 << 53;
+
+/// Default time to wait for a direct reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ------------------------------------------------------------------------------------------
+// paths / environment
+
+/// Folder under which every backend set lives (`JANUS_CLOUD_TEST_DIR`, default
+/// `${TMPDIR:-/tmp}/janus-cloud-tests`). scripts/test.sh stops everything under it.
+pub fn test_dir() -> PathBuf {
+    let dir = match std::env::var_os("JANUS_CLOUD_TEST_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => {
+            let tmp = std::env::var_os("TMPDIR")
+                .filter(|t| !t.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/tmp"));
+            tmp.join("janus-cloud-tests")
+        }
+    };
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// `JANUS_BACKENDS_SCRIPT`, else `<CARGO_MANIFEST_DIR>/scripts/janus-backends.sh`.
+pub fn backends_script() -> PathBuf {
+    match std::env::var_os("JANUS_BACKENDS_SCRIPT") {
+        Some(s) if !s.is_empty() => PathBuf::from(s),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/janus-backends.sh"),
+    }
+}
+
+/// Path of the proxy binary built by cargo for these tests.
+pub fn proxy_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_janus-proxy"))
+}
+
+// ------------------------------------------------------------------------------------------
+// file lock (flock)
+
+/// An exclusive `flock` on a file; released on drop.
+pub struct FileLock {
+    file: File,
+}
+
+impl FileLock {
+    pub fn exclusive(path: &Path) -> FileLock {
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .unwrap_or_else(|e| panic!("cannot open lock file {}: {e}", path.display()));
+        loop {
+            // SAFETY: flock on a valid, open file descriptor.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != ErrorKind::Interrupted {
+                panic!("flock({}) failed: {err}", path.display());
+            }
+        }
+        FileLock { file }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // SAFETY: unlocking our own descriptor; closing it would release the lock anyway.
+        unsafe {
+            libc::flock(self.file.as_raw_fd(), libc::LOCK_UN);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Janus backends
+
+/// A set of Janus instances started by janus-backends.sh.
+pub struct Backends {
+    pub set: String,
+    pub workdir: PathBuf,
+    pub n: usize,
+    pub base_port: u16,
+    /// Owned sets are stopped on drop (and hold their lock for their whole life).
+    owned: bool,
+    _lock: Option<FileLock>,
+}
+
+fn run_script(args: &[&str], envs: &[(&str, String)]) -> (bool, String) {
+    let script = backends_script();
+    assert!(
+        script.exists(),
+        "janus-backends.sh not found at {} (set JANUS_BACKENDS_SCRIPT)",
+        script.display()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.arg(&script).args(args).stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let text = format!(
+        "$ janus-backends.sh {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn start_set(n: usize, base_port: u16, rtp_base: u16, workdir: &Path) {
+    let wd = workdir.to_str().expect("utf-8 workdir").to_string();
+    let (ok, text) = run_script(
+        &["start", &n.to_string(), &base_port.to_string(), &wd],
+        &[("JANUS_RTP_BASE", rtp_base.to_string()), ("JANUS_RTP_SPAN", "2000".to_string())],
+    );
+    assert!(ok, "starting Janus backends failed:\n{text}");
+}
+
+fn set_running(workdir: &Path, n: usize) -> bool {
+    if !workdir.join("janus-0").exists() {
+        return false;
+    }
+    let wd = workdir.to_str().expect("utf-8 workdir").to_string();
+    let (ok, text) = run_script(&["status", &wd], &[]);
+    // status exits 0 only when every instance runs and accepts connections; also make sure the
+    // set has the expected size.
+    ok && text.lines().filter(|l| l.contains("\trunning\t")).count() == n
+}
+
+fn stop_set(workdir: &Path) -> String {
+    let wd = workdir.to_str().expect("utf-8 workdir").to_string();
+    let (_ok, text) = run_script(&["stop", &wd], &[]);
+    text
+}
+
+/// Start (once) or reuse the backend set `set` with `n` instances on `base_port..`, RTP ports
+/// from `rtp_base` (each instance uses a 2000-port span). Never stopped by the tests.
+pub fn backends_with(set: &str, n: usize, base_port: u16, rtp_base: u16) -> Backends {
+    let dir = test_dir();
+    let workdir = dir.join(set);
+    {
+        let _lock = FileLock::exclusive(&dir.join(format!("{set}.lock")));
+        if !set_running(&workdir, n) {
+            // clean up a half-dead set before starting it again
+            if workdir.join("janus-0").exists() {
+                stop_set(&workdir);
+            }
+            start_set(n, base_port, rtp_base, &workdir);
+        }
+    }
+    Backends {
+        set: set.to_string(),
+        workdir,
+        n,
+        base_port,
+        owned: false,
+        _lock: None,
+    }
+}
+
+/// Shared-set helper following the brief's signature: RTP base derived from the WS port
+/// (18188 -> 20000, 18288 -> 24000, 18388 -> 28000).
+pub fn backends(set: &str, n: usize, base_port: u16) -> Backends {
+    let slot = (base_port.saturating_sub(18188) / 100) as u32;
+    let rtp_base = 20000 + slot * 4000;
+    assert!(
+        rtp_base + (n as u32) * 2000 <= 32768,
+        "RTP range for {set} would reach the ephemeral port range"
+    );
+    backends_with(set, n, base_port, rtp_base as u16)
+}
+
+/// The shared set used by most tests: 2 instances, ws 18188/18189, admin 17188/17189,
+/// RTP 20000..23999. Started once, never killed by the tests.
+pub fn shared_backends() -> &'static Backends {
+    static SHARED: OnceLock<Backends> = OnceLock::new();
+    SHARED.get_or_init(|| backends_with("shared", 2, 18188, 20000))
+}
+
+impl Backends {
+    /// A set owned by one test: (re)started fresh, locked for the test's whole life and stopped
+    /// on drop. Use a distinct set name, base port and RTP base per test.
+    pub fn own(set: &str, n: usize, base_port: u16, rtp_base: u16) -> Backends {
+        let dir = test_dir();
+        let workdir = dir.join(set);
+        let lock = FileLock::exclusive(&dir.join(format!("{set}.lock")));
+        if workdir.join("janus-0").exists() {
+            stop_set(&workdir);
+        }
+        start_set(n, base_port, rtp_base, &workdir);
+        Backends {
+            set: set.to_string(),
+            workdir,
+            n,
+            base_port,
+            owned: true,
+            _lock: Some(lock),
+        }
+    }
+
+    pub fn ws_port(&self, i: usize) -> u16 {
+        self.base_port + i as u16
+    }
+
+    pub fn ws_url(&self, i: usize) -> String {
+        format!("ws://127.0.0.1:{}", self.ws_port(i))
+    }
+
+    pub fn admin_url(&self, i: usize) -> String {
+        format!("ws://127.0.0.1:{}", self.ws_port(i) - 1000)
+    }
+
+    /// `(name, url)` pairs for the proxy config, named janus-0, janus-1, ...
+    pub fn servers(&self) -> Vec<(String, String)> {
+        (0..self.n)
+            .map(|i| (format!("janus-{i}"), self.ws_url(i)))
+            .collect()
+    }
+
+    pub fn pid(&self, i: usize) -> i32 {
+        let p = self.workdir.join(format!("janus-{i}/janus.pid"));
+        let s = fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+        s.trim().parse().unwrap_or_else(|e| panic!("bad pid in {}: {e}", p.display()))
+    }
+
+    /// SIGKILL instance `i` (only allowed on owned sets).
+    pub fn kill9(&self, i: usize) {
+        assert!(self.owned, "never kill a shared backend");
+        let pid = self.pid(i);
+        // SAFETY: plain kill(2) on the pid the script recorded for this instance.
+        let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert_eq!(rc, 0, "kill -9 {pid} failed: {}", std::io::Error::last_os_error());
+    }
+
+    pub fn admin(&self, i: usize) -> AdminClient {
+        AdminClient::connect(&self.admin_url(i))
+    }
+
+    /// Total number of handles over all sessions of instance `i` (Admin API).
+    pub fn handle_count(&self, i: usize) -> usize {
+        self.admin(i).all_handles().len()
+    }
+}
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        if self.owned {
+            let text = stop_set(&self.workdir);
+            if std::thread::panicking() {
+                eprintln!("{text}");
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// proxy
+
+/// Builder for the proxy's TOML configuration. Values are TOML literals (`"\"rr\""`, `"60"`).
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    pub plugins: Vec<String>,
+    sections: Vec<(String, Vec<(String, String)>)>,
+    pub servers: Vec<(String, String)>,
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+impl ProxyConfig {
+    /// Defaults of the brief, pointing at the given backends. `ws_listen` is filled in by
+    /// [`Proxy::start`] with a free port unless set explicitly.
+    pub fn new(servers: Vec<(String, String)>) -> ProxyConfig {
+        let s = |k: &str, v: &str| (k.to_string(), v.to_string());
+        ProxyConfig {
+            plugins: vec!["echotest".into(), "dummytest".into()],
+            sections: vec![
+                (
+                    "general".into(),
+                    vec![
+                        s("server_name", "\"test-proxy\""),
+                        s("session_timeout", "60"),
+                        s("reclaim_session_timeout", "0"),
+                        s("server_select", "\"rr\""),
+                        s("api_secret", "\"\""),
+                        s("shards", "2"),
+                    ],
+                ),
+                (
+                    "log".into(),
+                    vec![s("log_to_stdout", "true"), s("debug_level", "\"INFO\"")],
+                ),
+                (
+                    "ws_transport".into(),
+                    vec![
+                        s("json", "\"indented\""),
+                        s("ws", "true"),
+                        s("max_message_size", "262144"),
+                        s("max_sessions_per_connection", "1024"),
+                        s("pingpong_trigger", "0"),
+                        s("pingpong_timeout", "30"),
+                    ],
+                ),
+                ("backend".into(), vec![s("request_timeout", "30")]),
+            ],
+            servers,
+        }
+    }
+
+    /// Config using the shared backend set (starting it if needed).
+    pub fn shared() -> ProxyConfig {
+        ProxyConfig::new(shared_backends().servers())
+    }
+
+    /// Config whose backends are never contacted (for tests that only use dummytest/core verbs).
+    /// It still lists the shared set's URLs: the proxy may connect to them in the background.
+    pub fn without_backends() -> ProxyConfig {
+        ProxyConfig::new(vec![
+            ("janus-0".into(), "ws://127.0.0.1:18188".into()),
+            ("janus-1".into(), "ws://127.0.0.1:18189".into()),
+        ])
+    }
+
+    /// Set `section.key` to a TOML literal.
+    pub fn set(mut self, section: &str, key: &str, literal: &str) -> ProxyConfig {
+        let sec = match self.sections.iter().position(|(n, _)| n == section) {
+            Some(i) => i,
+            None => {
+                self.sections.push((section.to_string(), Vec::new()));
+                self.sections.len() - 1
+            }
+        };
+        let entries = &mut self.sections[sec].1;
+        match entries.iter_mut().find(|(k, _)| k == key) {
+            Some(e) => e.1 = literal.to_string(),
+            None => entries.push((key.to_string(), literal.to_string())),
+        }
+        self
+    }
+
+    /// Set `section.key` to a string value.
+    pub fn set_str(self, section: &str, key: &str, value: &str) -> ProxyConfig {
+        self.set(section, key, &quote(value))
+    }
+
+    pub fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.sections
+            .iter()
+            .find(|(n, _)| n == section)
+            .and_then(|(_, e)| e.iter().find(|(k, _)| k == key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let plugins: Vec<String> = self.plugins.iter().map(|p| quote(p)).collect();
+        out.push_str(&format!("plugins = [{}]\n", plugins.join(", ")));
+        for (name, entries) in &self.sections {
+            out.push_str(&format!("\n[{name}]\n"));
+            for (k, v) in entries {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        for (name, url) in &self.servers {
+            out.push_str(&format!(
+                "\n[[janus_server]]\nname = {}\nurl = {}\n",
+                quote(name),
+                quote(url)
+            ));
+        }
+        out
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released at once).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// A running janus-proxy; killed on drop (its output is printed if the test is failing).
+pub struct Proxy {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub log_path: PathBuf,
+    pub config: ProxyConfig,
+}
+
+impl Proxy {
+    /// Write the config, spawn the proxy and wait until it answers `info` (10 s deadline).
+    pub fn start(config: ProxyConfig) -> Proxy {
+        let mut last_err = String::new();
+        // a freshly picked port can be taken by someone else before the proxy binds it: retry
+        for _attempt in 0..3 {
+            let config = if config.get("ws_transport", "ws_listen").is_some() {
+                config.clone()
+            } else {
+                config.clone().set_str("ws_transport", "ws_listen", &format!("127.0.0.1:{}", free_port()))
+            };
+            let port: u16 = config
+                .get("ws_transport", "ws_listen")
+                .and_then(|v| v.trim_matches('"').rsplit(':').next().and_then(|p| p.parse().ok()))
+                .expect("ws_listen with a port");
+            let dir = tempfile::Builder::new()
+                .prefix("janus-proxy-test")
+                .tempdir()
+                .expect("tempdir");
+            let cfg_path = dir.path().join("janus-proxy.toml");
+            fs::write(&cfg_path, config.render()).expect("write config");
+            let log_path = dir.path().join("proxy.log");
+            let log = File::create(&log_path).expect("create log");
+            let child = Command::new(proxy_bin())
+                .arg(&cfg_path)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", proxy_bin().display()));
+            let mut proxy = Proxy {
+                child,
+                port,
+                dir,
+                log_path,
+                config,
+            };
+            match proxy.wait_ready(Duration::from_secs(10)) {
+                Ok(()) => return proxy,
+                Err(e) => {
+                    last_err = format!("{e}\n--- config ---\n{}\n--- proxy output ---\n{}",
+                        proxy.config.render(), proxy.log());
+                    let exited = proxy.child.try_wait().ok().flatten().is_some();
+                    let _ = proxy.child.kill();
+                    let _ = proxy.child.wait();
+                    let log = proxy.log();
+                    // only a lost port race is worth another try
+                    if !(exited && (log.contains("in use") || log.contains("AddrInUse"))) {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("janus-proxy did not become ready: {last_err}");
+    }
+
+    fn wait_ready(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("janus-proxy exited early with {st}"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no `info` answer on port {} within {within:?}", self.port));
+            }
+            if let Ok(mut c) = Client::try_connect(&self.url(), Some("janus-protocol")) {
+                if let Some(reply) = c.try_request(json!({"janus": "info"}), Duration::from_secs(2)) {
+                    if reply["janus"] == "server_info" {
+                        return Ok(());
+                    }
+                    return Err(format!("unexpected reply to info: {reply}"));
+                }
+            }
+            poll_pause();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.url())
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Wait until an echotest attach through this proxy succeeds (backends connect in the
+    /// background after start). The probe session is destroyed again.
+    pub fn wait_echotest_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut c = self.client();
+        let sid = c.create_session();
+        loop {
+            let r = c.request(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest"}));
+            if r["janus"] == "success" {
+                let hid = r["data"]["id"].as_u64().unwrap();
+                let d = c.request(json!({"janus": "detach", "session_id": sid, "handle_id": hid}));
+                assert_eq!(d["janus"], "success", "detach of the probe handle: {d}");
+                let _ = c.request(json!({"janus": "destroy", "session_id": sid}));
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no echotest attach succeeded within {within:?}; last reply {r}\n--- proxy output ---\n{}",
+                self.log()
+            );
+            poll_pause();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(200).collect();
+            eprintln!(
+                "--- janus-proxy config ({}) ---\n{}\n--- janus-proxy output (last {} lines) ---\n{}",
+                self.dir.path().display(),
+                self.config.render(),
+                tail.len(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
+}
+
+/// Short pause between two polls of a condition that has a deadline.
+pub fn poll_pause() {
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+// ------------------------------------------------------------------------------------------
+// WebSocket client
+
+pub fn transaction() -> String {
+    let alphabet: Vec<char> = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".chars().collect();
+    (0..12).map(|_| alphabet[fastrand::usize(..alphabet.len())]).collect()
+}
+
+/// One received frame: the raw text and its parsed JSON.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub text: String,
+    pub json: Value,
+}
+
+pub struct Client {
+    pub ws: WebSocket<TcpStream>,
+    pub response: Response,
+    /// frames received while waiting for something else, in arrival order
+    pub stash: VecDeque<Frame>,
+    pub url: String,
+    closed: bool,
+}
+
+impl Client {
+    /// Connect with `Sec-WebSocket-Protocol: janus-protocol`; panics on failure.
+    pub fn connect(url: &str) -> Client {
+        Client::try_connect(url, Some("janus-protocol"))
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+    }
+
+    pub fn try_connect(url: &str, subprotocol: Option<&str>) -> Result<Client, String> {
+        let mut req = url.into_client_request().map_err(|e| e.to_string())?;
+        if let Some(p) = subprotocol {
+            req.headers_mut()
+                .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
+        }
+        let host = url.trim_start_matches("ws://").split('/').next().unwrap().to_string();
+        let addr = host
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or("no address")?;
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).ok();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        let (ws, response) = tungstenite::client(req, stream).map_err(|e| e.to_string())?;
+        Ok(Client {
+            ws,
+            response,
+            stash: VecDeque::new(),
+            url: url.to_string(),
+            closed: false,
+        })
+    }
+
+    /// The subprotocol the server selected in the handshake.
+    pub fn subprotocol(&self) -> Option<String> {
+        self.response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .map(|v| v.to_str().unwrap_or("").to_string())
+    }
+
+    pub fn send_raw(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text))
+            .unwrap_or_else(|e| panic!("send to {} failed: {e}", self.url));
+    }
+
+    /// Send a JSON request as is.
+    pub fn send(&mut self, v: &Value) {
+        self.send_raw(&v.to_string());
+    }
+
+    /// Read the next text frame from the socket (ignoring the stash), or `None` on timeout.
+    /// Panics when the connection is closed.
+    pub fn read_frame(&mut self, timeout: Duration) -> Option<Frame> {
+        match self.try_read_frame(timeout) {
+            Ok(f) => f,
+            Err(e) => panic!("connection to {} failed while reading: {e}", self.url),
+        }
+    }
+
+    /// Like [`read_frame`] but returns `Err` when the connection is closed/broken.
+    pub fn try_read_frame(&mut self, timeout: Duration) -> Result<Option<Frame>, String> {
+        if self.closed {
+            return Err("connection already closed".into());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let left = (deadline - now).max(Duration::from_millis(1));
+            self.ws.get_mut().set_read_timeout(Some(left)).ok();
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    let text = t.as_str().to_string();
+                    let json: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("server sent invalid JSON ({e}): {text:?}"));
+                    return Ok(Some(Frame { text, json }));
+                }
+                Ok(Message::Close(c)) => {
+                    self.closed = true;
+                    return Err(format!("server closed the connection: {c:?}"));
+                }
+                Ok(Message::Binary(b)) => {
+                    return Err(format!("unexpected binary frame of {} bytes", b.len()));
+                }
+                Ok(_) => continue, // ping/pong/raw frames
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    self.closed = true;
+                    return Err(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Next frame: from the stash first, else from the socket. Panics on timeout.
+    pub fn recv_frame(&mut self, timeout: Duration) -> Frame {
+        if let Some(f) = self.stash.pop_front() {
+            return f;
+        }
+        match self.read_frame(timeout) {
+            Some(f) => f,
+            None => panic!("no frame from {} within {timeout:?}", self.url),
+        }
+    }
+
+    /// Next JSON frame (stash first). Panics on timeout.
+    pub fn recv(&mut self, timeout: Duration) -> Value {
+        self.recv_frame(timeout).json
+    }
+
+    /// Next JSON frame (stash first), or `None` on timeout.
+    pub fn try_recv(&mut self, timeout: Duration) -> Option<Value> {
+        if let Some(f) = self.stash.pop_front() {
+            return Some(f.json);
+        }
+        self.read_frame(timeout).map(|f| f.json)
+    }
+
+    /// Wait for the first frame (stash first) matching `pred`; other frames are stashed.
+    pub fn try_recv_frame_where(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Frame> {
+        if let Some(i) = self.stash.iter().position(|f| pred(&f.json)) {
+            return self.stash.remove(i);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            match self.read_frame(deadline - now) {
+                Some(f) if pred(&f.json) => return Some(f),
+                Some(f) => self.stash.push_back(f),
+                None => return None,
+            }
+        }
+    }
+
+    /// Wait for an event matching `pred` (stash first); panics on timeout.
+    pub fn recv_event(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Value {
+        match self.try_recv_frame_where(&pred, timeout) {
+            Some(f) => f.json,
+            None => panic!(
+                "no matching frame from {} within {timeout:?}; stashed frames: {:?}",
+                self.url,
+                self.stash.iter().map(|f| f.json.to_string()).collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    pub fn try_recv_event(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
+        self.try_recv_frame_where(pred, timeout).map(|f| f.json)
+    }
+
+    /// Adds a random transaction unless the request has one; returns it.
+    fn with_transaction(req: &mut Value) -> String {
+        if let Some(t) = req.get("transaction").and_then(|t| t.as_str()) {
+            return t.to_string();
+        }
+        let t = transaction();
+        req["transaction"] = json!(t);
+        t
+    }
+
+    /// Send a request and return the first frame carrying its transaction (an `ack` counts).
+    pub fn request(&mut self, req: Value) -> Value {
+        self.request_frame(req).json
+    }
+
+    /// Like [`request`] but also returns the raw text of the reply.
+    pub fn request_frame(&mut self, mut req: Value) -> Frame {
+        let t = Client::with_transaction(&mut req);
+        self.send(&req);
+        match self.try_recv_frame_where(|v| v["transaction"] == t.as_str(), REPLY_TIMEOUT) {
+            Some(f) => f,
+            None => panic!(
+                "no reply to {req} from {} within {REPLY_TIMEOUT:?}; stashed frames: {:?}",
+                self.url,
+                self.stash.iter().map(|f| f.json.to_string()).collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// Like [`request`] but returns `None` on timeout or on a broken connection.
+    pub fn try_request(&mut self, mut req: Value, timeout: Duration) -> Option<Value> {
+        let t = Client::with_transaction(&mut req);
+        if self.ws.send(Message::text(req.to_string())).is_err() {
+            return None;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            match self.try_read_frame(deadline - now) {
+                Ok(Some(f)) if f.json["transaction"] == t.as_str() => return Some(f.json),
+                Ok(Some(f)) => self.stash.push_back(f),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Send an asynchronous plugin request and collect the `ack` and the `event` carrying the
+    /// same transaction, in whatever order they arrive. Returns (ack, event). If the first
+    /// reply is not an ack (e.g. an error), returns (reply, Null).
+    pub fn request_async(&mut self, mut req: Value, timeout: Duration) -> (Value, Value) {
+        let t = Client::with_transaction(&mut req);
+        self.send(&req);
+        let first = self.recv_event(|v| v["transaction"] == t.as_str(), REPLY_TIMEOUT);
+        match first["janus"].as_str() {
+            Some("ack") => {
+                let ev = self.recv_event(|v| v["transaction"] == t.as_str(), timeout);
+                (first, ev)
+            }
+            Some("event") => {
+                let ack = self.recv_event(
+                    |v| v["transaction"] == t.as_str() && v["janus"] == "ack",
+                    REPLY_TIMEOUT,
+                );
+                (ack, first)
+            }
+            _ => (first, Value::Null),
+        }
+    }
+
+    /// `create` a session; asserts success and returns its id.
+    pub fn create_session(&mut self) -> u64 {
+        let r = self.request(json!({"janus": "create"}));
+        assert_eq!(r["janus"], "success", "create failed: {r}");
+        r["data"]["id"].as_u64().unwrap_or_else(|| panic!("create reply without data.id: {r}"))
+    }
+
+    /// `attach` to `plugin`; asserts success and returns the handle id.
+    pub fn attach(&mut self, session_id: u64, plugin: &str) -> u64 {
+        let r = self.request(json!({"janus": "attach", "session_id": session_id, "plugin": plugin}));
+        assert_eq!(r["janus"], "success", "attach to {plugin} failed: {r}");
+        r["data"]["id"].as_u64().unwrap_or_else(|| panic!("attach reply without data.id: {r}"))
+    }
+
+    /// Ask the server to close and wait (bounded) for the close handshake to finish.
+    pub fn close(mut self) {
+        let _ = self.ws.close(None);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut =>
+                {
+                    continue
+                }
+                Err(_) => break,
+            }
+        }
+        self.closed = true;
+    }
+
+    /// Whether the server still answers a `ping`.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.try_request(json!({"janus": "ping"}), Duration::from_secs(5)), Some(v) if v["janus"] == "pong")
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Janus Admin API client
+
+pub const ADMIN_SECRET: &str = "janusoverlord";
+
+pub struct AdminClient {
+    inner: Client,
+}
+
+impl AdminClient {
+    pub fn connect(url: &str) -> AdminClient {
+        let inner = Client::try_connect(url, Some("janus-admin-protocol"))
+            .unwrap_or_else(|e| panic!("cannot connect to the Admin API {url}: {e}"));
+        AdminClient { inner }
+    }
+
+    pub fn request(&mut self, mut req: Value) -> Value {
+        req["admin_secret"] = json!(ADMIN_SECRET);
+        self.inner.request(req)
+    }
+
+    pub fn list_sessions(&mut self) -> Vec<u64> {
+        let r = self.request(json!({"janus": "list_sessions"}));
+        assert_eq!(r["janus"], "success", "list_sessions: {r}");
+        r["sessions"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
+    }
+
+    /// Handles of a session; a session that vanished in between yields none.
+    pub fn list_handles(&mut self, session_id: u64) -> Vec<u64> {
+        let r = self.request(json!({"janus": "list_handles", "session_id": session_id}));
+        if r["janus"] != "success" {
+            return Vec::new();
+        }
+        r["handles"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
+    }
+
+    /// (session, handle) pairs over all sessions.
+    pub fn all_handles(&mut self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for s in self.list_sessions() {
+            for h in self.list_handles(s) {
+                out.push((s, h));
+            }
+        }
+        out
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// JSON helpers
+
+/// Top-level keys of a JSON object text, in the order they appear on the wire.
+pub fn wire_keys(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let bytes = text.as_bytes();
+    let mut depth = 0i32;
+    let mut i = 0;
+    let mut expect_key = false;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'"' => {
+                // read the string
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                let s = &text[start..i.min(text.len())];
+                if depth == 1 && expect_key {
+                    let k: String = serde_json::from_str(&format!("\"{s}\"")).unwrap_or_else(|_| s.to_string());
+                    keys.push(k);
+                    expect_key = false;
+                }
+            }
+            b'{' => {
+                depth += 1;
+                if depth == 1 {
+                    expect_key = true;
+                }
+            }
+            b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            b',' if depth == 1 => expect_key = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    keys
+}
+
+/// Sorted top-level keys of a JSON object value.
+pub fn key_set(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    k.sort();
+    k
+}
+
+pub fn keys(list: &[&str]) -> Vec<String> {
+    let mut k: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    k.sort();
+    k
+}
+
+/// A valid Janus id: a JSON integer in 1..2^53.
+pub fn assert_id(v: &Value, what: &str) -> u64 {
+    let id = v
+        .as_u64()
+        .unwrap_or_else(|| panic!("{what} is not an unsigned integer: {v}"));
+    assert!(id >= 1 && id < MAX_ID, "{what} {id} is outside 1..2^53");
+    id
+}
+
+/// Assert a core error reply: code, reason and (optionally) the echoed session_id/transaction.
+pub fn assert_error(reply: &Value, code: u64, reason: Option<&str>) {
+    assert_eq!(reply["janus"], "error", "expected an error {code}, got {reply}");
+    assert_eq!(reply["error"]["code"], code, "wrong error code in {reply}");
+    if let Some(r) = reason {
+        assert_eq!(reply["error"]["reason"], r, "wrong error reason in {reply}");
+    } else {
+        assert!(reply["error"]["reason"].is_string(), "error without reason: {reply}");
+    }
+}
+
+/// A synthetic audio-only SDP offer (from the Janus 1.1.2 transcripts, section 7, with the
+/// candidate removed so that no ICE checks run). Janus answers it with an SDP answer.
+pub fn sdp_offer() -> String {
+    [
+        "v=0",
+        "o=- 4004279343 4004279343 IN IP4 0.0.0.0",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0",
+        "a=msid-semantic:WMS *",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 96 9 0 8",
+        "c=IN IP4 0.0.0.0",
+        "a=sendrecv",
+        "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid",
+        "a=mid:0",
+        "a=msid:c953fec8-2fec-4597-b93f-f19759f05c68 3e2d6295-0e8a-4c79-a34b-672e511a1623",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        "a=rtcp-mux",
+        "a=ssrc:3716354741 cname:dffc5fe5-9238-4b4c-bdca-43b6ed5ab49e",
+        "a=rtpmap:96 opus/48000/2",
+        "a=rtpmap:9 G722/8000",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=ice-ufrag:k6ys",
+        "a=ice-pwd:UOP67L2uKlYqpXTHKO2A7Z",
+        "a=fingerprint:sha-256 FB:C4:15:46:B0:6B:4A:0F:32:B6:52:59:18:92:CA:54:4B:43:B8:12:48:42:DC:0E:36:28:3B:E7:BF:44:A9:94",
+        "a=setup:actpass",
+        "",
+    ]
+    .join("\r\n")
+}
+
+/// Serialises tests inside one process that must not overlap (rarely needed: every test
+/// normally has its own proxy).
+pub fn process_lock() -> std::sync::MutexGuard<'static, ()> {
+    static M: Mutex<()> = Mutex::new(());
+    M.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Read a whole file into a string (helper for log assertions).
+pub fn read_to_string(p: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = File::open(p) {
+        let _ = f.read_to_string(&mut s);
+    }
+    s
+}
+
+/// Write helper used by CLI tests.
+pub fn write_file(p: &Path, content: &str) {
+    let mut f = File::create(p).unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+}
