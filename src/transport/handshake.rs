@@ -158,7 +158,8 @@ mod tests {
         assert_eq!(parse_upgrade(&REQ[..20]).unwrap(), None);
         let plain = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         assert!(matches!(parse_upgrade(plain), Err(HandshakeError::NotUpgrade(_))));
-        assert_eq!(parse_upgrade(&[b'a'; MAX_HEAD]).unwrap_err(), HandshakeError::Http("invalid token".into()));
+        assert_eq!(parse_upgrade(&[b'a'; MAX_HEAD]).unwrap_err(), HandshakeError::TooLarge);
+        assert!(matches!(parse_upgrade(b"\x01\x02 / HTTP/1.1\r\n\r\n"), Err(HandshakeError::Http(_))));
     }
 
     #[test]
