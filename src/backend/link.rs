@@ -363,7 +363,7 @@ impl Link {
             })
             .await?;
         let session_id = self
-            .call("create", None, &[], false, |m| data_id(m))
+            .call("create", None, &[], false, data_id)
             .await?;
         if let Some(l) = self.live.borrow_mut().as_mut() {
             l.session_id = session_id;

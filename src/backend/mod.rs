@@ -6,7 +6,6 @@ pub mod link;
 pub mod select;
 pub mod server;
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,7 +20,6 @@ pub struct Backends {
     algorithm: Algorithm,
     /// Proxy-wide round-robin counter, shared by all shards (as the original's).
     counter: Arc<AtomicUsize>,
-    last_pick: Cell<usize>,
 }
 
 impl Backends {
@@ -30,7 +28,6 @@ impl Backends {
             links,
             algorithm,
             counter,
-            last_pick: Cell::new(0),
         }
     }
 
@@ -49,7 +46,6 @@ impl Backends {
             let loads: Vec<u64> = candidates.iter().map(|l| l.server.load()).collect();
             let counter = self.counter.fetch_add(1, Ordering::Relaxed);
             let i = self.algorithm.pick(&loads, counter, fastrand::f64())?;
-            self.last_pick.set(i);
             Some(candidates[i].clone())
         };
         pick_from(&|l| l.is_up())

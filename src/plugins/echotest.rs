@@ -49,7 +49,7 @@ impl Plugin for EchoTest {
                     None,
                     &[("plugin", "\"janus.plugin.echotest\"")],
                     false,
-                    |m| data_id(m),
+                    data_id,
                 )
                 .await?;
             link.register_handle(
