@@ -47,8 +47,11 @@ fn json_str(s: &str) -> String {
 
 /// (name, client request, backend event) pairs of increasing size.
 fn messages() -> Vec<(&'static str, String, String)> {
-    let keepalive = r#"{"janus":"keepalive","session_id":4387364739262731,"transaction":"0JmZYAgXGmA9"}"#.to_string();
-    let keepalive_reply = r#"{"janus":"ack","session_id":1231750401939818,"transaction":"88172"}"#.to_string();
+    let keepalive =
+        r#"{"janus":"keepalive","session_id":4387364739262731,"transaction":"0JmZYAgXGmA9"}"#
+            .to_string();
+    let keepalive_reply =
+        r#"{"janus":"ack","session_id":1231750401939818,"transaction":"88172"}"#.to_string();
     let trickle = r#"{"janus":"trickle","session_id":4387364739262731,"handle_id":2730744313639563,"transaction":"tr1","candidate":{"candidate":"candidate:842163049 1 udp 1677729535 127.0.0.1 50123 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag Yx3b network-cost 999","sdpMid":"0","sdpMLineIndex":0}}"#.to_string();
     let media = r#"{"janus":"media","session_id":1231750401939818,"sender":6984701946367361,"mid":"0","type":"audio","receiving":true}"#.to_string();
     let offer = |size| {
@@ -94,12 +97,21 @@ fn serde_backend_to_client(text: &str) -> Vec<u8> {
         handle_id: 2730744313639563,
         opaque_id: None,
     };
-    let janus = msg.get("janus").and_then(janus_cloud::api::json::as_str).unwrap_or_default();
+    let janus = msg
+        .get("janus")
+        .and_then(janus_cloud::api::json::as_str)
+        .unwrap_or_default();
     reply::relay(&msg, &janus, addr, Some("\"isT0iMKXD3ec\""))
 }
 
 /// simd-json: parse in place (hence the copy), rewrite the ids, serialise everything.
-fn simd_rewrite(text: &str, session: u64, handle_key: &str, handle: u64, transaction: &str) -> Vec<u8> {
+fn simd_rewrite(
+    text: &str,
+    session: u64,
+    handle_key: &str,
+    handle: u64,
+    transaction: &str,
+) -> Vec<u8> {
     let mut bytes = text.as_bytes().to_vec();
     let mut v = simd_json::to_borrowed_value(&mut bytes).unwrap();
     let o = v.as_object_mut().unwrap();
@@ -113,21 +125,49 @@ fn bench(c: &mut Criterion) {
     for (name, request, event) in messages() {
         let mut g = c.benchmark_group(format!("client_to_backend/{name}"));
         g.throughput(Throughput::Bytes(request.len() as u64));
-        g.bench_with_input(BenchmarkId::new("serde_json_raw", request.len()), &request, |b, t| {
-            b.iter(|| serde_client_to_backend(black_box(t)))
-        });
-        g.bench_with_input(BenchmarkId::new("simd_json", request.len()), &request, |b, t| {
-            b.iter(|| simd_rewrite(black_box(t), 1231750401939818, "handle_id", 6984701946367361, "77123"))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("serde_json_raw", request.len()),
+            &request,
+            |b, t| b.iter(|| serde_client_to_backend(black_box(t))),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("simd_json", request.len()),
+            &request,
+            |b, t| {
+                b.iter(|| {
+                    simd_rewrite(
+                        black_box(t),
+                        1231750401939818,
+                        "handle_id",
+                        6984701946367361,
+                        "77123",
+                    )
+                })
+            },
+        );
         g.finish();
         let mut g = c.benchmark_group(format!("backend_to_client/{name}"));
         g.throughput(Throughput::Bytes(event.len() as u64));
-        g.bench_with_input(BenchmarkId::new("serde_json_raw", event.len()), &event, |b, t| {
-            b.iter(|| serde_backend_to_client(black_box(t)))
-        });
-        g.bench_with_input(BenchmarkId::new("simd_json", event.len()), &event, |b, t| {
-            b.iter(|| simd_rewrite(black_box(t), 4387364739262731, "sender", 2730744313639563, "isT0iMKXD3ec"))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("serde_json_raw", event.len()),
+            &event,
+            |b, t| b.iter(|| serde_backend_to_client(black_box(t))),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("simd_json", event.len()),
+            &event,
+            |b, t| {
+                b.iter(|| {
+                    simd_rewrite(
+                        black_box(t),
+                        4387364739262731,
+                        "sender",
+                        2730744313639563,
+                        "isT0iMKXD3ec",
+                    )
+                })
+            },
+        );
         g.finish();
     }
 }
@@ -135,10 +175,19 @@ fn bench(c: &mut Criterion) {
 /// Both paths must produce the same JSON, or the comparison means nothing.
 fn check_equivalence() {
     for (_, request, event) in messages() {
-        let a: serde_json::Value = serde_json::from_slice(&serde_backend_to_client(&event)).unwrap();
-        let b: serde_json::Value = serde_json::from_slice(&simd_rewrite(&event, 4387364739262731, "sender", 2730744313639563, "isT0iMKXD3ec")).unwrap();
+        let a: serde_json::Value =
+            serde_json::from_slice(&serde_backend_to_client(&event)).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&simd_rewrite(
+            &event,
+            4387364739262731,
+            "sender",
+            2730744313639563,
+            "isT0iMKXD3ec",
+        ))
+        .unwrap();
         assert_eq!(a, b);
-        let a: serde_json::Value = serde_json::from_slice(&serde_client_to_backend(&request)).unwrap();
+        let a: serde_json::Value =
+            serde_json::from_slice(&serde_client_to_backend(&request)).unwrap();
         assert_eq!(a["handle_id"], 6984701946367361u64);
     }
 }

@@ -54,8 +54,13 @@ pub struct General {
     pub session_timeout: u64,
     /// Seconds a session outlives its WebSocket and can be `claim`ed (0 = destroyed at once).
     pub reclaim_session_timeout: u64,
-    /// Backend server store: `memory`.
+    /// Backend server store: `memory` or `redis://[user:password@]host:port/db`.
     pub server_db: String,
+    /// Seconds between re-reads of the server store (servers registered through other
+    /// proxies, entries expired in Redis).
+    pub server_sync_interval: u64,
+    /// Seconds between deletions of expired server entries from the store.
+    pub server_sweep_interval: u64,
     /// Backend selection: `rr`, `rand`, `lb` or `wr`.
     pub server_select: String,
     /// Secret clients must send as `apisecret`; also sent to backends. "" = disabled.
@@ -73,6 +78,8 @@ impl Default for General {
             session_timeout: 60,
             reclaim_session_timeout: 0,
             server_db: "memory".into(),
+            server_sync_interval: 2,
+            server_sweep_interval: 300,
             server_select: "rr".into(),
             api_secret: String::new(),
             shards: 0,
@@ -155,8 +162,12 @@ impl Default for WsTransport {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminApi {
+    /// Accepted for compatibility; REST bodies are always indented with 4 spaces.
     pub json: JsonStyle,
+    /// Address of the admin REST API (bind it to a private interface).
     pub http_listen: String,
+    /// Bearer token every admin route requires (`Authorization: Bearer ...`); "" = none.
+    pub secret: String,
 }
 
 impl Default for AdminApi {
@@ -164,6 +175,7 @@ impl Default for AdminApi {
         AdminApi {
             json: JsonStyle::Indented,
             http_listen: "127.0.0.1:8100".into(),
+            secret: String::new(),
         }
     }
 }
@@ -280,91 +292,207 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let g = &self.general;
         if g.daemonize {
-            return Err(invalid("general.daemonize", true, "not supported; run under a supervisor such as systemd"));
+            return Err(invalid(
+                "general.daemonize",
+                true,
+                "not supported; run under a supervisor such as systemd",
+            ));
         }
         if g.server_name.chars().any(char::is_whitespace) {
-            return Err(invalid("general.server_name", &g.server_name, "must not contain whitespace"));
+            return Err(invalid(
+                "general.server_name",
+                &g.server_name,
+                "must not contain whitespace",
+            ));
         }
         if g.session_timeout > 86_400 {
-            return Err(invalid("general.session_timeout", g.session_timeout, "must be 0..86400"));
+            return Err(invalid(
+                "general.session_timeout",
+                g.session_timeout,
+                "must be 0..86400",
+            ));
         }
         if g.reclaim_session_timeout > 86_400 {
-            return Err(invalid("general.reclaim_session_timeout", g.reclaim_session_timeout, "must be 0..86400"));
+            return Err(invalid(
+                "general.reclaim_session_timeout",
+                g.reclaim_session_timeout,
+                "must be 0..86400",
+            ));
         }
-        if g.server_db != "memory" {
-            return Err(invalid("general.server_db", &g.server_db, "only \"memory\" is supported by this version"));
+        if g.server_db != "memory" && !g.server_db.starts_with("redis://") {
+            return Err(invalid(
+                "general.server_db",
+                &g.server_db,
+                "must be \"memory\" or redis://host:port/db",
+            ));
+        }
+        if !(1..=3600).contains(&g.server_sync_interval) {
+            return Err(invalid(
+                "general.server_sync_interval",
+                g.server_sync_interval,
+                "must be 1..3600",
+            ));
+        }
+        if !(1..=86_400).contains(&g.server_sweep_interval) {
+            return Err(invalid(
+                "general.server_sweep_interval",
+                g.server_sweep_interval,
+                "must be 1..86400",
+            ));
         }
         if crate::backend::select::Algorithm::parse(&g.server_select).is_none() {
-            return Err(invalid("general.server_select", &g.server_select, "must be one of rr, rand, lb, wr"));
+            return Err(invalid(
+                "general.server_select",
+                &g.server_select,
+                "must be one of rr, rand, lb, wr",
+            ));
         }
         if g.shards > 1024 {
-            return Err(invalid("general.shards", g.shards, "must be 0 (one per core) .. 1024"));
+            return Err(invalid(
+                "general.shards",
+                g.shards,
+                "must be 0 (one per core) .. 1024",
+            ));
         }
         if log_level(&self.log.debug_level).is_none() {
-            return Err(invalid("log.debug_level", &self.log.debug_level, "must be DEBUG, INFO, WARN, ERROR or FATAL"));
+            return Err(invalid(
+                "log.debug_level",
+                &self.log.debug_level,
+                "must be DEBUG, INFO, WARN, ERROR or FATAL",
+            ));
         }
         if self.log.log_file_size == 0 {
             return Err(invalid("log.log_file_size", 0, "must be > 0"));
         }
         for p in &self.plugins {
             if !PLUGIN_NAMES.contains(&p.as_str()) {
-                return Err(invalid("plugins", p, "unknown plugin; known: echotest, dummytest"));
+                return Err(invalid(
+                    "plugins",
+                    p,
+                    "unknown plugin; known: echotest, dummytest",
+                ));
             }
         }
         let w = &self.ws_transport;
         if w.pingpong_trigger > 3600 {
-            return Err(invalid("ws_transport.pingpong_trigger", w.pingpong_trigger, "must be 0..3600"));
+            return Err(invalid(
+                "ws_transport.pingpong_trigger",
+                w.pingpong_trigger,
+                "must be 0..3600",
+            ));
         }
         if !(1..=3600).contains(&w.pingpong_timeout) {
-            return Err(invalid("ws_transport.pingpong_timeout", w.pingpong_timeout, "must be 1..3600"));
+            return Err(invalid(
+                "ws_transport.pingpong_timeout",
+                w.pingpong_timeout,
+                "must be 1..3600",
+            ));
         }
         if w.wss {
-            return Err(invalid("ws_transport.wss", true, "WSS is not supported yet; terminate TLS in front of the proxy"));
+            return Err(invalid(
+                "ws_transport.wss",
+                true,
+                "WSS is not supported yet; terminate TLS in front of the proxy",
+            ));
         }
         if !w.ws {
             return Err(invalid("ws_transport.ws", false, "no listener enabled"));
         }
         if w.ws_listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid("ws_transport.ws_listen", &w.ws_listen, "must be host:port with a numeric IP"));
+            return Err(invalid(
+                "ws_transport.ws_listen",
+                &w.ws_listen,
+                "must be host:port with a numeric IP",
+            ));
         }
         if !(1024..=64 * 1024 * 1024).contains(&w.max_message_size) {
-            return Err(invalid("ws_transport.max_message_size", w.max_message_size, "must be 1024..67108864"));
+            return Err(invalid(
+                "ws_transport.max_message_size",
+                w.max_message_size,
+                "must be 1024..67108864",
+            ));
         }
         if w.max_sessions_per_connection == 0 {
-            return Err(invalid("ws_transport.max_sessions_per_connection", 0, "must be > 0"));
+            return Err(invalid(
+                "ws_transport.max_sessions_per_connection",
+                0,
+                "must be > 0",
+            ));
+        }
+        if self.admin_api.http_listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "admin_api.http_listen",
+                &self.admin_api.http_listen,
+                "must be host:port with a numeric IP",
+            ));
         }
         let b = &self.backend;
         if b.request_timeout == 0 || b.request_timeout > 3600 {
-            return Err(invalid("backend.request_timeout", b.request_timeout, "must be 1..3600"));
+            return Err(invalid(
+                "backend.request_timeout",
+                b.request_timeout,
+                "must be 1..3600",
+            ));
         }
         if b.connect_timeout == 0 || b.connect_timeout > 3600 {
-            return Err(invalid("backend.connect_timeout", b.connect_timeout, "must be 1..3600"));
+            return Err(invalid(
+                "backend.connect_timeout",
+                b.connect_timeout,
+                "must be 1..3600",
+            ));
         }
         if b.reconnect_min_ms == 0 || b.reconnect_max_ms < b.reconnect_min_ms {
-            return Err(invalid("backend.reconnect_min_ms", b.reconnect_min_ms, "must be > 0 and <= reconnect_max_ms"));
+            return Err(invalid(
+                "backend.reconnect_min_ms",
+                b.reconnect_min_ms,
+                "must be > 0 and <= reconnect_max_ms",
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for s in &self.janus_server {
             if s.name.is_empty()
                 || s.name.len() > 64
-                || !s.name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
             {
-                return Err(invalid("janus_server.name", &s.name, "must match ^[\\w-]{1,64}$"));
+                return Err(invalid(
+                    "janus_server.name",
+                    &s.name,
+                    "must match ^[\\w-]{1,64}$",
+                ));
             }
             if !names.insert(s.name.as_str()) {
-                return Err(invalid("janus_server.name", &s.name, "duplicate server name"));
+                return Err(invalid(
+                    "janus_server.name",
+                    &s.name,
+                    "duplicate server name",
+                ));
             }
             if crate::transport::client::WsUrl::parse(&s.url).is_none() {
-                return Err(invalid("janus_server.url", &s.url, "must be ws://host:port[/path]"));
+                return Err(invalid(
+                    "janus_server.url",
+                    &s.url,
+                    "must be ws://host:port[/path]",
+                ));
             }
             if s.status > 1 {
                 return Err(invalid("janus_server.status", s.status, "must be 0 or 1"));
             }
             if s.session_timeout > 86_400 {
-                return Err(invalid("janus_server.session_timeout", s.session_timeout, "must be 0..86400"));
+                return Err(invalid(
+                    "janus_server.session_timeout",
+                    s.session_timeout,
+                    "must be 0..86400",
+                ));
             }
             if s.location.len() > 64 || s.isp.len() > 64 {
-                return Err(invalid("janus_server.location", &s.location, "location and isp must be at most 64 characters"));
+                return Err(invalid(
+                    "janus_server.location",
+                    &s.location,
+                    "location and isp must be at most 64 characters",
+                ));
             }
         }
         Ok(())
@@ -433,8 +561,10 @@ url = "ws://127.0.0.1:8188"
         assert!(err("[general]\nserver_select = \"fast\"").contains("fast"));
         assert!(err("[general]\nsesion_timeout = 3").contains("sesion_timeout"));
         assert!(err("[general]\nsession_timeout = 100000").contains("100000"));
-        assert!(err("[[janus_server]]\nname = \"a b\"\nurl = \"ws://x:1\"").contains("janus_server.name"));
-        assert!(err("[[janus_server]]\nname = \"a\"\nurl = \"http://x:1\"").contains("janus_server.url"));
+        assert!(err("[[janus_server]]\nname = \"a b\"\nurl = \"ws://x:1\"")
+            .contains("janus_server.name"));
+        assert!(err("[[janus_server]]\nname = \"a\"\nurl = \"http://x:1\"")
+            .contains("janus_server.url"));
         assert!(err("plugins = [\"nope\"]").contains("nope"));
         assert!(err("[ws_transport]\njson = \"pretty\"").contains("pretty"));
         assert!(err("[log]\ndebug_level = \"LOUD\"").contains("LOUD"));

@@ -11,6 +11,8 @@
 //! - [`core`]: sessions and handles, the request path rules, timeouts and claims.
 //! - [`backend`]: backend servers, per-shard links to them, selection.
 //! - [`plugins`]: the plugin trait and the plugins (echotest, dummytest).
+//! - [`store`]: the backend server store, in memory or Redis.
+//! - [`admin`]: the admin REST API, metrics, and the control loop behind them.
 //! - [`logging`]: tracing set-up (stdout and a size-rotated file).
 //!
 //! # Threads
@@ -18,6 +20,7 @@
 //! A request for a session owned elsewhere travels to the owner through its mailbox,
 //! and replies travel back the same way; nothing on the per-message path takes a lock.
 
+pub mod admin;
 pub mod api;
 pub mod backend;
 pub mod config;
@@ -25,4 +28,5 @@ pub mod core;
 pub mod logging;
 pub mod plugins;
 pub mod runtime;
+pub mod store;
 pub mod transport;

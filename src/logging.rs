@@ -57,7 +57,10 @@ impl RotatingFile {
                 }
             }
             fs::rename(&self.path, self.numbered(1))?;
-            self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
         }
         self.size = 0;
         Ok(())

@@ -6,17 +6,25 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{error, info};
 
-use janus_cloud::backend::server::ServerEntry;
+use janus_cloud::admin::{self, metrics::Metrics, AdminState, Intervals};
+use janus_cloud::backend::registry::Registry;
 use janus_cloud::config::Config;
+use janus_cloud::plugins;
 use janus_cloud::runtime::shard::{self, Shared};
+use janus_cloud::store::{self, ServerUpdate};
 
 #[derive(Parser)]
-#[command(name = "janus-proxy", version, about = "Janus API proxy over a cluster of Janus servers")]
+#[command(
+    name = "janus-proxy",
+    version,
+    about = "Janus API proxy over a cluster of Janus servers"
+)]
 struct Args {
     /// Configuration file (TOML); built-in defaults when omitted.
     config: Option<PathBuf>,
@@ -45,7 +53,10 @@ fn main() -> ExitCode {
     let _guards = match janus_cloud::logging::init(&config.log) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("janus-proxy: cannot open log file {}: {e}", config.log.log_to_file);
+            eprintln!(
+                "janus-proxy: cannot open log file {}: {e}",
+                config.log.log_to_file
+            );
             return ExitCode::from(2);
         }
     };
@@ -63,22 +74,33 @@ fn run(config: Config) -> anyhow::Result<()> {
     let n = config.shard_count();
     let addr: SocketAddr = config.ws_transport.ws_listen.parse()?;
     let listeners = bind_all(addr, n)?;
+    let admin_server = admin::bind(&config.admin_api.http_listen)?;
     info!(version = env!("CARGO_PKG_VERSION"), shards = n, listen = %listeners_addr(&listeners), "janus-proxy starting");
-    let servers: Vec<Arc<ServerEntry>> = config
-        .janus_server
-        .iter()
-        .filter_map(ServerEntry::from_config)
-        .map(Arc::new)
-        .collect();
-    for s in &servers {
-        info!(server = %s.name, url = %s.url, "backend configured");
+
+    // The store holds the server list; static servers are registered never to expire.
+    let mut store = store::open(&config.general.server_db)?;
+    for s in &config.janus_server {
+        store.update(static_server(s), admin::now_s())?;
     }
+    let mut registry = Registry::default();
+    let initial = registry.reconcile(&store.list()?);
     let (senders, inboxes) = shard::mailboxes(n);
+    let metrics = Arc::new(Metrics::default());
+    let plugins: Vec<_> = config
+        .plugins
+        .iter()
+        .filter_map(|p| plugins::by_name(p))
+        .collect();
+    let info_tail = shard::server_info_tail(&config, &plugins);
+    let info_json = serde_json::from_str::<serde_json::Value>(&format!(
+        "{{\"janus\":\"server_info\"{info_tail}"
+    ))?;
     let shared = Shared {
         config: Arc::new(config),
-        servers: Arc::new(servers),
+        servers: Arc::new(initial.added),
         peers: Arc::new(senders),
         rr_counter: Arc::new(AtomicUsize::new(0)),
+        metrics: metrics.clone(),
     };
     for (id, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
         let shared = shared.clone();
@@ -86,9 +108,42 @@ fn run(config: Config) -> anyhow::Result<()> {
             .name(format!("shard-{id}"))
             .spawn(move || shard::run(id, shared, inbox, listener))?;
     }
+    let cfg = &shared.config;
+    let state = AdminState {
+        store,
+        registry,
+        peers: shared.peers.clone(),
+        metrics,
+        info_json: serde_json::to_string_pretty(&info_json)?,
+        secret: (!cfg.admin_api.secret.is_empty()).then(|| cfg.admin_api.secret.clone()),
+    };
+    let every = Intervals {
+        sync: Duration::from_secs(cfg.general.server_sync_interval),
+        sweep: Duration::from_secs(cfg.general.server_sweep_interval),
+    };
+    std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || admin::run(admin_server, state, every))?;
     wait_for_signal()?;
     info!("signal received, exiting");
     Ok(())
+}
+
+/// A `[[janus_server]]` entry as a registration that never expires.
+fn static_server(s: &janus_cloud::config::JanusServer) -> ServerUpdate {
+    ServerUpdate {
+        name: s.name.clone(),
+        url: s.url.clone(),
+        status: s.status,
+        session_timeout: Some(s.session_timeout),
+        location: Some(s.location.clone()),
+        isp: Some(s.isp.clone()),
+        session_num: Some(s.session_num as i64),
+        handle_num: Some(s.handle_num as i64),
+        expire: Some(0),
+        start_time: None,
+        load: None,
+    }
 }
 
 fn listeners_addr(l: &[std::net::TcpListener]) -> String {
@@ -101,8 +156,9 @@ fn listeners_addr(l: &[std::net::TcpListener]) -> String {
 /// connections over the shards. A first probe bind without SO_REUSEPORT fails if another
 /// process already listens there (with SO_REUSEPORT it would silently share the port).
 fn bind_all(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    let probe = std::net::TcpListener::bind(addr)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (is another janus-proxy running?)"))?;
+    let probe = std::net::TcpListener::bind(addr).map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e} (is another janus-proxy running?)")
+    })?;
     // Port 0 means "any": all shards must share the port the probe got.
     let addr = probe.local_addr()?;
     drop(probe);

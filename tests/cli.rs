@@ -32,7 +32,10 @@ fn version_prints_and_exits_zero() {
     let out = Command::new(proxy_bin()).arg("--version").output().unwrap();
     assert!(out.status.success(), "--version failed: {out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.chars().any(|c| c.is_ascii_digit()), "--version printed no version: {text:?}");
+    assert!(
+        text.chars().any(|c| c.is_ascii_digit()),
+        "--version printed no version: {text:?}"
+    );
 }
 
 #[test]
@@ -56,10 +59,19 @@ fn check_config_accepts_every_selection_mode_and_json_format() {
 #[test]
 fn check_config_names_the_bad_key() {
     let cases: Vec<(ProxyConfig, &str)> = vec![
-        (base().set_str("general", "server_select", "bogus"), "server_select"),
+        (
+            base().set_str("general", "server_select", "bogus"),
+            "server_select",
+        ),
         (base().set_str("ws_transport", "json", "pretty"), "json"),
-        (base().set("general", "session_timeout", "-5"), "session_timeout"),
-        (base().set("general", "session_timeout", "\"sixty\""), "session_timeout"),
+        (
+            base().set("general", "session_timeout", "-5"),
+            "session_timeout",
+        ),
+        (
+            base().set("general", "session_timeout", "\"sixty\""),
+            "session_timeout",
+        ),
         (base().set_str("log", "debug_level", "LOUD"), "debug_level"),
     ];
     for (cfg, key) in cases {
@@ -90,5 +102,8 @@ fn check_config_rejects_unknown_plugin() {
     cfg.plugins = vec!["echotest".into(), "nosuchplugin".into()];
     let (ok, text) = check_config(&cfg.render());
     assert!(!ok, "unknown plugin accepted");
-    assert!(text.contains("nosuchplugin"), "error does not name the plugin: {text:?}");
+    assert!(
+        text.contains("nosuchplugin"),
+        "error does not name the plugin: {text:?}"
+    );
 }

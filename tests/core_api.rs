@@ -38,15 +38,29 @@ fn info_returns_server_info() {
     assert_eq!(r["transaction"], "info-1");
     assert_eq!(r["name"], "Janus-Cloud Proxy");
     assert_eq!(r["session-timeout"], 45, "{r}");
-    assert!(r.get("session_id").is_none(), "info reply with session_id: {r}");
-    let plugins = r["plugins"].as_object().unwrap_or_else(|| panic!("plugins is not a map: {r}"));
+    assert!(
+        r.get("session_id").is_none(),
+        "info reply with session_id: {r}"
+    );
+    let plugins = r["plugins"]
+        .as_object()
+        .unwrap_or_else(|| panic!("plugins is not a map: {r}"));
     assert!(plugins.contains_key("janus.plugin.echotest"), "{r}");
     assert!(plugins.contains_key("janus.plugin.dummytest"), "{r}");
     assert_eq!(plugins["janus.plugin.echotest"]["version"], 7, "{r}");
-    assert_eq!(plugins["janus.plugin.echotest"]["version_string"], "0.0.7", "{r}");
-    assert_eq!(plugins["janus.plugin.echotest"]["name"], "JANUS EchoTest plugin", "{r}");
+    assert_eq!(
+        plugins["janus.plugin.echotest"]["version_string"], "0.0.7",
+        "{r}"
+    );
+    assert_eq!(
+        plugins["janus.plugin.echotest"]["name"], "JANUS EchoTest plugin",
+        "{r}"
+    );
     assert_eq!(plugins["janus.plugin.dummytest"]["version"], 1, "{r}");
-    assert_eq!(plugins["janus.plugin.dummytest"]["name"], "JANUS DummyTest plugin", "{r}");
+    assert_eq!(
+        plugins["janus.plugin.dummytest"]["name"], "JANUS DummyTest plugin",
+        "{r}"
+    );
 }
 
 #[test]
@@ -65,15 +79,24 @@ fn create_keepalive_destroy() {
     let r = c.request(json!({"janus": "create", "transaction": "c1"}));
     assert_eq!(r["janus"], "success", "{r}");
     assert_eq!(r["transaction"], "c1");
-    assert!(r.get("session_id").is_none(), "create reply must not carry a top-level session_id: {r}");
+    assert!(
+        r.get("session_id").is_none(),
+        "create reply must not carry a top-level session_id: {r}"
+    );
     assert_eq!(key_set(&r), keys(&["janus", "transaction", "data"]), "{r}");
     let sid = assert_id(&r["data"]["id"], "session id");
 
     let r = c.request(json!({"janus": "keepalive", "session_id": sid, "transaction": "k1"}));
-    assert_eq!(r, json!({"janus": "ack", "session_id": sid, "transaction": "k1"}));
+    assert_eq!(
+        r,
+        json!({"janus": "ack", "session_id": sid, "transaction": "k1"})
+    );
 
     let r = c.request(json!({"janus": "destroy", "session_id": sid, "transaction": "d1"}));
-    assert_eq!(r, json!({"janus": "success", "session_id": sid, "transaction": "d1"}));
+    assert_eq!(
+        r,
+        json!({"janus": "success", "session_id": sid, "transaction": "d1"})
+    );
 
     let r = c.request(json!({"janus": "keepalive", "session_id": sid}));
     assert_error(&r, 458, Some(&format!("No such session {sid}")));
@@ -124,8 +147,14 @@ fn invalid_json_gives_454_and_keeps_the_socket() {
     c.send_raw("{not json");
     let r = c.recv(T);
     assert_error(&r, 454, None);
-    assert!(r.get("transaction").is_none(), "454 must not carry a transaction: {r}");
-    assert!(r.get("session_id").is_none(), "454 must not carry a session_id: {r}");
+    assert!(
+        r.get("transaction").is_none(),
+        "454 must not carry a transaction: {r}"
+    );
+    assert!(
+        r.get("session_id").is_none(),
+        "454 must not carry a session_id: {r}"
+    );
     assert_eq!(key_set(&r), keys(&["janus", "error"]), "{r}");
     // the connection stays usable
     let r = c.request(json!({"janus": "ping"}));
@@ -135,7 +164,10 @@ fn invalid_json_gives_454_and_keeps_the_socket() {
     let r = c.recv(T);
     assert_eq!(r["janus"], "error", "{r}");
     // real Janus 1.1.2 answers 456 (missing transaction) here; 454/455 are fine too
-    assert!(matches!(r["error"]["code"].as_u64(), Some(454..=456)), "{r}");
+    assert!(
+        matches!(r["error"]["code"].as_u64(), Some(454..=456)),
+        "{r}"
+    );
     assert!(c.is_alive());
 }
 
@@ -159,7 +191,10 @@ fn missing_janus_gives_456() {
     let r = c.recv(T);
     assert_error(&r, 456, Some("Missing mandatory element (janus)"));
     // real Janus 1.1.2 answers this one without the transaction; echoing it is fine too
-    assert!(r.get("transaction").is_none() || r["transaction"] == "nojanus", "{r}");
+    assert!(
+        r.get("transaction").is_none() || r["transaction"] == "nojanus",
+        "{r}"
+    );
     assert!(c.is_alive());
 }
 
@@ -173,7 +208,10 @@ fn unknown_verb_gives_453() {
     assert_eq!(r["janus"], "error", "{r}");
     match r["error"]["code"].as_u64() {
         Some(453) => assert_eq!(r["error"]["reason"], "Unknown request 'frobnicate'", "{r}"),
-        Some(457) => assert_eq!(r["error"]["reason"], "Unhandled request 'frobnicate' at this path", "{r}"),
+        Some(457) => assert_eq!(
+            r["error"]["reason"], "Unhandled request 'frobnicate' at this path",
+            "{r}"
+        ),
         _ => panic!("expected 453 or 457: {r}"),
     }
     assert_eq!(r["transaction"], "fr");
@@ -196,7 +234,11 @@ fn session_verbs_without_session_id_give_457() {
             req["plugin"] = json!("janus.plugin.echotest");
         }
         let r = c.request(req);
-        assert_error(&r, 457, Some(&format!("Unhandled request '{verb}' at this path")));
+        assert_error(
+            &r,
+            457,
+            Some(&format!("Unhandled request '{verb}' at this path")),
+        );
         assert!(r.get("session_id").is_none(), "{r}");
     }
 }
@@ -215,7 +257,11 @@ fn handle_verbs_without_handle_id_give_457() {
     for req in requests {
         let verb = req["janus"].as_str().unwrap().to_string();
         let r = c.request(req);
-        assert_error(&r, 457, Some(&format!("Unhandled request '{verb}' at this path")));
+        assert_error(
+            &r,
+            457,
+            Some(&format!("Unhandled request '{verb}' at this path")),
+        );
         assert_eq!(r["session_id"], sid, "{r}");
     }
     // handle verbs at the root path (no session either)
@@ -231,7 +277,8 @@ fn unknown_session_gives_458() {
     assert_error(&r, 458, Some("No such session 42"));
     assert_eq!(r["session_id"], 42);
     assert_eq!(r["transaction"], "ks");
-    let r = c.request(json!({"janus": "attach", "session_id": 42, "plugin": "janus.plugin.dummytest"}));
+    let r =
+        c.request(json!({"janus": "attach", "session_id": 42, "plugin": "janus.plugin.dummytest"}));
     assert_error(&r, 458, Some("No such session 42"));
     let r = c.request(json!({"janus": "message", "session_id": 42, "handle_id": 7, "body": {}}));
     assert_error(&r, 458, Some("No such session 42"));
@@ -242,7 +289,9 @@ fn unknown_handle_gives_459() {
     let p = proxy();
     let mut c = p.client();
     let sid = c.create_session();
-    let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": 1, "body": {"audio": true}}));
+    let r = c.request(
+        json!({"janus": "message", "session_id": sid, "handle_id": 1, "body": {"audio": true}}),
+    );
     assert_error(&r, 459, Some(&format!("No such handle 1 in session {sid}")));
     assert_eq!(r["session_id"], sid, "{r}");
     let r = c.request(json!({"janus": "detach", "session_id": sid, "handle_id": 1}));
@@ -274,8 +323,13 @@ fn message_body_errors() {
     assert_error(&r, 456, Some("Missing mandatory element (body)"));
     assert_eq!(r["session_id"], sid, "{r}");
     for bad in [json!(5), json!("text"), json!([1, 2])] {
-        let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": bad}));
-        assert_error(&r, 467, Some("Invalid element type (body should be an object)"));
+        let r = c
+            .request(json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": bad}));
+        assert_error(
+            &r,
+            467,
+            Some("Invalid element type (body should be an object)"),
+        );
     }
 }
 
@@ -286,22 +340,36 @@ fn trickle_errors() {
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.dummytest");
     let r = c.request(json!({"janus": "trickle", "session_id": sid, "handle_id": hid}));
-    assert_error(&r, 456, Some("Missing mandatory element (candidate|candidates)"));
+    assert_error(
+        &r,
+        456,
+        Some("Missing mandatory element (candidate|candidates)"),
+    );
     assert_eq!(r["session_id"], sid, "{r}");
     let cand = json!({"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0});
-    let r = c.request(json!({"janus": "trickle", "session_id": sid, "handle_id": hid,
-        "candidate": cand.clone(), "candidates": [cand.clone()]}));
+    let r = c.request(
+        json!({"janus": "trickle", "session_id": sid, "handle_id": hid,
+        "candidate": cand.clone(), "candidates": [cand.clone()]}),
+    );
     assert_error(&r, 454, Some("Can't have both candidate and candidates"));
     // each alone is fine on dummytest
-    let r = c.request(json!({"janus": "trickle", "session_id": sid, "handle_id": hid, "candidate": cand.clone()}));
-    assert_eq!(r, json!({"janus": "ack", "session_id": sid, "transaction": r["transaction"].clone()}));
-    let r = c.request(json!({"janus": "trickle", "session_id": sid, "handle_id": hid, "candidates": [cand]}));
+    let r = c.request(
+        json!({"janus": "trickle", "session_id": sid, "handle_id": hid, "candidate": cand.clone()}),
+    );
+    assert_eq!(
+        r,
+        json!({"janus": "ack", "session_id": sid, "transaction": r["transaction"].clone()})
+    );
+    let r = c.request(
+        json!({"janus": "trickle", "session_id": sid, "handle_id": hid, "candidates": [cand]}),
+    );
     assert_eq!(r["janus"], "ack", "{r}");
 }
 
 #[test]
 fn api_secret_is_enforced() {
-    let p = Proxy::start(ProxyConfig::without_backends().set_str("general", "api_secret", "s3cr3t"));
+    let p =
+        Proxy::start(ProxyConfig::without_backends().set_str("general", "api_secret", "s3cr3t"));
     let mut c = p.client();
     // exempt verbs
     let r = c.request(json!({"janus": "ping"}));
@@ -310,23 +378,37 @@ fn api_secret_is_enforced() {
     assert_eq!(r["janus"], "server_info", "{r}");
     // missing / wrong secret
     let r = c.request(json!({"janus": "create", "transaction": "nosecret"}));
-    assert_error(&r, 403, Some("Unauthorized request (wrong or missing secret/token)"));
+    assert_error(
+        &r,
+        403,
+        Some("Unauthorized request (wrong or missing secret/token)"),
+    );
     assert_eq!(r["transaction"], "nosecret");
     let r = c.request(json!({"janus": "create", "apisecret": "wrong"}));
-    assert_error(&r, 403, Some("Unauthorized request (wrong or missing secret/token)"));
+    assert_error(
+        &r,
+        403,
+        Some("Unauthorized request (wrong or missing secret/token)"),
+    );
     // right secret
     let r = c.request(json!({"janus": "create", "apisecret": "s3cr3t"}));
     assert_eq!(r["janus"], "success", "{r}");
     let sid = r["data"]["id"].as_u64().unwrap();
     let r = c.request(json!({"janus": "keepalive", "session_id": sid}));
-    assert_error(&r, 403, Some("Unauthorized request (wrong or missing secret/token)"));
+    assert_error(
+        &r,
+        403,
+        Some("Unauthorized request (wrong or missing secret/token)"),
+    );
     assert_eq!(r["session_id"], sid, "{r}");
     let r = c.request(json!({"janus": "keepalive", "session_id": sid, "apisecret": "s3cr3t"}));
     assert_eq!(r["janus"], "ack", "{r}");
     let r = c.request(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.dummytest", "apisecret": "s3cr3t"}));
     assert_eq!(r["janus"], "success", "{r}");
     let hid = r["data"]["id"].as_u64().unwrap();
-    let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}}));
+    let r = c.request(
+        json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}}),
+    );
     assert_error(&r, 403, None);
     let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}, "apisecret": "s3cr3t"}));
     assert_eq!(r["janus"], "success", "{r}");
@@ -336,7 +418,11 @@ fn api_secret_is_enforced() {
 
 #[test]
 fn max_sessions_per_connection() {
-    let p = Proxy::start(ProxyConfig::without_backends().set("ws_transport", "max_sessions_per_connection", "1"));
+    let p = Proxy::start(ProxyConfig::without_backends().set(
+        "ws_transport",
+        "max_sessions_per_connection",
+        "1",
+    ));
     let mut a = p.client();
     let sid = a.create_session();
     let r = a.request(json!({"janus": "create", "transaction": "second"}));
@@ -355,14 +441,21 @@ fn max_sessions_per_connection() {
 
 #[test]
 fn oversized_frame_gives_450_and_keeps_the_socket() {
-    let p = Proxy::start(ProxyConfig::without_backends().set("ws_transport", "max_message_size", "1024"));
+    let p = Proxy::start(ProxyConfig::without_backends().set(
+        "ws_transport",
+        "max_message_size",
+        "1024",
+    ));
     let mut c = p.client();
     let big = json!({"janus": "ping", "transaction": "big", "padding": "x".repeat(4096)});
     c.send(&big);
     let r = c.recv(T);
     assert_error(&r, 450, None);
     let reason = r["error"]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("Message too large"), "unexpected reason: {r}");
+    assert!(
+        reason.starts_with("Message too large"),
+        "unexpected reason: {r}"
+    );
     // the connection stays usable
     let r = c.request(json!({"janus": "ping", "transaction": "after"}));
     assert_eq!(r["janus"], "pong", "{r}");
@@ -384,13 +477,62 @@ fn concatenated_requests_in_one_frame() {
 
     // with whitespace in between, three requests, processed in order (create before keepalive)
     c.send_raw("{\"janus\":\"create\",\"transaction\":\"c\",\"id\":987654321}\n {\"janus\":\"keepalive\",\"session_id\":987654321,\"transaction\":\"k\"}  {\"janus\":\"ping\",\"transaction\":\"p\"}");
-    let r1 = c.recv(T);
-    let r2 = c.recv(T);
-    let r3 = c.recv(T);
-    assert_eq!(r1["transaction"], "c", "{r1}");
-    assert_eq!(r1["janus"], "success", "{r1}");
-    assert_eq!(r2, json!({"janus": "ack", "session_id": 987654321u64, "transaction": "k"}));
-    assert_eq!(r3["transaction"], "p", "{r3}");
+    let c_reply = c.recv_event(|v| v["transaction"] == "c", T);
+    let k_reply = c.recv_event(|v| v["transaction"] == "k", T);
+    let p_reply = c.recv_event(|v| v["transaction"] == "p", T);
+    assert_eq!(c_reply["janus"], "success", "{c_reply}");
+    assert_eq!(
+        k_reply,
+        json!({"janus": "ack", "session_id": 987654321u64, "transaction": "k"})
+    );
+    assert_eq!(p_reply["janus"], "pong", "{p_reply}");
+}
+
+#[test]
+fn replies_keep_the_request_order() {
+    // Spec 01 §1 (Rust): frames of one connection are processed in arrival order, so the
+    // replies to core requests come back in request order, whether the requests share one
+    // frame or not (real Janus handles core requests on one thread, in order).
+    let p = proxy();
+    let mut c = p.client();
+    for i in 0..20u64 {
+        let id = 500_000_000 + i;
+        let frame = format!(
+            "{{\"janus\":\"create\",\"transaction\":\"c{i}\",\"id\":{id}}}{{\"janus\":\"keepalive\",\"session_id\":{id},\"transaction\":\"k{i}\"}}{{\"janus\":\"ping\",\"transaction\":\"p{i}\"}}"
+        );
+        c.send_raw(&frame);
+        let got: Vec<String> = (0..3).map(|_| c.recv(T)).map(|v| v.to_string()).collect();
+        let order: Vec<String> = got
+            .iter()
+            .map(|t| {
+                serde_json::from_str::<Value>(t).unwrap()["transaction"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![format!("c{i}"), format!("k{i}"), format!("p{i}")],
+            "one frame, round {i}: replies {got:?}"
+        );
+    }
+    for i in 0..20u64 {
+        let id = 600_000_000 + i;
+        c.send(&json!({"janus": "create", "transaction": format!("c{i}"), "id": id}));
+        c.send(&json!({"janus": "keepalive", "session_id": id, "transaction": format!("k{i}")}));
+        c.send(&json!({"janus": "ping", "transaction": format!("p{i}")}));
+        let got: Vec<Value> = (0..3).map(|_| c.recv(T)).collect();
+        let order: Vec<&str> = got
+            .iter()
+            .map(|v| v["transaction"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(
+            order,
+            vec![format!("c{i}"), format!("k{i}"), format!("p{i}")],
+            "separate frames, round {i}: replies {got:?}"
+        );
+    }
 }
 
 /// Whitespace outside string literals of a JSON text.
@@ -418,14 +560,23 @@ fn structural_whitespace(text: &str) -> Vec<char> {
 
 #[test]
 fn json_compact_format() {
-    let p = Proxy::start(ProxyConfig::without_backends().set_str("ws_transport", "json", "compact"));
+    let p =
+        Proxy::start(ProxyConfig::without_backends().set_str("ws_transport", "json", "compact"));
     let mut c = p.client();
     let f = c.request_frame(json!({"janus": "ping", "transaction": "cp"}));
     assert_eq!(f.text, r#"{"janus":"pong","transaction":"cp"}"#);
     let f = c.request_frame(json!({"janus": "info"}));
-    assert!(structural_whitespace(&f.text).is_empty(), "compact frame has whitespace: {:?}", f.text);
+    assert!(
+        structural_whitespace(&f.text).is_empty(),
+        "compact frame has whitespace: {:?}",
+        f.text
+    );
     let f = c.request_frame(json!({"janus": "create"}));
-    assert!(structural_whitespace(&f.text).is_empty(), "compact frame has whitespace: {:?}", f.text);
+    assert!(
+        structural_whitespace(&f.text).is_empty(),
+        "compact frame has whitespace: {:?}",
+        f.text
+    );
 }
 
 #[test]
@@ -433,7 +584,10 @@ fn json_indented_format() {
     let p = proxy(); // json = "indented"
     let mut c = p.client();
     let f = c.request_frame(json!({"janus": "ping", "transaction": "ip"}));
-    assert_eq!(f.text, "{\n   \"janus\": \"pong\",\n   \"transaction\": \"ip\"\n}");
+    assert_eq!(
+        f.text,
+        "{\n   \"janus\": \"pong\",\n   \"transaction\": \"ip\"\n}"
+    );
     let f = c.request_frame(json!({"janus": "create", "transaction": "ic"}));
     let sid = f.json["data"]["id"].as_u64().unwrap();
     assert_eq!(
@@ -447,7 +601,11 @@ fn json_plain_format() {
     let p = Proxy::start(ProxyConfig::without_backends().set_str("ws_transport", "json", "plain"));
     let mut c = p.client();
     let f = c.request_frame(json!({"janus": "ping", "transaction": "pl"}));
-    assert!(!f.text.contains('\n'), "plain frame has newlines: {:?}", f.text);
+    assert!(
+        !f.text.contains('\n'),
+        "plain frame has newlines: {:?}",
+        f.text
+    );
     assert_eq!(f.text, r#"{"janus": "pong", "transaction": "pl"}"#);
 }
 
@@ -459,7 +617,11 @@ fn non_string_transaction_gives_467() {
     let mut c = p.client();
     c.send(&json!({"janus": "ping", "transaction": 1234}));
     let r = c.recv(T);
-    assert_error(&r, 467, Some("Invalid element type (transaction should be a string)"));
+    assert_error(
+        &r,
+        467,
+        Some("Invalid element type (transaction should be a string)"),
+    );
     assert!(r.get("transaction").is_none(), "{r}");
     assert!(c.is_alive());
 }
@@ -486,7 +648,10 @@ fn dummytest_sync_and_async() {
     assert_eq!(ev["session_id"], sid, "{ev}");
     assert_eq!(ev["sender"], hid, "{ev}");
     assert_eq!(ev["transaction"], "as", "{ev}");
-    assert_eq!(ev["plugindata"], json!({"plugin": "janus.plugin.dummytest", "data": {"dummytest": "successful"}}));
+    assert_eq!(
+        ev["plugindata"],
+        json!({"plugin": "janus.plugin.dummytest", "data": {"dummytest": "successful"}})
+    );
     // async with jsep: echoed back
     let jsep = json!({"type": "offer", "sdp": "v=0\r\n"});
     let (_ack, ev) = c.request_async(
@@ -499,12 +664,26 @@ fn dummytest_sync_and_async() {
     assert_eq!(r["janus"], "success", "{r}");
     let r = c.request(json!({"janus": "trickle", "session_id": sid, "handle_id": hid, "candidate": {"completed": true}}));
     assert_eq!(r["janus"], "ack", "{r}");
-    let r = c.request(json!({"janus": "detach", "session_id": sid, "handle_id": hid, "transaction": "dt"}));
-    assert_eq!(r, json!({"janus": "success", "session_id": sid, "transaction": "dt"}));
+    let r = c.request(
+        json!({"janus": "detach", "session_id": sid, "handle_id": hid, "transaction": "dt"}),
+    );
+    assert_eq!(
+        r,
+        json!({"janus": "success", "session_id": sid, "transaction": "dt"})
+    );
     let d = c.recv_event(|v| v["janus"] == "detached", T);
-    assert_eq!(d, json!({"janus": "detached", "session_id": sid, "sender": hid}));
-    let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}}));
-    assert_error(&r, 459, Some(&format!("No such handle {hid} in session {sid}")));
+    assert_eq!(
+        d,
+        json!({"janus": "detached", "session_id": sid, "sender": hid})
+    );
+    let r = c.request(
+        json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}}),
+    );
+    assert_error(
+        &r,
+        459,
+        Some(&format!("No such handle {hid} in session {sid}")),
+    );
 }
 
 #[test]
@@ -516,7 +695,10 @@ fn handle_ids_are_distinct_and_js_safe() {
     for _ in 0..10 {
         let r = c.request(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.dummytest", "transaction": "at"}));
         assert_eq!(r["janus"], "success", "{r}");
-        assert!(r.get("sender").is_none(), "attach reply must not carry sender: {r}");
+        assert!(
+            r.get("sender").is_none(),
+            "attach reply must not carry sender: {r}"
+        );
         assert_eq!(r["session_id"], sid);
         assert_eq!(r["transaction"], "at");
         let hid = assert_id(&r["data"]["id"], "handle id");
@@ -551,7 +733,10 @@ fn closing_socket_destroys_its_sessions() {
             assert_error(&r, 458, Some(&format!("No such session {sid}")));
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "session {sid} survived its socket: {r}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session {sid} survived its socket: {r}"
+        );
         poll_pause();
     }
 }
@@ -592,21 +777,35 @@ fn ws_ping_sent_when_idle_and_silent_peer_dropped() {
     // talk raw TCP from now on, so that no automatic PONG is sent
     let mut s = c.ws.get_ref().try_clone().unwrap();
     let start = std::time::Instant::now();
-    let (op, _) = read_raw_frame(&mut s, Duration::from_secs(5)).expect("no WS ping from an idle connection");
+    let (op, _) =
+        read_raw_frame(&mut s, Duration::from_secs(5)).expect("no WS ping from an idle connection");
     assert_eq!(op, 0x9, "expected a PING frame, got opcode {op}");
-    assert!(start.elapsed() >= Duration::from_millis(900), "ping after only {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "ping after only {:?}",
+        start.elapsed()
+    );
     // do not answer: the proxy must close (close frame and/or EOF) within a few seconds
     let deadline = std::time::Instant::now() + Duration::from_secs(6);
     loop {
         match read_raw_frame(&mut s, Duration::from_secs(6)) {
-            None => break,              // EOF / reset
-            Some((0x8, _)) => break,    // close frame
-            Some((0x9, _)) => {}        // another ping
-            Some((op, payload)) => panic!("unexpected frame {op}: {:?}", String::from_utf8_lossy(&payload)),
+            None => break,           // EOF / reset
+            Some((0x8, _)) => break, // close frame
+            Some((0x9, _)) => {}     // another ping
+            Some((op, payload)) => panic!(
+                "unexpected frame {op}: {:?}",
+                String::from_utf8_lossy(&payload)
+            ),
         }
-        assert!(std::time::Instant::now() < deadline, "silent peer was not dropped");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "silent peer was not dropped"
+        );
     }
-    assert!(std::time::Instant::now() < deadline, "silent peer was not dropped in time");
+    assert!(
+        std::time::Instant::now() < deadline,
+        "silent peer was not dropped in time"
+    );
 }
 
 #[test]
@@ -625,4 +824,22 @@ fn ws_ping_answered_keeps_the_connection() {
         }
     }
     assert!(c.is_alive(), "connection answering pings was dropped");
+}
+
+#[test]
+fn binary_frames_are_ignored() {
+    // spec 01 §1: text frames only, binary frames ignored
+    let p = proxy();
+    let mut c = p.client();
+    c.ws.send(tungstenite::Message::binary(
+        br#"{"janus":"ping","transaction":"bin"}"#.to_vec(),
+    ))
+    .unwrap();
+    let r = c.request(json!({"janus": "ping", "transaction": "txt"}));
+    assert_eq!(r, json!({"janus": "pong", "transaction": "txt"}));
+    assert!(
+        c.stash.is_empty(),
+        "binary frame was answered: {:?}",
+        c.stash
+    );
 }

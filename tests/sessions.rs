@@ -55,14 +55,20 @@ fn claim_moves_events_to_the_new_socket() {
     assert!(
         !a.stash.iter().any(|f| f.json["janus"] == "event"),
         "the old socket still received events: {:?}",
-        a.stash.iter().map(|f| f.json.to_string()).collect::<Vec<_>>()
+        a.stash
+            .iter()
+            .map(|f| f.json.to_string())
+            .collect::<Vec<_>>()
     );
 
     // detach from B: detached event on B
     let r = b.request(json!({"janus": "detach", "session_id": sid, "handle_id": hid}));
     assert_eq!(r["janus"], "success", "{r}");
     let d = b.recv_event(|v| v["janus"] == "detached", T);
-    assert_eq!(d, json!({"janus": "detached", "session_id": sid, "sender": hid}));
+    assert_eq!(
+        d,
+        json!({"janus": "detached", "session_id": sid, "sender": hid})
+    );
 }
 
 #[test]
@@ -90,7 +96,10 @@ fn claim_keeps_the_session_alive_when_the_old_socket_closes() {
     let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline {
         let r = b.request(json!({"janus": "keepalive", "session_id": sid}));
-        assert_eq!(r["janus"], "ack", "claimed session died with its old socket: {r}");
+        assert_eq!(
+            r["janus"], "ack",
+            "claimed session died with its old socket: {r}"
+        );
         let _ = b.try_recv_event(|v| v["janus"] == "timeout", Duration::from_millis(200));
     }
 }
@@ -139,7 +148,10 @@ fn no_reclaim_when_timeout_is_zero() {
             assert_error(&r, 458, Some(&format!("No such session {sid}")));
             break;
         }
-        assert!(Instant::now() < deadline, "session {sid} survived its socket with reclaim 0: {r}");
+        assert!(
+            Instant::now() < deadline,
+            "session {sid} survived its socket with reclaim 0: {r}"
+        );
         poll_pause();
     }
     let r = b.request(json!({"janus": "claim", "session_id": sid, "transaction": "nr"}));
@@ -159,14 +171,20 @@ fn session_timeout_expires_idle_sessions() {
     let hid = c.attach(sid, "janus.plugin.dummytest");
     let ev = c.recv_event(|v| v["janus"] == "timeout", Duration::from_secs(8));
     let elapsed = created.elapsed();
-    assert_eq!(ev, json!({"janus": "timeout", "session_id": sid}), "unexpected timeout event shape");
+    assert_eq!(
+        ev,
+        json!({"janus": "timeout", "session_id": sid}),
+        "unexpected timeout event shape"
+    );
     assert!(
         elapsed >= Duration::from_millis(1900) && elapsed <= Duration::from_millis(5500),
         "timeout event after {elapsed:?}, expected ~2-4 s"
     );
     let r = c.request(json!({"janus": "keepalive", "session_id": sid}));
     assert_error(&r, 458, Some(&format!("No such session {sid}")));
-    let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}}));
+    let r = c.request(
+        json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}}),
+    );
     assert_error(&r, 458, Some(&format!("No such session {sid}")));
     // the connection itself is still fine
     assert!(c.is_alive());
@@ -180,10 +198,18 @@ fn keepalives_keep_a_session_alive() {
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(5000) {
         let r = c.request(json!({"janus": "keepalive", "session_id": sid}));
-        assert_eq!(r["janus"], "ack", "keepalive failed after {:?}: {r}", start.elapsed());
+        assert_eq!(
+            r["janus"],
+            "ack",
+            "keepalive failed after {:?}: {r}",
+            start.elapsed()
+        );
         // pace the keepalives at ~1 s by waiting for a (forbidden) timeout event
         if let Some(ev) = c.try_recv_event(|v| v["janus"] == "timeout", Duration::from_secs(1)) {
-            panic!("session timed out despite keepalives after {:?}: {ev}", start.elapsed());
+            panic!(
+                "session timed out despite keepalives after {:?}: {ev}",
+                start.elapsed()
+            );
         }
     }
     let r = c.request(json!({"janus": "keepalive", "session_id": sid}));
@@ -198,10 +224,20 @@ fn plugin_requests_also_keep_a_session_alive() {
     let hid = c.attach(sid, "janus.plugin.dummytest");
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(4500) {
-        let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}}));
-        assert_eq!(r["janus"], "success", "message failed after {:?}: {r}", start.elapsed());
+        let r = c.request(
+            json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}}),
+        );
+        assert_eq!(
+            r["janus"],
+            "success",
+            "message failed after {:?}: {r}",
+            start.elapsed()
+        );
         if let Some(ev) = c.try_recv_event(|v| v["janus"] == "timeout", Duration::from_secs(1)) {
-            panic!("session timed out despite activity after {:?}: {ev}", start.elapsed());
+            panic!(
+                "session timed out despite activity after {:?}: {ev}",
+                start.elapsed()
+            );
         }
     }
 }

@@ -25,12 +25,21 @@ fn run_sequence(c: &mut Client) -> Vec<Step> {
     let mut push = |name: &'static str, frame: Frame| out.push(Step { name, frame });
 
     let f = c.request_frame(json!({"janus": "create"}));
-    let sid = f.json["data"]["id"].as_u64().unwrap_or_else(|| panic!("create failed on {}: {}", c.url, f.text));
+    let sid = f.json["data"]["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("create failed on {}: {}", c.url, f.text));
     push("create", f);
-    push("keepalive", c.request_frame(json!({"janus": "keepalive", "session_id": sid})));
+    push(
+        "keepalive",
+        c.request_frame(json!({"janus": "keepalive", "session_id": sid})),
+    );
 
-    let f = c.request_frame(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest"}));
-    let hid = f.json["data"]["id"].as_u64().unwrap_or_else(|| panic!("attach failed on {}: {}", c.url, f.text));
+    let f = c.request_frame(
+        json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest"}),
+    );
+    let hid = f.json["data"]["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("attach failed on {}: {}", c.url, f.text));
     push("attach", f);
 
     // echotest message: ack and event, in whatever order
@@ -38,31 +47,47 @@ fn run_sequence(c: &mut Client) -> Vec<Step> {
     c.send(&json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"audio": true}, "transaction": t}));
     let t1 = t.clone();
     let ack = c
-        .try_recv_frame_where(move |v| v["transaction"] == t1.as_str() && v["janus"] == "ack", T)
+        .try_recv_frame_where(
+            move |v| v["transaction"] == t1.as_str() && v["janus"] == "ack",
+            T,
+        )
         .unwrap_or_else(|| panic!("no ack from {}", c.url));
     let t2 = t.clone();
     let ev = c
-        .try_recv_frame_where(move |v| v["transaction"] == t2.as_str() && v["janus"] == "event", T)
+        .try_recv_frame_where(
+            move |v| v["transaction"] == t2.as_str() && v["janus"] == "event",
+            T,
+        )
         .unwrap_or_else(|| panic!("no event from {}", c.url));
     push("echotest message ack", ack);
     push("echotest message event", ev);
 
-    push("echotest keepalive", c.request_frame(json!({"janus": "keepalive", "session_id": sid})));
+    push(
+        "echotest keepalive",
+        c.request_frame(json!({"janus": "keepalive", "session_id": sid})),
+    );
 
     // section 6 errors
     push(
         "errors: attach unknown plugin",
-        c.request_frame(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.nope"})),
+        c.request_frame(
+            json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.nope"}),
+        ),
     );
     push(
         "errors: message to unknown handle",
-        c.request_frame(json!({"janus": "message", "session_id": sid, "handle_id": 1, "body": {"audio": true}})),
+        c.request_frame(
+            json!({"janus": "message", "session_id": sid, "handle_id": 1, "body": {"audio": true}}),
+        ),
     );
     push(
         "errors: message without body",
         c.request_frame(json!({"janus": "message", "session_id": sid, "handle_id": hid})),
     );
-    push("errors: unknown verb", c.request_frame(json!({"janus": "frobnicate", "session_id": sid})));
+    push(
+        "errors: unknown verb",
+        c.request_frame(json!({"janus": "frobnicate", "session_id": sid})),
+    );
     push(
         "errors: keepalive unknown session",
         c.request_frame(json!({"janus": "keepalive", "session_id": 42})),
@@ -85,8 +110,14 @@ fn run_sequence(c: &mut Client) -> Vec<Step> {
     push("detach", ok);
     push("detached", det);
 
-    push("destroy", c.request_frame(json!({"janus": "destroy", "session_id": sid})));
-    push("destroy again", c.request_frame(json!({"janus": "destroy", "session_id": sid})));
+    push(
+        "destroy",
+        c.request_frame(json!({"janus": "destroy", "session_id": sid})),
+    );
+    push(
+        "destroy again",
+        c.request_frame(json!({"janus": "destroy", "session_id": sid})),
+    );
     out
 }
 
@@ -97,7 +128,9 @@ fn transcript_keys(step: &str) -> Vec<&'static str> {
         "keepalive" | "echotest keepalive" => vec!["janus", "session_id", "transaction"],
         "attach" => vec!["janus", "session_id", "transaction", "data"],
         "echotest message ack" => vec!["janus", "session_id", "transaction", "hint"],
-        "echotest message event" => vec!["janus", "session_id", "transaction", "sender", "plugindata"],
+        "echotest message event" => {
+            vec!["janus", "session_id", "transaction", "sender", "plugindata"]
+        }
         "detach" | "destroy" => vec!["janus", "session_id", "transaction"],
         "detached" => vec!["janus", "session_id", "sender"],
         "errors: missing transaction" | "errors: invalid JSON" => vec!["janus", "error"],
@@ -114,11 +147,15 @@ const OPTIONAL: &[&str] = &["hint"];
 fn expected_error(step: &str, sid: u64) -> Option<(u64, Option<String>)> {
     Some(match step {
         "errors: attach unknown plugin" => (460, Some("No such plugin 'janus.plugin.nope'".into())),
-        "errors: message to unknown handle" => (459, Some(format!("No such handle 1 in session {sid}"))),
+        "errors: message to unknown handle" => {
+            (459, Some(format!("No such handle 1 in session {sid}")))
+        }
         "errors: message without body" => (456, Some("Missing mandatory element (body)".into())),
         "errors: unknown verb" => (453, Some("Unknown request 'frobnicate'".into())),
         "errors: keepalive unknown session" => (458, Some("No such session 42".into())),
-        "errors: missing transaction" => (456, Some("Missing mandatory element (transaction)".into())),
+        "errors: missing transaction" => {
+            (456, Some("Missing mandatory element (transaction)".into()))
+        }
         "errors: invalid JSON" => (454, None),
         "destroy again" => (458, Some(format!("No such session {sid}"))),
         _ => return None,
@@ -131,7 +168,9 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 fn without_optional(v: Vec<String>) -> Vec<String> {
-    v.into_iter().filter(|k| !OPTIONAL.contains(&k.as_str())).collect()
+    v.into_iter()
+        .filter(|k| !OPTIONAL.contains(&k.as_str()))
+        .collect()
 }
 
 fn nested_keys(v: &Value) -> Vec<(String, Vec<String>)> {
@@ -142,7 +181,10 @@ fn nested_keys(v: &Value) -> Vec<(String, Vec<String>)> {
         }
     }
     if let Some(o) = v.pointer("/plugindata/data").and_then(|x| x.as_object()) {
-        out.push(("plugindata.data".to_string(), sorted(o.keys().cloned().collect())));
+        out.push((
+            "plugindata.data".to_string(),
+            sorted(o.keys().cloned().collect()),
+        ));
     }
     out
 }
@@ -162,18 +204,33 @@ fn proxy_replies_match_transcript_shapes() {
     let mut problems = Vec::new();
     for s in &steps {
         let got = without_optional(sorted(wire_keys(&s.frame.text)));
-        let want = without_optional(sorted(transcript_keys(s.name).iter().map(|k| k.to_string()).collect()));
+        let want = without_optional(sorted(
+            transcript_keys(s.name)
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+        ));
         if got != want {
-            problems.push(format!("{}: keys {:?}, transcript {:?}\n    frame: {}", s.name, got, want, s.frame.text));
+            problems.push(format!(
+                "{}: keys {:?}, transcript {:?}\n    frame: {}",
+                s.name, got, want, s.frame.text
+            ));
         }
         if let Some((code, reason)) = expected_error(s.name, sid) {
             let e = &s.frame.json["error"];
             if e["code"] != code || reason.as_ref().is_some_and(|r| e["reason"] != r.as_str()) {
-                problems.push(format!("{}: error {}, expected {code} {reason:?}", s.name, e));
+                problems.push(format!(
+                    "{}: error {}, expected {code} {reason:?}",
+                    s.name, e
+                ));
             }
         }
     }
-    assert!(problems.is_empty(), "shape differences from the transcripts:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "shape differences from the transcripts:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -193,18 +250,22 @@ fn proxy_replies_match_a_real_janus() {
         if jk != pk {
             problems.push(format!(
                 "{}: proxy keys {pk:?} vs janus {jk:?}\n    proxy: {}\n    janus: {}",
-                j.name,
-                pr.frame.json,
-                j.frame.json
+                j.name, pr.frame.json, j.frame.json
             ));
         }
         let jn = nested_keys(&j.frame.json);
         let pn = nested_keys(&pr.frame.json);
         if jn != pn {
-            problems.push(format!("{}: nested keys proxy {pn:?} vs janus {jn:?}", j.name));
+            problems.push(format!(
+                "{}: nested keys proxy {pn:?} vs janus {jn:?}",
+                j.name
+            ));
         }
         if j.frame.json["janus"] != pr.frame.json["janus"] {
-            problems.push(format!("{}: janus {} vs {}", j.name, pr.frame.json["janus"], j.frame.json["janus"]));
+            problems.push(format!(
+                "{}: janus {} vs {}",
+                j.name, pr.frame.json["janus"], j.frame.json["janus"]
+            ));
         }
         if j.frame.json["error"]["code"] != pr.frame.json["error"]["code"] {
             problems.push(format!(
@@ -215,7 +276,9 @@ fn proxy_replies_match_a_real_janus() {
         // reasons embed ids; compare them with the ids normalised (invalid JSON: parser text)
         if j.name != "errors: invalid JSON" {
             let norm = |v: &Value, sid: &Value| {
-                v["error"]["reason"].as_str().map(|r| r.replace(&sid.to_string(), "<sid>"))
+                v["error"]["reason"]
+                    .as_str()
+                    .map(|r| r.replace(&sid.to_string(), "<sid>"))
             };
             let jr = norm(&j.frame.json, &janus_steps[0].frame.json["data"]["id"]);
             let pr_ = norm(&pr.frame.json, &proxy_steps[0].frame.json["data"]["id"]);
@@ -230,7 +293,11 @@ fn proxy_replies_match_a_real_janus() {
             }
         }
     }
-    assert!(problems.is_empty(), "proxy differs from real Janus:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "proxy differs from real Janus:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -249,7 +316,11 @@ fn key_order_matches_a_real_janus() {
             problems.push(format!("{}: proxy order {pk:?} vs janus {jk:?}", j.name));
         }
     }
-    assert!(problems.is_empty(), "key order differs from real Janus:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "key order differs from real Janus:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -270,4 +341,92 @@ fn indented_frames_are_formatted_like_janus() {
     assert_eq!(norm(&pr), norm(&j));
     let sid = j.json["data"]["id"].as_u64().unwrap();
     let _ = direct.request(json!({"janus": "destroy", "session_id": sid}));
+}
+
+/// Requests whose error answers must be identical (code and reason, ids normalised) on the
+/// proxy and on a real Janus. `SID`/`HID` are replaced by each side's own session/handle id.
+const PARITY_CASES: &[&str] = &[
+    r#"{"janus":5,"transaction":"t"}"#,
+    r#"{"janus":"","transaction":"t"}"#,
+    r#"{"janus":"PING","transaction":"t"}"#,
+    r#"{"janus":"keepalive","session_id":0,"transaction":"t"}"#,
+    r#"{"janus":"keepalive","session_id":SID,"handle_id":HID,"transaction":"t"}"#,
+    r#"{"janus":"create","session_id":SID,"transaction":"t"}"#,
+    r#"{"janus":"info","session_id":SID,"transaction":"t"}"#,
+    r#"{"janus":"ping","session_id":SID,"transaction":"t"}"#,
+    r#"{"janus":"attach","session_id":SID,"transaction":"t"}"#,
+    r#"{"janus":"attach","session_id":SID,"plugin":5,"transaction":"t"}"#,
+    r#"{"janus":"attach","session_id":SID,"plugin":"janus.plugin.echotest","opaque_id":5,"transaction":"t"}"#,
+    r#"{"janus":"attach","session_id":SID,"handle_id":HID,"plugin":"janus.plugin.echotest","transaction":"t"}"#,
+    r#"{"janus":"destroy","session_id":SID,"handle_id":HID,"transaction":"t"}"#,
+    r#"{"janus":"detach","session_id":SID,"handle_id":999,"transaction":"t"}"#,
+    r#"{"janus":"frobnicate","session_id":SID,"handle_id":HID,"transaction":"t"}"#,
+    r#"{"janus":"message","session_id":SID,"transaction":"t","body":{}}"#,
+    r#"{"janus":"message","session_id":SID,"handle_id":HID,"body":5,"transaction":"t"}"#,
+    r#"{"janus":"message","session_id":SID,"handle_id":HID,"transaction":"t"}"#,
+    r#"{"janus":"trickle","session_id":SID,"handle_id":HID,"transaction":"t"}"#,
+    r#"{"janus":"trickle","session_id":SID,"handle_id":HID,"candidate":{"completed":true},"candidates":[{"completed":true}],"transaction":"t"}"#,
+    r#"{"janus":"trickle","session_id":SID,"handle_id":HID,"candidate":{},"candidates":[],"transaction":"t"}"#,
+    r#"{"janus":"trickle","session_id":SID,"handle_id":HID,"candidates":[],"transaction":"t"}"#,
+    r#"{"janus":"trickle","session_id":SID,"handle_id":HID,"candidate":{"completed":true},"transaction":"t"}"#,
+    r#"{"janus":"claim","session_id":SID,"transaction":"t"}"#,
+    r#"{"janus":"claim","session_id":4242,"transaction":"t"}"#,
+    r#"{"janus":"hangup","session_id":SID,"handle_id":HID,"transaction":"t"}"#,
+    r#"{"janus":"hangup","transaction":"t"}"#,
+    r#"{"janus":"keepalive","transaction":"t"}"#,
+];
+
+#[test]
+fn error_answers_match_a_real_janus() {
+    let shared = shared_backends();
+    let p = proxy();
+    let mut sides = [Client::connect(&shared.ws_url(0)), p.client()];
+    let ids: Vec<(u64, u64)> = sides
+        .iter_mut()
+        .map(|c| {
+            let s = c.create_session();
+            let h = c.attach(s, "janus.plugin.echotest");
+            (s, h)
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for case in PARITY_CASES {
+        let mut answers = Vec::new();
+        for (c, (s, h)) in sides.iter_mut().zip(&ids) {
+            let req = case
+                .replace("SID", &s.to_string())
+                .replace("HID", &h.to_string());
+            c.send_raw(&req);
+            // the next frame carrying transaction "t" (skip asynchronous events)
+            let v = c.recv_event(
+                |v| {
+                    v["transaction"] == "t"
+                        || (v["janus"] == "error" && v.get("transaction").is_none())
+                },
+                T,
+            );
+            // Janus leaves the transaction out of some envelope errors (e.g. `janus` not a
+            // string); echoing it is harmless, so it is not compared.
+            let mut v = v;
+            if v["janus"] == "error" {
+                v.as_object_mut().unwrap().remove("transaction");
+            }
+            let norm = v
+                .to_string()
+                .replace(&s.to_string(), "SID")
+                .replace(&h.to_string(), "HID");
+            answers.push(norm);
+        }
+        if answers[0] != answers[1] {
+            problems.push(format!(
+                "{case}\n    janus: {}\n    proxy: {}",
+                answers[0], answers[1]
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "answers differ from real Janus:\n{}",
+        problems.join("\n")
+    );
 }

@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn reasons_match_janus() {
         assert_eq!(JanusError::no_session(42).reason, "No such session 42");
-        assert_eq!(JanusError::no_handle(5, 1).reason, "No such handle 1 in session 5");
+        assert_eq!(
+            JanusError::no_handle(5, 1).reason,
+            "No such handle 1 in session 5"
+        );
         assert_eq!(JanusError::no_plugin("x").reason, "No such plugin 'x'");
         assert_eq!(JanusError::missing("body").code, 456);
         assert_eq!(

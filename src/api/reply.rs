@@ -136,7 +136,11 @@ pub fn timeout(session_id: u64) -> Vec<u8> {
 /// newer Janus versions (`mid`, `substream`) pass through. `transaction` is the client's
 /// when the message answers one of its asynchronous requests.
 pub fn relay(backend: &RawObject, janus: &str, addr: Addr, transaction: Option<&str>) -> Vec<u8> {
-    let size: usize = backend.fields.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let size: usize = backend
+        .fields
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
     let mut w = ObjectWriter::with_capacity(size + 64);
     w.str("janus", janus).u64("session_id", addr.session_id);
     if let Some(t) = transaction {
@@ -203,7 +207,13 @@ mod tests {
             ..A
         };
         assert_eq!(
-            s(plugin_event(a, Some("\"t\""), "janus.plugin.echotest", r#"{"r":1}"#, Some(r#"{"type":"answer"}"#))),
+            s(plugin_event(
+                a,
+                Some("\"t\""),
+                "janus.plugin.echotest",
+                r#"{"r":1}"#,
+                Some(r#"{"type":"answer"}"#)
+            )),
             r#"{"janus":"event","session_id":1,"transaction":"t","sender":2,"opaque_id":"o","plugindata":{"plugin":"janus.plugin.echotest","data":{"r":1}},"jsep":{"type":"answer"}}"#
         );
     }

@@ -100,7 +100,10 @@ impl<'a> Request<'a> {
         let mut session_id = 0;
         let mut handle_id = 0;
         let mut id_error = None;
-        for (key, out) in [("session_id", &mut session_id), ("handle_id", &mut handle_id)] {
+        for (key, out) in [
+            ("session_id", &mut session_id),
+            ("handle_id", &mut handle_id),
+        ] {
             if let Some(raw) = fields.get(key) {
                 match parse_id(raw) {
                     Some(id) => *out = id,
@@ -116,7 +119,10 @@ impl<'a> Request<'a> {
         let transaction = match fields.get("transaction") {
             None => return Err(reject(None, JanusError::missing("transaction"))),
             Some(t) if json::kind(t) != Kind::String => {
-                return Err(reject(None, JanusError::wrong_type("transaction", "a string")))
+                return Err(reject(
+                    None,
+                    JanusError::wrong_type("transaction", "a string"),
+                ))
             }
             Some(t) => t.get(),
         };
@@ -200,10 +206,14 @@ mod tests {
         let e = Request::parse(r#"{"janus":"info"}"#).unwrap_err();
         assert_eq!(e.error.reason, "Missing mandatory element (transaction)");
         let e = Request::parse(r#"{"transaction":"x","session_id":5}"#).unwrap_err();
-        assert_eq!((e.error.code, e.session_id, e.transaction), (456, 5, Some(r#""x""#)));
+        assert_eq!(
+            (e.error.code, e.session_id, e.transaction),
+            (456, 5, Some(r#""x""#))
+        );
         let e = Request::parse(r#"{"janus":"info","transaction":7}"#).unwrap_err();
         assert_eq!(e.error.code, 467);
-        let e = Request::parse(r#"{"janus":"info","transaction":"7","session_id":-1}"#).unwrap_err();
+        let e =
+            Request::parse(r#"{"janus":"info","transaction":"7","session_id":-1}"#).unwrap_err();
         assert_eq!(e.error.code, 467);
         assert_eq!(Request::parse("[1]").unwrap_err().error.code, 454);
     }
@@ -211,6 +221,9 @@ mod tests {
     #[test]
     fn unknown_verbs_are_kept() {
         let r = Request::parse(r#"{"janus":"frobnicate","transaction":"x"}"#).unwrap();
-        assert_eq!((r.verb, r.verb_text.as_ref()), (Verb::Unknown, "frobnicate"));
+        assert_eq!(
+            (r.verb, r.verb_text.as_ref()),
+            (Verb::Unknown, "frobnicate")
+        );
     }
 }

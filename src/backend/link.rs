@@ -20,6 +20,7 @@ use futures_channel::oneshot;
 use tracing::{debug, info, warn};
 
 use super::server::ServerEntry;
+use crate::admin::metrics::Metrics;
 use crate::api::error::{Code, JanusError};
 use crate::api::json::{self, ObjectWriter, RawObject};
 use crate::runtime::local_queue::{queue, QueueTx};
@@ -95,6 +96,7 @@ struct Live {
 
 pub struct Link {
     pub server: Arc<ServerEntry>,
+    metrics: Arc<Metrics>,
     conf: LinkConf,
     state: RefCell<LinkState>,
     live: RefCell<Option<Live>>,
@@ -104,12 +106,20 @@ pub struct Link {
     next_transaction: Cell<u64>,
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     sink: Sink,
+    /// Set when the server was deleted and the link is no longer needed.
+    retired: Cell<bool>,
 }
 
 impl Link {
-    pub fn new(server: Arc<ServerEntry>, conf: LinkConf, sink: Sink) -> Rc<Link> {
+    pub fn new(
+        server: Arc<ServerEntry>,
+        conf: LinkConf,
+        metrics: Arc<Metrics>,
+        sink: Sink,
+    ) -> Rc<Link> {
         Rc::new(Link {
             server,
+            metrics,
             conf,
             state: RefCell::new(LinkState::Connecting),
             live: RefCell::new(None),
@@ -119,6 +129,7 @@ impl Link {
             next_transaction: Cell::new(fastrand::u64(1..1 << 40)),
             waiters: RefCell::new(Vec::new()),
             sink,
+            retired: Cell::new(false),
         })
     }
 
@@ -224,7 +235,10 @@ impl Link {
         let txn = self.next_transaction.get();
         self.next_transaction.set(txn + 1);
         let mut w = ObjectWriter::with_capacity(
-            96 + fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>(),
+            96 + fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>(),
         );
         w.str("janus", verb);
         if live.session_id != 0 {
@@ -248,6 +262,7 @@ impl Link {
                 done,
             },
         );
+        self.metrics.backend_messages_out.inc();
         if !live.tx.send(Outbound::Text(w.finish())) {
             drop(guard);
             self.complete(txn, Err(self.unavailable("connection closing")));
@@ -283,10 +298,16 @@ impl Link {
         }
     }
 
-    /// Runs the link forever: connect, serve, and reconnect with backoff.
+    /// Closes the link for good (its server was deleted and no handle uses it).
+    pub fn retire(&self) {
+        self.retired.set(true);
+        self.kill(self.generation.get());
+    }
+
+    /// Runs the link until retired: connect, serve, and reconnect with backoff.
     pub async fn supervise(self: Rc<Self>) {
         let mut backoff = self.conf.reconnect_min;
-        loop {
+        while !self.retired.get() {
             *self.state.borrow_mut() = LinkState::Connecting;
             let reason = match self.cycle().await {
                 Ok(reason) => {
@@ -307,10 +328,11 @@ impl Link {
 
     /// One connection: returns why it ended (`Ok`) or why it never came up (`Err`).
     async fn cycle(self: &Rc<Self>) -> Result<String, String> {
-        let (stream, leftover) = monoio::time::timeout(self.conf.connect_timeout, client::connect(&self.server.ws))
-            .await
-            .map_err(|_| "connect timeout".to_string())?
-            .map_err(|e| e.to_string())?;
+        let (stream, leftover) =
+            monoio::time::timeout(self.conf.connect_timeout, client::connect(&self.server.ws))
+                .await
+                .map_err(|_| "connect timeout".to_string())?
+                .map_err(|e| e.to_string())?;
         let killer = Killer::new(&stream);
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
@@ -326,7 +348,9 @@ impl Link {
         let (end_tx, end_rx) = oneshot::channel::<String>();
         let me = self.clone();
         monoio::spawn(async move {
-            let reason = me.read_loop(WsReader::new(r, MAX_BACKEND_MESSAGE, &leftover)).await;
+            let reason = me
+                .read_loop(WsReader::new(r, MAX_BACKEND_MESSAGE, &leftover))
+                .await;
             let _ = end_tx.send(reason);
         });
         let setup = monoio::time::timeout(self.conf.connect_timeout, self.open_session()).await;
@@ -343,7 +367,15 @@ impl Link {
                 return Err("session setup timed out".into());
             }
         };
+        if self.retired.get() {
+            killer.kill();
+            let _ = end_rx.await;
+            return Err("retired".into());
+        }
         *self.state.borrow_mut() = LinkState::Up;
+        self.server
+            .links_up
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         info!(server = %self.server.name, url = %self.server.url, "backend up");
         for w in self.waiters.borrow_mut().drain(..) {
             let _ = w.send(());
@@ -362,14 +394,16 @@ impl Link {
                     .unwrap_or(30))
             })
             .await?;
-        let session_id = self
-            .call("create", None, &[], false, data_id)
-            .await?;
+        let session_id = self.call("create", None, &[], false, data_id).await?;
         if let Some(l) = self.live.borrow_mut().as_mut() {
             l.session_id = session_id;
         }
         // Janus expires a session after `timeout` s of silence: ping three times as often.
-        Ok(Duration::from_secs(if timeout == 0 { 10 } else { (timeout / 3).max(1) }))
+        Ok(Duration::from_secs(if timeout == 0 {
+            10
+        } else {
+            (timeout / 3).max(1)
+        }))
     }
 
     async fn keepalive_loop(self: Rc<Self>, generation: u64, every: Duration) {
@@ -423,6 +457,11 @@ impl Link {
 
     /// Marks the link down, fails what is pending and tells the shard which handles died.
     fn go_down(&self, reason: &str) {
+        if self.is_up() {
+            self.server
+                .links_up
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         *self.state.borrow_mut() = LinkState::Down {
             since: Instant::now(),
             reason: reason.to_string(),
@@ -467,6 +506,7 @@ impl Link {
 
     /// Routes one backend message (spec 02 §7.3).
     fn dispatch(&self, text: &str) {
+        self.metrics.backend_messages_in.inc();
         let msg = match RawObject::parse(text) {
             Ok(m) => m,
             Err(e) => {
@@ -516,10 +556,14 @@ impl Link {
                             janus: j,
                         },
                     ),
-                    None => debug!(server = %self.server.name, handle = h, janus = j, "message for unknown backend handle"),
+                    None => {
+                        debug!(server = %self.server.name, handle = h, janus = j, "message for unknown backend handle")
+                    }
                 }
             }
-            (j, None) => debug!(server = %self.server.name, janus = j, "unroutable backend message"),
+            (j, None) => {
+                debug!(server = %self.server.name, janus = j, "unroutable backend message")
+            }
         }
     }
 }
@@ -557,7 +601,8 @@ mod tests {
 
     #[test]
     fn reads_data_id_and_errors() {
-        let m = RawObject::parse(r#"{"janus":"success","transaction":"1","data":{"id":99}}"#).unwrap();
+        let m =
+            RawObject::parse(r#"{"janus":"success","transaction":"1","data":{"id":99}}"#).unwrap();
         assert_eq!(data_id(&m).unwrap(), 99);
         let m = RawObject::parse(r#"{"janus":"success"}"#).unwrap();
         assert_eq!(data_id(&m).unwrap_err().code, 502);
@@ -566,6 +611,9 @@ mod tests {
         )
         .unwrap();
         let e = backend_error(&m);
-        assert_eq!((e.code, e.reason.as_str()), (459, "No such handle 1 in session 2"));
+        assert_eq!(
+            (e.code, e.reason.as_str()),
+            (459, "No such handle 1 in session 2")
+        );
     }
 }

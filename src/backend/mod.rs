@@ -1,11 +1,14 @@
 //! backend/: the Janus servers behind the proxy. `server` is the proxy-wide view of one
-//! server, `link` one shard's connection to it, `select` the choice of a server for new
-//! work. A shard only ever talks to its own links; nothing here is shared but atomics.
+//! server, `registry` the admin thread's set of them, `link` one shard's connection to
+//! a server, `select` the choice of a server for new work. A shard only talks to its own
+//! links; what it shares with other threads is atomics.
 
 pub mod link;
+pub mod registry;
 pub mod select;
 pub mod server;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,32 +19,52 @@ use select::Algorithm;
 
 /// A shard's links to every backend server, and the selection policy.
 pub struct Backends {
-    pub links: Vec<Rc<Link>>,
+    links: RefCell<Vec<Rc<Link>>>,
     algorithm: Algorithm,
     /// Proxy-wide round-robin counter, shared by all shards (as the original's).
     counter: Arc<AtomicUsize>,
 }
 
 impl Backends {
-    pub fn new(links: Vec<Rc<Link>>, algorithm: Algorithm, counter: Arc<AtomicUsize>) -> Self {
+    pub fn new(algorithm: Algorithm, counter: Arc<AtomicUsize>) -> Self {
         Backends {
-            links,
+            links: RefCell::new(Vec::new()),
             algorithm,
             counter,
         }
     }
 
-    /// Chooses a link for new work: among `NORMAL` servers whose link is up; if none is
-    /// up, among those still connecting (the caller then waits for them).
+    pub fn add(&self, link: Rc<Link>) {
+        self.links.borrow_mut().push(link);
+    }
+
+    pub fn links(&self) -> Vec<Rc<Link>> {
+        self.links.borrow().clone()
+    }
+
+    /// Retires links to deleted servers once no handle uses them any more.
+    pub fn prune(&self) {
+        self.links.borrow_mut().retain(|l| {
+            let done = l.server.is_removed() && l.handle_count() == 0;
+            if done {
+                l.retire();
+            }
+            !done
+        });
+    }
+
+    /// Chooses a link for new work: among selectable servers whose link is up; if none
+    /// is up, among those still connecting (the caller then waits for them).
     ///
     /// # Errors
     /// 502 "No backend server" when nothing is selectable.
     pub fn select(&self) -> Result<Rc<Link>, JanusError> {
+        let now = server::now_ms();
+        let links = self.links.borrow();
         let pick_from = |pred: &dyn Fn(&Link) -> bool| -> Option<Rc<Link>> {
-            let candidates: Vec<&Rc<Link>> = self
-                .links
+            let candidates: Vec<&Rc<Link>> = links
                 .iter()
-                .filter(|l| l.server.is_normal() && pred(l))
+                .filter(|l| l.server.is_selectable(now) && pred(l))
                 .collect();
             let loads: Vec<u64> = candidates.iter().map(|l| l.server.load()).collect();
             let counter = self.counter.fetch_add(1, Ordering::Relaxed);

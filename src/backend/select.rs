@@ -64,14 +64,21 @@ mod tests {
 
     #[test]
     fn empty_means_none() {
-        for a in [Algorithm::RoundRobin, Algorithm::Random, Algorithm::LeastLoaded, Algorithm::WeightedRandom] {
+        for a in [
+            Algorithm::RoundRobin,
+            Algorithm::Random,
+            Algorithm::LeastLoaded,
+            Algorithm::WeightedRandom,
+        ] {
             assert_eq!(a.pick(&[], 3, 0.5), None);
         }
     }
 
     #[test]
     fn round_robin_cycles() {
-        let picks: Vec<_> = (0..4).map(|c| Algorithm::RoundRobin.pick(&[0, 0], c, 0.0).unwrap()).collect();
+        let picks: Vec<_> = (0..4)
+            .map(|c| Algorithm::RoundRobin.pick(&[0, 0], c, 0.0).unwrap())
+            .collect();
         assert_eq!(picks, [0, 1, 0, 1]);
     }
 

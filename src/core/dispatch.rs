@@ -20,16 +20,19 @@ pub fn handle_frame(shard: &Rc<Shard>, text: &str, from: ConnRef) {
         any = true;
         match doc {
             Ok(d) => route(shard, d, from),
-            Err(e) => shard.deliver(from, reply::error(0, None, &invalid_json(&e.to_string()))),
+            Err(e) => shard.reply_error(from, 0, None, &invalid_json(&e.to_string())),
         }
     }
     if !any {
-        shard.deliver(from, reply::error(0, None, &invalid_json("empty message")));
+        shard.reply_error(from, 0, None, &invalid_json("empty message"));
     }
 }
 
 fn invalid_json(why: &str) -> JanusError {
-    JanusError::new(Code::InvalidJson, format!("Invalid Janus API request - {why}"))
+    JanusError::new(
+        Code::InvalidJson,
+        format!("Invalid Janus API request - {why}"),
+    )
 }
 
 /// Processes one JSON document here, or forwards it to the shard owning its session.
@@ -37,7 +40,7 @@ pub fn route(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
     let req = match Request::parse(doc) {
         Ok(r) => r,
         Err(rej) => {
-            return shard.deliver(from, reply::error(rej.session_id, rej.transaction, &rej.error));
+            return shard.reply_error(from, rej.session_id, rej.transaction, &rej.error);
         }
     };
     let key = if req.session_id != 0 {
@@ -65,7 +68,7 @@ pub fn route(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
 
 /// Applies one request on the shard that owns its session.
 pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) {
-    let fail = |e: JanusError| shard.deliver(from, reply::error(req.session_id, Some(req.transaction), &e));
+    let fail = |e: JanusError| shard.reply_error(from, req.session_id, Some(req.transaction), &e);
     if req.session_id == 0 {
         if req.handle_id != 0 {
             return fail(JanusError::bad_path(&req.verb_text));
@@ -96,7 +99,10 @@ pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) {
     }
     let on_handle = req.handle_id != 0;
     match req.verb {
-        Verb::Keepalive => shard.deliver(from, reply::session_reply("ack", req.session_id, req.transaction)),
+        Verb::Keepalive => shard.deliver(
+            from,
+            reply::session_reply("ack", req.session_id, req.transaction),
+        ),
         Verb::Claim => session_verbs::claim(shard, &req, from),
         Verb::Destroy if !on_handle => session_verbs::destroy(shard, &req, from),
         Verb::Attach if !on_handle => handle_verbs::attach(shard, &req, from),

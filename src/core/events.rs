@@ -35,7 +35,11 @@ pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {
             }
         }
         LinkEvent::Detached { owner } => {
-            backend_handle_gone(shard, owner, &format!("Backend server {} detached the handle", link.server.name));
+            backend_handle_gone(
+                shard,
+                owner,
+                &format!("Backend server {} detached the handle", link.server.name),
+            );
         }
         LinkEvent::Lost { owners, reason } => {
             let why = format!("Backend server {} gone: {reason}", link.server.name);
@@ -56,22 +60,30 @@ fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, reason: &str) {
         .get_mut(owner.session_id)
         .and_then(|s| s.handles.remove(&owner.handle_id));
     if let Some(h) = removed {
+        shard.metrics.handles.dec();
         let addr = reply::Addr {
             session_id: owner.session_id,
             handle_id: owner.handle_id,
             opaque_id: h.opaque_id.as_deref(),
         };
-        shard.push_to_session(owner.session_id, reply::handle_event("hangup", addr, Some(reason)));
-        shard.push_to_session(owner.session_id, reply::handle_event("detached", addr, None));
+        shard.push_to_session(
+            owner.session_id,
+            reply::handle_event("hangup", addr, Some(reason)),
+        );
+        shard.push_to_session(
+            owner.session_id,
+            reply::handle_event("detached", addr, None),
+        );
     }
 }
 
 /// A client connection (of any shard) closed: its sessions here become orphans or die.
 pub fn connection_closed(shard: &Rc<Shard>, conn: ConnRef) {
-    let doomed = shard
-        .sessions
-        .borrow_mut()
-        .connection_closed(conn, reclaim_window(shard), Instant::now());
+    let doomed =
+        shard
+            .sessions
+            .borrow_mut()
+            .connection_closed(conn, reclaim_window(shard), Instant::now());
     for id in doomed {
         shard.destroy_session(id);
     }

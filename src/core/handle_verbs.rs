@@ -17,7 +17,7 @@ use super::session_verbs::MAX_ID;
 
 pub fn attach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     let (sid, transaction) = (req.session_id, req.transaction);
-    let fail = |e: JanusError| shard.deliver(from, reply::error(sid, Some(transaction), &e));
+    let fail = |e: JanusError| shard.reply_error(from, sid, Some(transaction), &e);
     let package = match req.str_field("plugin") {
         Ok(Some(p)) => p,
         Ok(None) => return fail(JanusError::missing("plugin")),
@@ -66,23 +66,28 @@ pub fn attach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
                         },
                     );
                     drop(sessions);
+                    shard.metrics.handles.inc();
                     shard.deliver(from, reply::attached(sid, &transaction, handle_id));
                 } else {
                     // The session went away while the backend attached.
                     drop(sessions);
                     plugin.detach(&ctx, state);
                     let e = JanusError::new(Code::PluginAttach, "Session destroyed during attach");
-                    shard.deliver(from, reply::error(sid, Some(&transaction), &e));
+                    shard.reply_error(from, sid, Some(&transaction), &e);
                 }
             }
-            Err(e) => shard.deliver(from, reply::error(sid, Some(&transaction), &e)),
+            Err(e) => shard.reply_error(from, sid, Some(&transaction), &e),
         }
     });
 }
 
 /// The plugin, context and state of a handle, cloned out of the session table so that
 /// plugin callbacks run without a borrow of it.
-fn lookup(shard: &Rc<Shard>, sid: u64, hid: u64) -> Option<(&'static dyn Plugin, HandleCtx, HandleState)> {
+fn lookup(
+    shard: &Rc<Shard>,
+    sid: u64,
+    hid: u64,
+) -> Option<(&'static dyn Plugin, HandleCtx, HandleState)> {
     let sessions = shard.sessions.borrow();
     let h = sessions.get(sid)?.handles.get(&hid)?;
     Some((
@@ -105,7 +110,10 @@ fn responder(shard: &Rc<Shard>, req: &Request, from: ConnRef, kind: &'static str
     Box::new(move |r| {
         let frame = match r {
             Ok(()) => reply::session_reply(kind, sid, &transaction),
-            Err(e) => reply::error(sid, Some(&transaction), &e),
+            Err(e) => {
+                shard.metrics.error(e.code);
+                reply::error(sid, Some(&transaction), &e)
+            }
         };
         shard.deliver(from, frame);
     })
@@ -119,7 +127,12 @@ pub fn detach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         .get_mut(sid)
         .and_then(|s| s.handles.remove(&hid));
     let Some(h) = removed else {
-        return shard.deliver(from, reply::error(sid, Some(req.transaction), &JanusError::no_handle(sid, hid)));
+        return shard.reply_error(
+            from,
+            sid,
+            Some(req.transaction),
+            &JanusError::no_handle(sid, hid),
+        );
     };
     let ctx = HandleCtx {
         shard: shard.clone(),
@@ -127,6 +140,7 @@ pub fn detach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         handle_id: hid,
         opaque_id: h.opaque_id.clone(),
     };
+    shard.metrics.handles.dec();
     // Janus 1.1.2 order: the reply, then the `detached` event.
     shard.deliver(from, reply::session_reply("success", sid, req.transaction));
     ctx.push(reply::handle_event("detached", ctx.addr(), None));
@@ -152,7 +166,7 @@ fn object_field<'a>(req: &Request<'a>, key: &str) -> Result<Option<&'a RawValue>
 
 pub fn message(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     let (sid, transaction) = (req.session_id, req.transaction);
-    let fail = |e: JanusError| shard.deliver(from, reply::error(sid, Some(transaction), &e));
+    let fail = |e: JanusError| shard.reply_error(from, sid, Some(transaction), &e);
     let body = match object_field(req, "body") {
         Ok(Some(b)) => b,
         Ok(None) => return fail(JanusError::missing("body")),

@@ -122,7 +122,12 @@ impl Sessions {
 
     /// The connection `conn` closed: its sessions become orphans (to be claimed within
     /// the reclaim window) or, without a window, are returned for destruction.
-    pub fn connection_closed(&mut self, conn: ConnRef, reclaim: Duration, now: Instant) -> Vec<u64> {
+    pub fn connection_closed(
+        &mut self,
+        conn: ConnRef,
+        reclaim: Duration,
+        now: Instant,
+    ) -> Vec<u64> {
         let Some(ids) = self.by_conn.remove(&conn) else {
             return Vec::new();
         };
@@ -139,7 +144,12 @@ impl Sessions {
     }
 
     /// Sessions to destroy now, and why. `timeout` zero disables the activity timeout.
-    pub fn expired(&self, now: Instant, timeout: Duration, reclaim: Duration) -> Vec<(u64, Expiry)> {
+    pub fn expired(
+        &self,
+        now: Instant,
+        timeout: Duration,
+        reclaim: Duration,
+    ) -> Vec<(u64, Expiry)> {
         self.map
             .values()
             .filter_map(|s| {
@@ -195,14 +205,30 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Sessions::default();
         s.insert(1, A, t0);
-        assert!(s.connection_closed(A, Duration::from_secs(5), t0).is_empty());
+        assert!(s
+            .connection_closed(A, Duration::from_secs(5), t0)
+            .is_empty());
         assert_eq!(s.get(1).unwrap().owner, None);
-        let none = s.expired(t0 + Duration::from_secs(4), Duration::ZERO, Duration::from_secs(5));
+        let none = s.expired(
+            t0 + Duration::from_secs(4),
+            Duration::ZERO,
+            Duration::from_secs(5),
+        );
         assert!(none.is_empty());
-        let due = s.expired(t0 + Duration::from_secs(5), Duration::ZERO, Duration::from_secs(5));
+        let due = s.expired(
+            t0 + Duration::from_secs(5),
+            Duration::ZERO,
+            Duration::from_secs(5),
+        );
         assert_eq!(due, [(1, Expiry::NotReclaimed)]);
         assert!(s.claim(1, B, t0));
-        assert!(s.expired(t0 + Duration::from_secs(9), Duration::ZERO, Duration::from_secs(5)).is_empty());
+        assert!(s
+            .expired(
+                t0 + Duration::from_secs(9),
+                Duration::ZERO,
+                Duration::from_secs(5)
+            )
+            .is_empty());
     }
 
     #[test]
@@ -211,7 +237,9 @@ mod tests {
         let mut s = Sessions::default();
         s.insert(1, A, t0);
         let t = Duration::from_secs(60);
-        assert!(s.expired(t0 + Duration::from_secs(59), t, Duration::ZERO).is_empty());
+        assert!(s
+            .expired(t0 + Duration::from_secs(59), t, Duration::ZERO)
+            .is_empty());
         assert_eq!(s.expired(t0 + t, t, Duration::ZERO), [(1, Expiry::Timeout)]);
         assert!(s.expired(t0 + t, Duration::ZERO, Duration::ZERO).is_empty());
     }

@@ -23,13 +23,16 @@ pub fn requested_id(req: &Request) -> Result<Option<u64>, JanusError> {
         Some(v) if json::kind(v) == Kind::Null => Ok(None),
         Some(v) => match v.get().parse::<u64>() {
             Ok(id) if (1..=MAX_ID).contains(&id) => Ok(Some(id)),
-            _ => Err(JanusError::wrong_type("id", "a positive integer below 2^53")),
+            _ => Err(JanusError::wrong_type(
+                "id",
+                "a positive integer below 2^53",
+            )),
         },
     }
 }
 
 pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
-    let fail = |e: JanusError| shard.deliver(from, reply::error(0, Some(req.transaction), &e));
+    let fail = |e: JanusError| shard.reply_error(from, 0, Some(req.transaction), &e);
     let requested = match requested_id(req) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -46,7 +49,10 @@ pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     let id = match requested {
         Some(id) if sessions.contains(id) => {
             drop(sessions);
-            return fail(JanusError::new(Code::SessionConflict, "Session ID already in use"));
+            return fail(JanusError::new(
+                Code::SessionConflict,
+                "Session ID already in use",
+            ));
         }
         Some(id) => id,
         // Draw until the id hashes to this shard, so the session lives where its
@@ -60,12 +66,16 @@ pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     };
     sessions.insert(id, from, Instant::now());
     drop(sessions);
+    shard.metrics.sessions.inc();
     shard.deliver(from, reply::created(req.transaction, id));
 }
 
 pub fn destroy(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     shard.destroy_session(req.session_id);
-    shard.deliver(from, reply::session_reply("success", req.session_id, req.transaction));
+    shard.deliver(
+        from,
+        reply::session_reply("success", req.session_id, req.transaction),
+    );
 }
 
 pub fn claim(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
@@ -73,12 +83,19 @@ pub fn claim(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         .sessions
         .borrow_mut()
         .claim(req.session_id, from, Instant::now());
-    let frame = if claimed {
-        reply::session_reply("success", req.session_id, req.transaction)
+    if claimed {
+        shard.deliver(
+            from,
+            reply::session_reply("success", req.session_id, req.transaction),
+        );
     } else {
-        reply::error(req.session_id, Some(req.transaction), &JanusError::no_session(req.session_id))
-    };
-    shard.deliver(from, frame);
+        shard.reply_error(
+            from,
+            req.session_id,
+            Some(req.transaction),
+            &JanusError::no_session(req.session_id),
+        );
+    }
 }
 
 /// Reclaim window from the configuration.

@@ -71,7 +71,13 @@ impl Plugin for EchoTest {
     fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
         let transaction: Rc<str> = msg.transaction.into();
         let HandleState::Backend(b) = state else {
-            ctx.push(reply::plugin_event(ctx.addr(), Some(&transaction), META.package, &error_data(&invalid()), None));
+            ctx.push(reply::plugin_event(
+                ctx.addr(),
+                Some(&transaction),
+                META.package,
+                &error_data(&invalid()),
+                None,
+            ));
             return None;
         };
         let mut fields = vec![("body", msg.body.get())];
@@ -103,12 +109,21 @@ impl Plugin for EchoTest {
                                 ctx.addr(),
                                 Some(&transaction),
                                 META.package,
-                                &error_data(&JanusError::new(Code::BadGateway, "Invalid backend reply")),
+                                &error_data(&JanusError::new(
+                                    Code::BadGateway,
+                                    "Invalid backend reply",
+                                )),
                                 None,
                             ),
                         }
                     }
-                    Err(e) => reply::plugin_event(ctx.addr(), Some(&transaction), META.package, &error_data(&e), None),
+                    Err(e) => reply::plugin_event(
+                        ctx.addr(),
+                        Some(&transaction),
+                        META.package,
+                        &error_data(&e),
+                        None,
+                    ),
                 };
                 ctx.push(frame);
             }),
@@ -133,15 +148,21 @@ impl Plugin for EchoTest {
         let HandleState::Backend(b) = state else {
             return respond(Err(invalid()));
         };
-        b.link
-            .send("hangup", Some(b.id), &[], false, Box::new(move |r| respond(r.map(|_| ()))));
+        b.link.send(
+            "hangup",
+            Some(b.id),
+            &[],
+            false,
+            Box::new(move |r| respond(r.map(|_| ()))),
+        );
     }
 
     fn detach(&self, _ctx: &HandleCtx, state: HandleState) {
         if let HandleState::Backend(b) = state {
             // Forget it first so the backend's own `detached` is not relayed.
             if b.link.unregister_handle(b.id) {
-                b.link.send("detach", Some(b.id), &[], false, Box::new(|_| {}));
+                b.link
+                    .send("detach", Some(b.id), &[], false, Box::new(|_| {}));
             }
         }
     }

@@ -15,7 +15,10 @@ use tracing::{debug, error, info, warn};
 use super::jump_hash::jump_hash;
 use super::local_queue::QueueTx;
 use super::mailbox::{mailbox, Mailbox, MailboxSender};
+use crate::admin::metrics::Metrics;
+use crate::api::error::JanusError;
 use crate::api::json::ObjectWriter;
+use crate::api::reply;
 use crate::backend::link::{Link, LinkConf};
 use crate::backend::select::Algorithm;
 use crate::backend::server::ServerEntry;
@@ -34,6 +37,8 @@ pub enum ShardMsg {
     Deliver { conn: u64, frame: Vec<u8> },
     /// A client connection closed; its sessions here are orphaned or destroyed.
     ConnClosed { conn: ConnRef },
+    /// A backend server was registered: open a link to it.
+    AddServer(Arc<ServerEntry>),
 }
 
 /// A client connection of this shard: its writer queue and the means to cut it.
@@ -49,6 +54,7 @@ pub struct Shared {
     pub servers: Arc<Vec<Arc<ServerEntry>>>,
     pub peers: Arc<Vec<MailboxSender<ShardMsg>>>,
     pub rr_counter: Arc<AtomicUsize>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub struct Shard {
@@ -60,6 +66,8 @@ pub struct Shard {
     next_conn: Cell<u64>,
     pub sessions: RefCell<Sessions>,
     pub backends: Backends,
+    pub metrics: Arc<Metrics>,
+    link_conf: LinkConf,
     plugins: Vec<&'static dyn Plugin>,
     /// `server_info` after the transaction, built once.
     info_tail: String,
@@ -68,46 +76,56 @@ pub struct Shard {
 impl Shard {
     fn new(id: usize, shared: &Shared) -> Rc<Shard> {
         let cfg = shared.config.clone();
-        let plugins: Vec<&'static dyn Plugin> =
-            cfg.plugins.iter().filter_map(|p| plugins::by_name(p)).collect();
+        let plugins: Vec<&'static dyn Plugin> = cfg
+            .plugins
+            .iter()
+            .filter_map(|p| plugins::by_name(p))
+            .collect();
         let conf = LinkConf {
             request_timeout: Duration::from_secs(cfg.backend.request_timeout),
             connect_timeout: Duration::from_secs(cfg.backend.connect_timeout),
             reconnect_min: Duration::from_millis(cfg.backend.reconnect_min_ms),
             reconnect_max: Duration::from_millis(cfg.backend.reconnect_max_ms),
-            api_secret: (!cfg.general.api_secret.is_empty()).then(|| cfg.general.api_secret.clone()),
+            api_secret: (!cfg.general.api_secret.is_empty())
+                .then(|| cfg.general.api_secret.clone()),
         };
-        let algorithm = Algorithm::parse(&cfg.general.server_select).unwrap_or(Algorithm::RoundRobin);
-        Rc::new_cyclic(|me: &std::rc::Weak<Shard>| {
-            let links = shared
-                .servers
-                .iter()
-                .map(|s| {
-                    let me = me.clone();
-                    Link::new(
-                        s.clone(),
-                        conf.clone(),
-                        Box::new(move |link, ev| {
-                            if let Some(shard) = me.upgrade() {
-                                events::on_link_event(&shard, link, ev);
-                            }
-                        }),
-                    )
-                })
-                .collect();
-            Shard {
-                id,
-                count: shared.peers.len(),
-                info_tail: server_info_tail(&cfg, &plugins),
-                config: cfg,
-                peers: shared.peers.clone(),
-                conns: RefCell::new(AHashMap::new()),
-                next_conn: Cell::new(1),
-                sessions: RefCell::new(Sessions::default()),
-                backends: Backends::new(links, algorithm, shared.rr_counter.clone()),
-                plugins,
-            }
-        })
+        let algorithm =
+            Algorithm::parse(&cfg.general.server_select).unwrap_or(Algorithm::RoundRobin);
+        let shard = Rc::new(Shard {
+            id,
+            count: shared.peers.len(),
+            info_tail: server_info_tail(&cfg, &plugins),
+            config: cfg,
+            peers: shared.peers.clone(),
+            conns: RefCell::new(AHashMap::new()),
+            next_conn: Cell::new(1),
+            sessions: RefCell::new(Sessions::default()),
+            backends: Backends::new(algorithm, shared.rr_counter.clone()),
+            metrics: shared.metrics.clone(),
+            link_conf: conf,
+            plugins,
+        });
+        for s in shared.servers.iter() {
+            shard.add_server(s.clone());
+        }
+        shard
+    }
+
+    /// Opens a link to a newly registered server and starts supervising it.
+    pub fn add_server(self: &Rc<Self>, server: Arc<ServerEntry>) {
+        let me = Rc::downgrade(self);
+        let link = Link::new(
+            server,
+            self.link_conf.clone(),
+            self.metrics.clone(),
+            Box::new(move |link, ev| {
+                if let Some(shard) = me.upgrade() {
+                    events::on_link_event(&shard, link, ev);
+                }
+            }),
+        );
+        self.backends.add(link.clone());
+        monoio::spawn(link.supervise());
     }
 
     /// The shard owning session `id`.
@@ -116,7 +134,10 @@ impl Shard {
     }
 
     pub fn plugin(&self, package: &str) -> Option<&'static dyn Plugin> {
-        self.plugins.iter().copied().find(|p| p.meta().package == package)
+        self.plugins
+            .iter()
+            .copied()
+            .find(|p| p.meta().package == package)
     }
 
     pub fn new_conn_id(&self) -> ConnRef {
@@ -134,13 +155,23 @@ impl Shard {
         }
     }
 
+    /// Answers a request with a Janus error (and counts it).
+    pub fn reply_error(
+        &self,
+        conn: ConnRef,
+        session_id: u64,
+        transaction: Option<&str>,
+        err: &JanusError,
+    ) {
+        self.metrics.error(err.code);
+        self.deliver(conn, reply::error(session_id, transaction, err));
+    }
+
     /// Sends a frame to a client connection on any shard. Frames for connections that
     /// are gone are dropped.
     pub fn deliver(&self, conn: ConnRef, frame: Vec<u8>) {
         if conn.shard as usize == self.id {
-            if let Some(c) = self.conns.borrow().get(&conn.id) {
-                c.tx.send(Outbound::Text(frame));
-            }
+            self.send_local(conn.id, frame);
         } else {
             self.forward(
                 conn.shard as usize,
@@ -149,6 +180,13 @@ impl Shard {
                     frame,
                 },
             );
+        }
+    }
+
+    fn send_local(&self, conn: u64, frame: Vec<u8>) {
+        if let Some(c) = self.conns.borrow().get(&conn) {
+            self.metrics.client_messages_out.inc();
+            c.tx.send(Outbound::Text(frame));
         }
     }
 
@@ -165,6 +203,8 @@ impl Shard {
         let Some(session) = self.sessions.borrow_mut().remove(id) else {
             return;
         };
+        self.metrics.sessions.dec();
+        self.metrics.handles.dec_by(session.handles.len() as i64);
         for (hid, h) in session.handles {
             let ctx = HandleCtx {
                 shard: self.clone(),
@@ -187,7 +227,9 @@ impl Shard {
 
     /// Tells every shard (this one included) that a client connection closed.
     pub fn connection_closed(self: &Rc<Self>, conn: ConnRef) {
-        self.conns.borrow_mut().remove(&conn.id);
+        if self.conns.borrow_mut().remove(&conn.id).is_some() {
+            self.metrics.connections.dec();
+        }
         for (i, peer) in self.peers.iter().enumerate() {
             if i == self.id {
                 events::connection_closed(self, conn);
@@ -200,18 +242,15 @@ impl Shard {
     fn on_message(self: &Rc<Self>, msg: ShardMsg) {
         match msg {
             ShardMsg::Request { text, from } => dispatch::route(self, &text, from),
-            ShardMsg::Deliver { conn, frame } => {
-                if let Some(c) = self.conns.borrow().get(&conn) {
-                    c.tx.send(Outbound::Text(frame));
-                }
-            }
+            ShardMsg::Deliver { conn, frame } => self.send_local(conn, frame),
             ShardMsg::ConnClosed { conn } => events::connection_closed(self, conn),
+            ShardMsg::AddServer(server) => self.add_server(server),
         }
     }
 }
 
 /// Everything of `server_info` after the transaction: fixed for the process lifetime.
-fn server_info_tail(cfg: &Config, plugins: &[&'static dyn Plugin]) -> String {
+pub fn server_info_tail(cfg: &Config, plugins: &[&'static dyn Plugin]) -> String {
     let mut w = ObjectWriter::new();
     w.str("name", "Janus-Cloud Proxy")
         .u64("version", 10)
@@ -222,7 +261,10 @@ fn server_info_tail(cfg: &Config, plugins: &[&'static dyn Plugin]) -> String {
         .str("server_name", &cfg.general.server_name)
         .str("server-name", &cfg.general.server_name)
         .u64("session-timeout", cfg.general.session_timeout)
-        .u64("reclaim-session-timeout", cfg.general.reclaim_session_timeout)
+        .u64(
+            "reclaim-session-timeout",
+            cfg.general.reclaim_session_timeout,
+        )
         .bool("api_secret", !cfg.general.api_secret.is_empty())
         .bool("auth_token", false)
         .raw("plugins", &plugins::info_json(plugins));
@@ -263,12 +305,17 @@ pub fn run(id: usize, shared: Shared, inbox: Mailbox<ShardMsg>, listener: StdLis
         }
     };
     let forced_legacy = std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER").is_some();
-    info!(shard = id, driver = if forced_legacy { "epoll (forced)" } else { driver }, "shard starting");
+    info!(
+        shard = id,
+        driver = if forced_legacy {
+            "epoll (forced)"
+        } else {
+            driver
+        },
+        "shard starting"
+    );
     rt.block_on(async move {
         let shard = Shard::new(id, &shared);
-        for link in &shard.backends.links {
-            monoio::spawn(link.clone().supervise());
-        }
         let me = shard.clone();
         monoio::spawn(async move {
             while let Some(msg) = inbox.recv().await {
@@ -280,6 +327,7 @@ pub fn run(id: usize, shared: Shared, inbox: Mailbox<ShardMsg>, listener: StdLis
             loop {
                 monoio::time::sleep(Duration::from_secs(1)).await;
                 events::sweep(&me, Instant::now());
+                me.backends.prune();
             }
         });
         let listener = match monoio::net::TcpListener::from_std(listener) {

@@ -63,7 +63,8 @@ async fn resolve(url: &WsUrl) -> io::Result<SocketAddr> {
                 .and_then(|mut a| a.next().ok_or_else(|| io::Error::other("no address")));
             let _ = tx.send(r);
         })?;
-    rx.await.map_err(|_| io::Error::other("resolver thread died"))?
+    rx.await
+        .map_err(|_| io::Error::other("resolver thread died"))?
 }
 
 /// Connects and upgrades. Returns the stream and any bytes read past the handshake.

@@ -65,7 +65,9 @@ pub fn parse_upgrade(buf: &[u8]) -> Result<Option<(usize, Upgrade)>, HandshakeEr
         return Err(HandshakeError::NotUpgrade("missing Upgrade: websocket"));
     }
     if header(req.headers, "Sec-WebSocket-Version") != Some("13") {
-        return Err(HandshakeError::NotUpgrade("Sec-WebSocket-Version must be 13"));
+        return Err(HandshakeError::NotUpgrade(
+            "Sec-WebSocket-Version must be 13",
+        ));
     }
     let key = header(req.headers, "Sec-WebSocket-Key")
         .filter(|k| !k.is_empty())
@@ -130,7 +132,9 @@ pub fn parse_client_response(buf: &[u8], key: &str) -> Result<Option<usize>, Han
     if code != 101 {
         return Err(HandshakeError::Refused(code));
     }
-    if header(resp.headers, "Sec-WebSocket-Accept") != Some(derive_accept_key(key.as_bytes()).as_str()) {
+    if header(resp.headers, "Sec-WebSocket-Accept")
+        != Some(derive_accept_key(key.as_bytes()).as_str())
+    {
         return Err(HandshakeError::BadAccept);
     }
     Ok(Some(n))
@@ -157,9 +161,18 @@ mod tests {
     fn partial_and_bad_requests() {
         assert_eq!(parse_upgrade(&REQ[..20]).unwrap(), None);
         let plain = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(matches!(parse_upgrade(plain), Err(HandshakeError::NotUpgrade(_))));
-        assert_eq!(parse_upgrade(&[b'a'; MAX_HEAD]).unwrap_err(), HandshakeError::TooLarge);
-        assert!(matches!(parse_upgrade(b"\x01\x02 / HTTP/1.1\r\n\r\n"), Err(HandshakeError::Http(_))));
+        assert!(matches!(
+            parse_upgrade(plain),
+            Err(HandshakeError::NotUpgrade(_))
+        ));
+        assert_eq!(
+            parse_upgrade(&[b'a'; MAX_HEAD]).unwrap_err(),
+            HandshakeError::TooLarge
+        );
+        assert!(matches!(
+            parse_upgrade(b"\x01\x02 / HTTP/1.1\r\n\r\n"),
+            Err(HandshakeError::Http(_))
+        ));
     }
 
     #[test]
@@ -169,8 +182,14 @@ mod tests {
         let (_, up) = parse_upgrade(&req).unwrap().unwrap();
         let resp = accept_response(&up);
         assert_eq!(parse_client_response(&resp, key).unwrap(), Some(resp.len()));
-        assert_eq!(parse_client_response(&resp, "other").unwrap_err(), HandshakeError::BadAccept);
+        assert_eq!(
+            parse_client_response(&resp, "other").unwrap_err(),
+            HandshakeError::BadAccept
+        );
         let refused = b"HTTP/1.1 400 Bad Request\r\n\r\n";
-        assert_eq!(parse_client_response(refused, key).unwrap_err(), HandshakeError::Refused(400));
+        assert_eq!(
+            parse_client_response(refused, key).unwrap_err(),
+            HandshakeError::Refused(400)
+        );
     }
 }

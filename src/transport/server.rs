@@ -15,7 +15,6 @@ use super::frame::Incoming;
 use super::handshake;
 use super::ws::{self, Killer, Outbound, WsReader};
 use crate::api::error::{Code, JanusError};
-use crate::api::reply;
 use crate::core::dispatch;
 use crate::runtime::local_queue::queue;
 use crate::runtime::shard::{ConnEntry, Shard};
@@ -43,6 +42,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             killer,
         },
     );
+    shard.metrics.connections.inc();
     let style = shard.config.ws_transport.json;
     monoio::spawn(async move {
         if let Err(e) = ws::write_loop(w, rx, false, move |t| style.apply(t)).await {
@@ -73,19 +73,25 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         };
         last_heard.set(Instant::now());
         match msg {
-            Incoming::Text(bytes) => match std::str::from_utf8(&bytes) {
-                Ok(text) => dispatch::handle_frame(&shard, text, conn),
-                Err(_) => {
-                    let e = JanusError::new(Code::InvalidJson, "Invalid Janus API request - not UTF-8");
-                    shard.deliver(conn, reply::error(0, None, &e));
+            Incoming::Text(bytes) => {
+                shard.metrics.client_messages_in.inc();
+                match std::str::from_utf8(&bytes) {
+                    Ok(text) => dispatch::handle_frame(&shard, text, conn),
+                    Err(_) => {
+                        let e = JanusError::new(
+                            Code::InvalidJson,
+                            "Invalid Janus API request - not UTF-8",
+                        );
+                        shard.reply_error(conn, 0, None, &e);
+                    }
                 }
-            },
+            }
             Incoming::TooBig(n) => {
                 let e = JanusError::new(
                     Code::TransportSpecific,
                     format!("Message too large: {n} bytes (max_message_size is {max})"),
                 );
-                shard.deliver(conn, reply::error(0, None, &e));
+                shard.reply_error(conn, 0, None, &e);
             }
             Incoming::Ping(p) => {
                 tx.send(Outbound::Pong(p));
@@ -133,7 +139,13 @@ async fn upgrade(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 }
 
 /// Pings an idle client and cuts it off when the pong does not come.
-async fn watchdog(shard: Rc<Shard>, conn: u64, last_heard: Rc<Cell<Instant>>, trigger: Duration, timeout: Duration) {
+async fn watchdog(
+    shard: Rc<Shard>,
+    conn: u64,
+    last_heard: Rc<Cell<Instant>>,
+    trigger: Duration,
+    timeout: Duration,
+) {
     let mut pinged_at: Option<Instant> = None;
     loop {
         monoio::time::sleep(Duration::from_secs(1)).await;

@@ -153,7 +153,10 @@ fn start_set(n: usize, base_port: u16, rtp_base: u16, workdir: &Path) {
     let wd = workdir.to_str().expect("utf-8 workdir").to_string();
     let (ok, text) = run_script(
         &["start", &n.to_string(), &base_port.to_string(), &wd],
-        &[("JANUS_RTP_BASE", rtp_base.to_string()), ("JANUS_RTP_SPAN", "2000".to_string())],
+        &[
+            ("JANUS_RTP_BASE", rtp_base.to_string()),
+            ("JANUS_RTP_SPAN", "2000".to_string()),
+        ],
     );
     assert!(ok, "starting Janus backends failed:\n{text}");
 }
@@ -261,8 +264,11 @@ impl Backends {
 
     pub fn pid(&self, i: usize) -> i32 {
         let p = self.workdir.join(format!("janus-{i}/janus.pid"));
-        let s = fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
-        s.trim().parse().unwrap_or_else(|e| panic!("bad pid in {}: {e}", p.display()))
+        let s =
+            fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+        s.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("bad pid in {}: {e}", p.display()))
     }
 
     /// SIGKILL instance `i` (only allowed on owned sets).
@@ -271,7 +277,12 @@ impl Backends {
         let pid = self.pid(i);
         // SAFETY: plain kill(2) on the pid the script recorded for this instance.
         let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-        assert_eq!(rc, 0, "kill -9 {pid} failed: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "kill -9 {pid} failed: {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     pub fn admin(&self, i: usize) -> AdminClient {
@@ -439,11 +450,20 @@ impl Proxy {
             let config = if config.get("ws_transport", "ws_listen").is_some() {
                 config.clone()
             } else {
-                config.clone().set_str("ws_transport", "ws_listen", &format!("127.0.0.1:{}", free_port()))
+                config.clone().set_str(
+                    "ws_transport",
+                    "ws_listen",
+                    &format!("127.0.0.1:{}", free_port()),
+                )
             };
             let port: u16 = config
                 .get("ws_transport", "ws_listen")
-                .and_then(|v| v.trim_matches('"').rsplit(':').next().and_then(|p| p.parse().ok()))
+                .and_then(|v| {
+                    v.trim_matches('"')
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                })
                 .expect("ws_listen with a port");
             let dir = tempfile::Builder::new()
                 .prefix("janus-proxy-test")
@@ -470,8 +490,11 @@ impl Proxy {
             match proxy.wait_ready(Duration::from_secs(10)) {
                 Ok(()) => return proxy,
                 Err(e) => {
-                    last_err = format!("{e}\n--- config ---\n{}\n--- proxy output ---\n{}",
-                        proxy.config.render(), proxy.log());
+                    last_err = format!(
+                        "{e}\n--- config ---\n{}\n--- proxy output ---\n{}",
+                        proxy.config.render(),
+                        proxy.log()
+                    );
                     let exited = proxy.child.try_wait().ok().flatten().is_some();
                     let _ = proxy.child.kill();
                     let _ = proxy.child.wait();
@@ -493,10 +516,14 @@ impl Proxy {
                 return Err(format!("janus-proxy exited early with {st}"));
             }
             if Instant::now() >= deadline {
-                return Err(format!("no `info` answer on port {} within {within:?}", self.port));
+                return Err(format!(
+                    "no `info` answer on port {} within {within:?}",
+                    self.port
+                ));
             }
             if let Ok(mut c) = Client::try_connect(&self.url(), Some("janus-protocol")) {
-                if let Some(reply) = c.try_request(json!({"janus": "info"}), Duration::from_secs(2)) {
+                if let Some(reply) = c.try_request(json!({"janus": "info"}), Duration::from_secs(2))
+                {
                     if reply["janus"] == "server_info" {
                         return Ok(());
                     }
@@ -526,7 +553,9 @@ impl Proxy {
         let mut c = self.client();
         let sid = c.create_session();
         loop {
-            let r = c.request(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest"}));
+            let r = c.request(
+                json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest"}),
+            );
             if r["janus"] == "success" {
                 let hid = r["data"]["id"].as_u64().unwrap();
                 let d = c.request(json!({"janus": "detach", "session_id": sid, "handle_id": hid}));
@@ -575,8 +604,12 @@ pub fn poll_pause() {
 // WebSocket client
 
 pub fn transaction() -> String {
-    let alphabet: Vec<char> = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".chars().collect();
-    (0..12).map(|_| alphabet[fastrand::usize(..alphabet.len())]).collect()
+    let alphabet: Vec<char> = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+        .chars()
+        .collect();
+    (0..12)
+        .map(|_| alphabet[fastrand::usize(..alphabet.len())])
+        .collect()
 }
 
 /// One received frame: the raw text and its parsed JSON.
@@ -608,13 +641,19 @@ impl Client {
             req.headers_mut()
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
         }
-        let host = url.trim_start_matches("ws://").split('/').next().unwrap().to_string();
+        let host = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
         let addr = host
             .to_socket_addrs()
             .map_err(|e| e.to_string())?
             .next()
             .ok_or("no address")?;
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+        let stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
         stream.set_nodelay(true).ok();
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -726,7 +765,11 @@ impl Client {
     }
 
     /// Wait for the first frame (stash first) matching `pred`; other frames are stashed.
-    pub fn try_recv_frame_where(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Frame> {
+    pub fn try_recv_frame_where(
+        &mut self,
+        pred: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Option<Frame> {
         if let Some(i) = self.stash.iter().position(|f| pred(&f.json)) {
             return self.stash.remove(i);
         }
@@ -751,12 +794,19 @@ impl Client {
             None => panic!(
                 "no matching frame from {} within {timeout:?}; stashed frames: {:?}",
                 self.url,
-                self.stash.iter().map(|f| f.json.to_string()).collect::<Vec<_>>()
+                self.stash
+                    .iter()
+                    .map(|f| f.json.to_string())
+                    .collect::<Vec<_>>()
             ),
         }
     }
 
-    pub fn try_recv_event(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
+    pub fn try_recv_event(
+        &mut self,
+        pred: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Option<Value> {
         self.try_recv_frame_where(pred, timeout).map(|f| f.json)
     }
 
@@ -784,7 +834,10 @@ impl Client {
             None => panic!(
                 "no reply to {req} from {} within {REPLY_TIMEOUT:?}; stashed frames: {:?}",
                 self.url,
-                self.stash.iter().map(|f| f.json.to_string()).collect::<Vec<_>>()
+                self.stash
+                    .iter()
+                    .map(|f| f.json.to_string())
+                    .collect::<Vec<_>>()
             ),
         }
     }
@@ -836,14 +889,19 @@ impl Client {
     pub fn create_session(&mut self) -> u64 {
         let r = self.request(json!({"janus": "create"}));
         assert_eq!(r["janus"], "success", "create failed: {r}");
-        r["data"]["id"].as_u64().unwrap_or_else(|| panic!("create reply without data.id: {r}"))
+        r["data"]["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("create reply without data.id: {r}"))
     }
 
     /// `attach` to `plugin`; asserts success and returns the handle id.
     pub fn attach(&mut self, session_id: u64, plugin: &str) -> u64 {
-        let r = self.request(json!({"janus": "attach", "session_id": session_id, "plugin": plugin}));
+        let r =
+            self.request(json!({"janus": "attach", "session_id": session_id, "plugin": plugin}));
         assert_eq!(r["janus"], "success", "attach to {plugin} failed: {r}");
-        r["data"]["id"].as_u64().unwrap_or_else(|| panic!("attach reply without data.id: {r}"))
+        r["data"]["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("attach reply without data.id: {r}"))
     }
 
     /// Ask the server to close and wait (bounded) for the close handshake to finish.
@@ -894,7 +952,12 @@ impl AdminClient {
     pub fn list_sessions(&mut self) -> Vec<u64> {
         let r = self.request(json!({"janus": "list_sessions"}));
         assert_eq!(r["janus"], "success", "list_sessions: {r}");
-        r["sessions"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
+        r["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
     }
 
     /// Handles of a session; a session that vanished in between yields none.
@@ -903,7 +966,12 @@ impl AdminClient {
         if r["janus"] != "success" {
             return Vec::new();
         }
-        r["handles"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
+        r["handles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
     }
 
     /// (session, handle) pairs over all sessions.
@@ -943,7 +1011,8 @@ pub fn wire_keys(text: &str) -> Vec<String> {
                 }
                 let s = &text[start..i.min(text.len())];
                 if depth == 1 && expect_key {
-                    let k: String = serde_json::from_str(&format!("\"{s}\"")).unwrap_or_else(|_| s.to_string());
+                    let k: String =
+                        serde_json::from_str(&format!("\"{s}\"")).unwrap_or_else(|_| s.to_string());
                     keys.push(k);
                     expect_key = false;
                 }
@@ -993,12 +1062,18 @@ pub fn assert_id(v: &Value, what: &str) -> u64 {
 
 /// Assert a core error reply: code, reason and (optionally) the echoed session_id/transaction.
 pub fn assert_error(reply: &Value, code: u64, reason: Option<&str>) {
-    assert_eq!(reply["janus"], "error", "expected an error {code}, got {reply}");
+    assert_eq!(
+        reply["janus"], "error",
+        "expected an error {code}, got {reply}"
+    );
     assert_eq!(reply["error"]["code"], code, "wrong error code in {reply}");
     if let Some(r) = reason {
         assert_eq!(reply["error"]["reason"], r, "wrong error reason in {reply}");
     } else {
-        assert!(reply["error"]["reason"].is_string(), "error without reason: {reply}");
+        assert!(
+            reply["error"]["reason"].is_string(),
+            "error without reason: {reply}"
+        );
     }
 }
 
