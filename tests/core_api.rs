@@ -113,7 +113,10 @@ fn session_ids_are_distinct_and_js_safe() {
     let mut ids = std::collections::HashSet::new();
     for _ in 0..20 {
         let sid = c.create_session();
-        assert!(sid >= 1 && sid < MAX_ID);
+        assert!(
+            (1..MAX_ID).contains(&sid),
+            "session id {sid} outside 1..2^53"
+        );
         assert!(ids.insert(sid), "session id {sid} handed out twice");
     }
 }

@@ -271,7 +271,11 @@ impl Config {
             l.debug_level.to_ascii_uppercase().as_str(),
             "DEBUG" | "INFO" | "WARN" | "WARNING" | "ERROR" | "FATAL"
         ) {
-            return Err(invalid("log.debug_level", &l.debug_level, "must be DEBUG, INFO, WARN, ERROR or FATAL"));
+            return Err(invalid(
+                "log.debug_level",
+                &l.debug_level,
+                "must be DEBUG, INFO, WARN, ERROR or FATAL",
+            ));
         }
         if l.log_file_size == 0 {
             return Err(invalid("log.log_file_size", 0, "must be > 0"));
@@ -285,10 +289,18 @@ impl Config {
             ));
         }
         if j.server_ip.trim().is_empty() || j.server_ip.contains(char::is_whitespace) {
-            return Err(invalid("janus.server_ip", &j.server_ip, "must be a host name or IP address"));
+            return Err(invalid(
+                "janus.server_ip",
+                &j.server_ip,
+                "must be a host name or IP address",
+            ));
         }
         if j.public_ip.contains(char::is_whitespace) || j.public_ip.contains('/') {
-            return Err(invalid("janus.public_ip", &j.public_ip, "must be \"\", \"auto\" or a host name/IP address"));
+            return Err(invalid(
+                "janus.public_ip",
+                &j.public_ip,
+                "must be \"\", \"auto\" or a host name/IP address",
+            ));
         }
         if j.ws_port == 0 {
             return Err(invalid("janus.ws_port", 0, "must be in 1..=65535"));
@@ -297,37 +309,71 @@ impl Config {
         check_range("janus.statistic_interval", j.statistic_interval, 1, 3600)?;
         check_range("janus.request_timeout", j.request_timeout, 1, 3600)?;
         if !(0.0..=300.0).contains(&j.hwm_threshold) {
-            return Err(invalid("janus.hwm_threshold", j.hwm_threshold, "must be in 0..=300 seconds"));
+            return Err(invalid(
+                "janus.hwm_threshold",
+                j.hwm_threshold,
+                "must be in 0..=300 seconds",
+            ));
         }
         let p = &self.proc_watcher;
-        check_range("proc_watcher.error_restart_interval", p.error_restart_interval, 0, 86_400)?;
+        check_range(
+            "proc_watcher.error_restart_interval",
+            p.error_restart_interval,
+            0,
+            86_400,
+        )?;
         check_range("proc_watcher.poll_interval", p.poll_interval, 1, 3600)?;
-        if !p.cmdline.trim().is_empty() && p.args()?.is_empty() {
-            return Err(invalid("proc_watcher.cmdline", &p.cmdline, "names no program"));
+        if p.args()?.first().is_some_and(|prog| prog.is_empty()) {
+            return Err(invalid(
+                "proc_watcher.cmdline",
+                &p.cmdline,
+                "names no program",
+            ));
         }
-        p.args()?;
         let a = &self.admin_api;
         if !matches!(a.json.as_str(), "indented" | "plain" | "compact") {
-            return Err(invalid("admin_api.json", &a.json, "must be indented, plain or compact"));
+            return Err(invalid(
+                "admin_api.json",
+                &a.json,
+                "must be indented, plain or compact",
+            ));
         }
         if a.http_listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid("admin_api.http_listen", &a.http_listen, "must be ip:port"));
+            return Err(invalid(
+                "admin_api.http_listen",
+                &a.http_listen,
+                "must be ip:port",
+            ));
         }
         for (i, ps) in self.posters.iter().enumerate() {
             let key = |k: &str| format!("posters[{i}].{k}");
             if ps.post_type != "http" {
-                return Err(invalid(key("post_type"), &ps.post_type, "only \"http\" is supported"));
+                return Err(invalid(
+                    key("post_type"),
+                    &ps.post_type,
+                    "only \"http\" is supported",
+                ));
             }
             if ps.name.chars().count() > 64 {
                 return Err(invalid(key("name"), &ps.name, "at most 64 characters"));
             }
             if ps.post_urls.is_empty() {
-                return Err(invalid(key("post_urls"), &ps.post_urls, "needs at least one URL"));
+                return Err(invalid(
+                    key("post_urls"),
+                    &ps.post_urls,
+                    "needs at least one URL",
+                ));
             }
             for u in &ps.post_urls {
-                let rest = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://"));
+                let rest = u
+                    .strip_prefix("http://")
+                    .or_else(|| u.strip_prefix("https://"));
                 if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
-                    return Err(invalid(key("post_urls"), u, "must be an http:// or https:// URL"));
+                    return Err(invalid(
+                        key("post_urls"),
+                        u,
+                        "must be an http:// or https:// URL",
+                    ));
                 }
             }
             check_range(&key("expire"), ps.expire, 1, 3600)?;
@@ -404,19 +450,36 @@ mod tests {
     #[test]
     fn errors_name_key_and_value() {
         let e = err_of("[janus]\npingpong_interval = 0");
-        assert!(e.contains("janus.pingpong_interval") && e.contains('0'), "{e}");
+        assert!(
+            e.contains("janus.pingpong_interval") && e.contains('0'),
+            "{e}"
+        );
         let e = err_of("[janus]\nserver_name = \"a b\"");
-        assert!(e.contains("janus.server_name") && e.contains("\"a b\""), "{e}");
+        assert!(
+            e.contains("janus.server_name") && e.contains("\"a b\""),
+            "{e}"
+        );
         let e = err_of("[[posters]]\npost_type = \"mqtt\"\npost_urls = [\"http://x\"]");
-        assert!(e.contains("posters[0].post_type") && e.contains("mqtt"), "{e}");
+        assert!(
+            e.contains("posters[0].post_type") && e.contains("mqtt"),
+            "{e}"
+        );
         let e = err_of("[[posters]]\npost_urls = [\"ftp://x\"]");
-        assert!(e.contains("posters[0].post_urls") && e.contains("ftp://x"), "{e}");
+        assert!(
+            e.contains("posters[0].post_urls") && e.contains("ftp://x"),
+            "{e}"
+        );
         let e = err_of("[[posters]]\nname = \"x\"");
         assert!(e.contains("posters[0].post_urls"), "{e}");
         let e = err_of("[admin_api]\nhttp_listen = \"nowhere\"");
-        assert!(e.contains("admin_api.http_listen") && e.contains("nowhere"), "{e}");
+        assert!(
+            e.contains("admin_api.http_listen") && e.contains("nowhere"),
+            "{e}"
+        );
         let e = err_of("[proc_watcher]\ncmdline = \"janus 'unbalanced\"");
         assert!(e.contains("proc_watcher.cmdline"), "{e}");
+        let e = err_of("[proc_watcher]\ncmdline = '\"\" -F x'");
+        assert!(e.contains("names no program"), "{e}");
         let e = err_of("[janus]\nhwm_threshold = 301");
         assert!(e.contains("janus.hwm_threshold"), "{e}");
         let e = err_of("[general]\ndaemonize = true");

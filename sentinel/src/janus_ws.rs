@@ -32,7 +32,9 @@ pub enum WsError {
 
 /// A fresh random transaction id.
 pub fn transaction() -> String {
-    std::iter::repeat_with(fastrand::alphanumeric).take(12).collect()
+    std::iter::repeat_with(fastrand::alphanumeric)
+        .take(12)
+        .collect()
 }
 
 /// One open connection to Janus.
@@ -60,7 +62,9 @@ impl JanusWs {
             .strip_prefix("ws://")
             .ok_or_else(|| fail("not a ws:// URL".into()))?
             .trim_end_matches('/');
-        let addrs = hostport.to_socket_addrs().map_err(|e| fail(e.to_string()))?;
+        let addrs = hostport
+            .to_socket_addrs()
+            .map_err(|e| fail(e.to_string()))?;
         let mut last = String::from("no address");
         let mut stream = None;
         for a in addrs {
@@ -108,14 +112,20 @@ impl JanusWs {
     /// # Errors
     /// As [`JanusWs::request`]; the first Janus `error` reply fails the whole batch.
     pub fn requests(&mut self, requests: Vec<Map<String, Value>>) -> Result<Vec<Value>, WsError> {
-        self.requests_lenient(requests)?.into_iter().map(check_reply).collect()
+        self.requests_lenient(requests)?
+            .into_iter()
+            .map(check_reply)
+            .collect()
     }
 
     /// As [`JanusWs::requests`], but Janus `error` replies are returned like any other.
     ///
     /// # Errors
     /// Socket failure or timeout.
-    pub fn requests_lenient(&mut self, requests: Vec<Map<String, Value>>) -> Result<Vec<Value>, WsError> {
+    pub fn requests_lenient(
+        &mut self,
+        requests: Vec<Map<String, Value>>,
+    ) -> Result<Vec<Value>, WsError> {
         let deadline = Instant::now() + self.timeout;
         let mut ids = Vec::with_capacity(requests.len());
         for mut r in requests {
@@ -194,7 +204,10 @@ pub fn check_reply(v: Value) -> Result<Value, WsError> {
     }
     let err = v.get("error");
     Err(WsError::Janus {
-        code: err.and_then(|e| e.get("code")).and_then(Value::as_i64).unwrap_or(0),
+        code: err
+            .and_then(|e| e.get("code"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
         reason: err
             .and_then(|e| e.get("reason"))
             .and_then(Value::as_str)
@@ -226,7 +239,10 @@ mod tests {
 
     #[test]
     fn admin_request_shape() {
-        assert_eq!(Value::Object(admin_request("ping", "")), serde_json::json!({"janus": "ping"}));
+        assert_eq!(
+            Value::Object(admin_request("ping", "")),
+            serde_json::json!({"janus": "ping"})
+        );
         assert_eq!(
             Value::Object(admin_request("list_sessions", "s")),
             serde_json::json!({"janus": "list_sessions", "admin_secret": "s"})
@@ -235,7 +251,9 @@ mod tests {
 
     #[test]
     fn error_replies() {
-        let e = check_reply(serde_json::json!({"janus": "error", "error": {"code": 403, "reason": "Unauthorized"}}));
+        let e = check_reply(
+            serde_json::json!({"janus": "error", "error": {"code": 403, "reason": "Unauthorized"}}),
+        );
         assert!(matches!(e, Err(WsError::Janus { code: 403, .. })));
         assert!(check_reply(serde_json::json!({"janus": "pong"})).is_ok());
     }

@@ -96,7 +96,8 @@ mod tests {
 
     #[test]
     fn parses_stat_with_odd_command_names() {
-        let line = "1234 (jan us) (x)) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 12 0 100 0 0";
+        let line =
+            "1234 (jan us) (x)) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 12 0 100 0 0";
         assert_eq!(parse_stat_ticks(line), Some(325));
         assert_eq!(parse_stat_ticks("garbage"), None);
         assert_eq!(parse_stat_ticks("1 (x) S 1 2"), None);
@@ -120,7 +121,10 @@ mod tests {
         // 200 ticks at 100/s = 2 s CPU in 2 s wall on 2 CPUs = 50 %
         assert_eq!(cpu_share(a, b, 100.0, 2), Some(0.5));
         assert_eq!(cpu_share(b, a, 100.0, 2), None);
-        let c = CpuSample { ticks: 50, at: b.at };
+        let c = CpuSample {
+            ticks: 50,
+            at: b.at,
+        };
         assert_eq!(cpu_share(a, c, 100.0, 2), None);
         let d = CpuSample {
             ticks: 10_000,

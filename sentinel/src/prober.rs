@@ -18,7 +18,11 @@ use crate::status::Event;
 ///
 /// # Errors
 /// Connect failure, timeout, closed socket or a Janus `error` reply.
-pub fn probe_once(conn: &mut Option<JanusWs>, url: &str, timeout: Duration) -> Result<Duration, WsError> {
+pub fn probe_once(
+    conn: &mut Option<JanusWs>,
+    url: &str,
+    timeout: Duration,
+) -> Result<Duration, WsError> {
     let result = (|| {
         if conn.is_none() {
             *conn = Some(JanusWs::connect(url, "janus-protocol", timeout)?);
@@ -49,7 +53,10 @@ pub fn run(shared: Arc<Shared>, interval: Duration, timeout: Duration) {
         }
         let event = match probe_once(&mut conn, &url, timeout) {
             Ok(rtt) => {
-                debug!("probe {url}: pong after {:.1} ms", rtt.as_secs_f64() * 1000.0);
+                debug!(
+                    "probe {url}: pong after {:.1} ms",
+                    rtt.as_secs_f64() * 1000.0
+                );
                 Event::ProbeOk(rtt)
             }
             Err(e) => {
@@ -64,7 +71,10 @@ pub fn run(shared: Arc<Shared>, interval: Duration, timeout: Duration) {
                     new.code(),
                     rtt.as_secs_f64() * 1000.0
                 ),
-                _ => warn!("status -> {new:?} ({}): Janus at {url} did not answer the probe", new.code()),
+                _ => warn!(
+                    "status -> {new:?} ({}): Janus at {url} did not answer the probe",
+                    new.code()
+                ),
             }
         }
     }

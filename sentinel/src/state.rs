@@ -205,7 +205,10 @@ mod tests {
         let s = shared();
         assert_eq!(s.apply(Event::ProbeFailed), None); // already ABNORMAL
         assert_eq!(s.snapshot().generation, 0);
-        assert_eq!(s.apply(Event::ProbeOk(Duration::ZERO)), Some(Status::Normal));
+        assert_eq!(
+            s.apply(Event::ProbeOk(Duration::ZERO)),
+            Some(Status::Normal)
+        );
         assert_eq!(s.snapshot().generation, 1);
         assert!(!s.set_counts(-1, -1));
         assert!(s.set_counts(1, 2));

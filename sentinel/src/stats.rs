@@ -119,7 +119,11 @@ impl AdminClient {
 
     fn collect_inner(&mut self) -> Result<(i64, i64), WsError> {
         if self.conn.is_none() {
-            self.conn = Some(JanusWs::connect(&self.url, "janus-admin-protocol", self.timeout)?);
+            self.conn = Some(JanusWs::connect(
+                &self.url,
+                "janus-admin-protocol",
+                self.timeout,
+            )?);
         }
         let ws = self.conn.as_mut().ok_or(WsError::Closed)?;
         let mut batch = vec![admin_request("list_sessions", &self.secret)];
@@ -151,7 +155,10 @@ impl AdminClient {
             })
             .collect();
         let replies = ws.requests_lenient(batch)?;
-        Ok((sessions.len() as i64, replies.iter().map(count_handles).sum()))
+        Ok((
+            sessions.len() as i64,
+            replies.iter().map(count_handles).sum(),
+        ))
     }
 }
 
@@ -230,7 +237,10 @@ mod tests {
         assert_eq!(parse_loops(&json!({"loops": []})).ok(), Some(None));
         assert!(parse_loops(&json!({})).is_err());
         assert_eq!(count_handles(&json!({"handles": [10, 11]})), 2);
-        assert_eq!(count_handles(&json!({"janus": "error", "error": {"code": 458}})), 0);
+        assert_eq!(
+            count_handles(&json!({"janus": "error", "error": {"code": 458}})),
+            0
+        );
     }
 
     #[test]

@@ -67,11 +67,26 @@ mod tests {
 
     #[test]
     fn probe_results() {
-        assert_eq!(next(Status::Abnormal, Event::ProbeOk(MS(5)), 0.0), Status::Normal);
-        assert_eq!(next(Status::Abnormal, Event::ProbeOk(MS(5000)), 0.0), Status::Normal);
-        assert_eq!(next(Status::Normal, Event::ProbeOk(MS(1500)), 1.0), Status::Hwm);
-        assert_eq!(next(Status::Hwm, Event::ProbeOk(MS(1000)), 1.0), Status::Normal);
-        assert_eq!(next(Status::Normal, Event::ProbeFailed, 1.0), Status::Abnormal);
+        assert_eq!(
+            next(Status::Abnormal, Event::ProbeOk(MS(5)), 0.0),
+            Status::Normal
+        );
+        assert_eq!(
+            next(Status::Abnormal, Event::ProbeOk(MS(5000)), 0.0),
+            Status::Normal
+        );
+        assert_eq!(
+            next(Status::Normal, Event::ProbeOk(MS(1500)), 1.0),
+            Status::Hwm
+        );
+        assert_eq!(
+            next(Status::Hwm, Event::ProbeOk(MS(1000)), 1.0),
+            Status::Normal
+        );
+        assert_eq!(
+            next(Status::Normal, Event::ProbeFailed, 1.0),
+            Status::Abnormal
+        );
         assert_eq!(next(Status::Hwm, Event::ProbeFailed, 0.0), Status::Abnormal);
     }
 
@@ -85,12 +100,20 @@ mod tests {
         assert_eq!(s, Status::Abnormal);
         assert_eq!(next(s, Event::ProbeOk(MS(1)), 0.0), Status::Normal);
         // stop without start changes nothing
-        assert_eq!(next(Status::Normal, Event::StopMaintenance, 0.0), Status::Normal);
+        assert_eq!(
+            next(Status::Normal, Event::StopMaintenance, 0.0),
+            Status::Normal
+        );
     }
 
     #[test]
     fn codes() {
-        let all = [Status::Normal, Status::Abnormal, Status::Maintenance, Status::Hwm];
+        let all = [
+            Status::Normal,
+            Status::Abnormal,
+            Status::Maintenance,
+            Status::Hwm,
+        ];
         assert_eq!(all.map(Status::code), [0, 1, 2, 3]);
     }
 }

@@ -7,8 +7,9 @@
 //! Janus is started without a shell, stdin/stdout/stderr on /dev/null (use Janus's `-L`
 //! option for a log file), in its own process group (a Ctrl-C on the sentinel's terminal
 //! reaches the sentinel only, which then stops Janus itself), and with a parent-death signal
-//! (SIGTERM) so that a sentinel killed with SIGKILL does not leave an orphan Janus holding
-//! the ports.
+//! so that a sentinel killed with SIGKILL does not leave an orphan Janus holding the ports.
+//! That signal is SIGKILL, not SIGTERM: Janus 1.1.2 sometimes hangs while shutting down
+//! ("Freeing crypto resources..."), and with the sentinel gone nobody would escalate.
 
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -46,14 +47,19 @@ pub fn backoff(base: u64, crashes: u32) -> Option<Duration> {
         return None;
     }
     let cap = base.max(MAX_BACKOFF_SECS);
-    let factor = 1u64.checked_shl(crashes.saturating_sub(1)).unwrap_or(u64::MAX);
+    let factor = 1u64
+        .checked_shl(crashes.saturating_sub(1))
+        .unwrap_or(u64::MAX);
     Some(Duration::from_secs(base.saturating_mul(factor).min(cap)))
 }
 
 /// The return code shown by `GET /sentinel/info`: the exit code, or minus the signal
 /// number for a death by signal (as Python's `Popen.returncode`).
 pub fn return_code(status: ExitStatus) -> i32 {
-    status.code().or_else(|| status.signal().map(|s| -s)).unwrap_or(-1)
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| -s))
+        .unwrap_or(-1)
 }
 
 /// Settings of the supervisor.
@@ -79,7 +85,7 @@ fn spawn(args: &[String]) -> io::Result<Child> {
     // which is async-signal-safe; it allocates nothing and touches no lock.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
@@ -107,7 +113,10 @@ pub fn terminate(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    warn!("Janus pid {} ignored SIGTERM for {grace:?}: sending SIGKILL", child.id());
+    warn!(
+        "Janus pid {} ignored SIGTERM for {grace:?}: sending SIGKILL",
+        child.id()
+    );
     let _ = child.kill();
     child.wait()
 }
@@ -126,7 +135,10 @@ impl Supervisor {
     fn start_child(&mut self) -> io::Result<()> {
         let child = spawn(&self.settings.args)?;
         let pid = child.id();
-        info!("started Janus, pid {pid}: {}", shell_words::join(&self.settings.args));
+        info!(
+            "started Janus, pid {pid}: {}",
+            shell_words::join(&self.settings.args)
+        );
         self.child = Some(child);
         self.restart_at = None;
         self.shared.update(|s| {
@@ -184,12 +196,19 @@ impl Supervisor {
         }
         self.crashes = self.crashes.saturating_add(1);
         let delay = backoff(base, self.crashes).unwrap_or_default();
-        warn!("Janus crashed ({st}); restart #{} in {delay:?}", self.crashes);
+        warn!(
+            "Janus crashed ({st}); restart #{} in {delay:?}",
+            self.crashes
+        );
         self.restart_at = Some(Instant::now() + delay);
     }
 
     fn started_instant(&self) -> Option<Instant> {
-        self.shared.snapshot().watcher.and_then(|w| w.started).map(|(_, i)| i)
+        self.shared
+            .snapshot()
+            .watcher
+            .and_then(|w| w.started)
+            .map(|(_, i)| i)
     }
 
     fn restart_if_due(&mut self) {
@@ -271,7 +290,10 @@ impl Supervisor {
 ///
 /// # Errors
 /// The first spawn failed, or the thread could not be created.
-pub fn start(settings: Settings, shared: Arc<Shared>) -> io::Result<(Sender<Command>, JoinHandle<()>)> {
+pub fn start(
+    settings: Settings,
+    shared: Arc<Shared>,
+) -> io::Result<(Sender<Command>, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
     // The child is spawned by the thread that supervises it: the parent-death signal fires
@@ -310,7 +332,17 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let s = |n| backoff(10, n).map(|d| d.as_secs());
-        assert_eq!([s(1), s(2), s(3), s(5), s(6), s(60)], [Some(10), Some(20), Some(40), Some(160), Some(300), Some(300)]);
+        assert_eq!(
+            [s(1), s(2), s(3), s(5), s(6), s(60)],
+            [
+                Some(10),
+                Some(20),
+                Some(40),
+                Some(160),
+                Some(300),
+                Some(300)
+            ]
+        );
         assert_eq!(backoff(0, 1), None);
         assert_eq!(backoff(1000, 4).map(|d| d.as_secs()), Some(1000));
         assert_eq!(backoff(1, 0).map(|d| d.as_secs()), Some(1));
@@ -335,7 +367,11 @@ mod tests {
         while Instant::now() < deadline {
             let ignored = std::fs::read_to_string(&path)
                 .ok()
-                .and_then(|t| t.lines().find(|l| l.starts_with("SigIgn:")).map(str::to_owned))
+                .and_then(|t| {
+                    t.lines()
+                        .find(|l| l.starts_with("SigIgn:"))
+                        .map(str::to_owned)
+                })
                 .and_then(|l| u64::from_str_radix(l["SigIgn:".len()..].trim(), 16).ok());
             if ignored.is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0) {
                 break;

@@ -321,8 +321,21 @@ impl Link {
                 }
             };
             self.go_down(&reason);
-            monoio::time::sleep(backoff).await;
+            self.wait_backoff(backoff).await;
             backoff = (backoff * 2).min(self.conf.reconnect_max);
+        }
+    }
+
+    /// Sleeps `backoff`, or less if the server reports a restart or recovery meanwhile.
+    async fn wait_backoff(&self, backoff: Duration) {
+        let kicks = self.server.kicks.load(std::sync::atomic::Ordering::Relaxed);
+        let until = Instant::now() + backoff;
+        let step = Duration::from_millis(100);
+        while Instant::now() < until && !self.retired.get() {
+            monoio::time::sleep(step.min(until - Instant::now())).await;
+            if self.server.kicks.load(std::sync::atomic::Ordering::Relaxed) != kicks {
+                return;
+            }
         }
     }
 

@@ -42,6 +42,10 @@ pub struct ServerEntry {
     utime_ms: AtomicU64,
     /// Deleted from the registry: no new work; links close once their handles are gone.
     removed: AtomicBool,
+    /// Bumped when the server reports that it (re)started or recovered, so that links
+    /// waiting out a reconnect backoff try again at once.
+    pub kicks: AtomicU64,
+    start_time_ms: AtomicU64,
 }
 
 impl ServerEntry {
@@ -58,13 +62,20 @@ impl ServerEntry {
             expire_s: AtomicU64::new(r.expire),
             utime_ms: AtomicU64::new((r.utime * 1000.0) as u64),
             removed: AtomicBool::new(false),
+            kicks: AtomicU64::new(0),
+            start_time_ms: AtomicU64::new((r.start_time * 1000.0) as u64),
         };
         Some(e)
     }
 
     /// Takes the mutable fields of a newer record of the same server.
     pub fn refresh(&self, r: &ServerRecord) {
-        self.status.store(r.status, Ordering::Relaxed);
+        let old_status = self.status.swap(r.status, Ordering::Relaxed);
+        let start = (r.start_time * 1000.0) as u64;
+        let old_start = self.start_time_ms.swap(start, Ordering::Relaxed);
+        if (old_status != r.status && r.status == status::NORMAL) || old_start != start {
+            self.kicks.fetch_add(1, Ordering::Relaxed);
+        }
         self.reported_handles.store(r.handle_num, Ordering::Relaxed);
         self.expire_s.store(r.expire, Ordering::Relaxed);
         self.utime_ms

@@ -1,6 +1,10 @@
 //! From a client's text frame to the verb handlers: split the frame into documents, parse
 //! each, send it to the shard that owns its session, then apply Janus's path rules
 //! (root, session, handle level) in Janus's order: secret, session, handle, verb.
+//!
+//! Order: a connection's requests are handled in arrival order. While one of them is
+//! away on another shard, later ones wait in the connection's queue; the owner shard
+//! sends `Done` after its reply, through the same mailbox, so the reply arrives first.
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -19,7 +23,7 @@ pub fn handle_frame(shard: &Rc<Shard>, text: &str, from: ConnRef) {
     for doc in json::split_documents(text) {
         any = true;
         match doc {
-            Ok(d) => route(shard, d, from),
+            Ok(d) => submit(shard, d, from),
             Err(e) => shard.reply_error(from, 0, None, &invalid_json(&e.to_string())),
         }
     }
@@ -33,6 +37,46 @@ fn invalid_json(why: &str) -> JanusError {
         Code::InvalidJson,
         format!("Invalid Janus API request - {why}"),
     )
+}
+
+/// Routes a document now, or queues it behind a request still away on another shard.
+fn submit(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
+    if let Some(c) = shard.conns.borrow().get(&from.id) {
+        if c.inflight.get() > 0 {
+            c.queued.borrow_mut().push_back(doc.to_owned());
+            return;
+        }
+    }
+    route(shard, doc, from);
+}
+
+/// A request forwarded by this connection was handled: route what waited behind it.
+pub fn forwarded_done(shard: &Rc<Shard>, conn: u64) {
+    if let Some(c) = shard.conns.borrow().get(&conn) {
+        c.inflight.set(c.inflight.get().saturating_sub(1));
+    }
+    let from = ConnRef {
+        shard: shard.id as u16,
+        id: conn,
+    };
+    loop {
+        let next = match shard.conns.borrow().get(&conn) {
+            Some(c) if c.inflight.get() == 0 => c.queued.borrow_mut().pop_front(),
+            _ => None,
+        };
+        // Stops when the queue is empty or a routed request went away again.
+        let Some(doc) = next else { return };
+        route(shard, &doc, from);
+    }
+}
+
+/// Handles a request another shard forwarded here, then tells that shard it is done.
+pub fn handle_forwarded(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
+    match Request::parse(doc) {
+        Ok(req) => process(shard, req, from),
+        Err(rej) => shard.reply_error(from, rej.session_id, rej.transaction, &rej.error),
+    }
+    shard.forward(from.shard as usize, ShardMsg::Done { conn: from.id });
 }
 
 /// Processes one JSON document here, or forwards it to the shard owning its session.
@@ -53,6 +97,9 @@ pub fn route(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
     if let Some(key) = key {
         let owner = shard.owner_of(key);
         if owner != shard.id {
+            if let Some(c) = shard.conns.borrow().get(&from.id) {
+                c.inflight.set(c.inflight.get() + 1);
+            }
             shard.forward(
                 owner,
                 ShardMsg::Request {

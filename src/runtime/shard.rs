@@ -35,6 +35,8 @@ pub enum ShardMsg {
     Request { text: String, from: ConnRef },
     /// A frame for one of this shard's connections.
     Deliver { conn: u64, frame: Vec<u8> },
+    /// A request forwarded from this shard's connection `conn` was handled.
+    Done { conn: u64 },
     /// A client connection closed; its sessions here are orphaned or destroyed.
     ConnClosed { conn: ConnRef },
     /// A backend server was registered: open a link to it.
@@ -45,6 +47,10 @@ pub enum ShardMsg {
 pub struct ConnEntry {
     pub tx: QueueTx<Outbound>,
     pub killer: Killer,
+    /// Requests forwarded to other shards and not yet done.
+    pub inflight: Cell<u32>,
+    /// Requests waiting for those, in arrival order.
+    pub queued: RefCell<std::collections::VecDeque<String>>,
 }
 
 /// What every shard gets from `main`.
@@ -241,7 +247,8 @@ impl Shard {
 
     fn on_message(self: &Rc<Self>, msg: ShardMsg) {
         match msg {
-            ShardMsg::Request { text, from } => dispatch::route(self, &text, from),
+            ShardMsg::Request { text, from } => dispatch::handle_forwarded(self, &text, from),
+            ShardMsg::Done { conn } => dispatch::forwarded_done(self, conn),
             ShardMsg::Deliver { conn, frame } => self.send_local(conn, frame),
             ShardMsg::ConnClosed { conn } => events::connection_closed(self, conn),
             ShardMsg::AddServer(server) => self.add_server(server),

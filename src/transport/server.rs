@@ -40,6 +40,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         ConnEntry {
             tx: tx.clone(),
             killer,
+            inflight: Default::default(),
+            queued: Default::default(),
         },
     );
     shard.metrics.connections.inc();

@@ -22,7 +22,7 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -120,6 +120,7 @@ pub struct Backends {
     pub workdir: PathBuf,
     pub n: usize,
     pub base_port: u16,
+    pub rtp_base: u16,
     /// Owned sets are stopped on drop (and hold their lock for their whole life).
     owned: bool,
     _lock: Option<FileLock>,
@@ -198,6 +199,7 @@ pub fn backends_with(set: &str, n: usize, base_port: u16, rtp_base: u16) -> Back
         workdir,
         n,
         base_port,
+        rtp_base,
         owned: false,
         _lock: None,
     }
@@ -238,9 +240,17 @@ impl Backends {
             workdir,
             n,
             base_port,
+            rtp_base,
             owned: true,
             _lock: Some(lock),
         }
+    }
+
+    /// Stop whatever is left of an owned set and start all its instances again.
+    pub fn restart(&self) {
+        assert!(self.owned, "never restart a shared backend set");
+        stop_set(&self.workdir);
+        start_set(self.n, self.base_port, self.rtp_base, &self.workdir);
     }
 
     pub fn ws_port(&self, i: usize) -> u16 {
@@ -436,6 +446,8 @@ pub fn free_port() -> u16 {
 pub struct Proxy {
     pub child: Child,
     pub port: u16,
+    /// Port of the admin REST API (`admin_api.http_listen`).
+    pub admin_port: u16,
     pub dir: tempfile::TempDir,
     pub log_path: PathBuf,
     pub config: ProxyConfig,
@@ -456,6 +468,16 @@ impl Proxy {
                     &format!("127.0.0.1:{}", free_port()),
                 )
             };
+            // the admin REST API (default 127.0.0.1:8100) would collide between proxies
+            let config = if config.get("admin_api", "http_listen").is_some() {
+                config
+            } else {
+                config.set_str(
+                    "admin_api",
+                    "http_listen",
+                    &format!("127.0.0.1:{}", free_port()),
+                )
+            };
             let port: u16 = config
                 .get("ws_transport", "ws_listen")
                 .and_then(|v| {
@@ -465,9 +487,21 @@ impl Proxy {
                         .and_then(|p| p.parse().ok())
                 })
                 .expect("ws_listen with a port");
+            // under JANUS_CLOUD_TEST_DIR, so that scripts/test.sh finds leftovers by cmdline
+            let parent = test_dir().join("proxies");
+            fs::create_dir_all(&parent).expect("create proxies dir");
+            let admin_port: u16 = config
+                .get("admin_api", "http_listen")
+                .and_then(|v| {
+                    v.trim_matches('"')
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                })
+                .expect("admin_api.http_listen with a port");
             let dir = tempfile::Builder::new()
-                .prefix("janus-proxy-test")
-                .tempdir()
+                .prefix("janus-proxy-")
+                .tempdir_in(&parent)
                 .expect("tempdir");
             let cfg_path = dir.path().join("janus-proxy.toml");
             fs::write(&cfg_path, config.render()).expect("write config");
@@ -483,6 +517,7 @@ impl Proxy {
             let mut proxy = Proxy {
                 child,
                 port,
+                admin_port,
                 dir,
                 log_path,
                 config,
@@ -598,6 +633,92 @@ impl Drop for Proxy {
 /// Short pause between two polls of a condition that has a deadline.
 pub fn poll_pause() {
     std::thread::sleep(Duration::from_millis(50));
+}
+
+// ------------------------------------------------------------------------------------------
+// redis-server
+
+/// A private redis-server on a free loopback port (no persistence), state under
+/// JANUS_CLOUD_TEST_DIR/redis-*; killed on drop.
+pub struct RedisServer {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let parent = test_dir().join("redis");
+        fs::create_dir_all(&parent).expect("create redis dir");
+        let dir = tempfile::Builder::new()
+            .prefix("redis-")
+            .tempdir_in(&parent)
+            .expect("tempdir");
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
+        let mut last = String::new();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let log = File::create(dir.path().join("redis.log")).expect("redis log");
+            let mut child = Command::new(&bin)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {bin} (install redis-server): {e}"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(st)) = child.try_wait() {
+                    last = format!(
+                        "redis-server exited with {st}: {}",
+                        read_to_string(&dir.path().join("redis.log"))
+                    );
+                    break;
+                }
+                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+                    let mut buf = [0u8; 64];
+                    if s.write_all(b"PING\r\n").is_ok() {
+                        if let Ok(n) = s.read(&mut buf) {
+                            if buf[..n].starts_with(b"+PONG") {
+                                return RedisServer { child, port, dir };
+                            }
+                        }
+                    }
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last = "redis-server did not answer PING within 10 s".into();
+                    break;
+                }
+                poll_pause();
+            }
+        }
+        panic!("cannot start redis-server: {last}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1056,7 +1177,7 @@ pub fn assert_id(v: &Value, what: &str) -> u64 {
     let id = v
         .as_u64()
         .unwrap_or_else(|| panic!("{what} is not an unsigned integer: {v}"));
-    assert!(id >= 1 && id < MAX_ID, "{what} {id} is outside 1..2^53");
+    assert!((1..MAX_ID).contains(&id), "{what} {id} is outside 1..2^53");
     id
 }
 
@@ -1107,13 +1228,6 @@ pub fn sdp_offer() -> String {
         "",
     ]
     .join("\r\n")
-}
-
-/// Serialises tests inside one process that must not overlap (rarely needed: every test
-/// normally has its own proxy).
-pub fn process_lock() -> std::sync::MutexGuard<'static, ()> {
-    static M: Mutex<()> = Mutex::new(());
-    M.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Read a whole file into a string (helper for log assertions).

@@ -1,0 +1,456 @@
+//! The sentinel's REST interface (spec 03 §8) on `admin_api.http_listen`, served by
+//! tiny_http on its own thread:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /sentinel/info` | `{"janus_server": {...}, "janus_watcher": {...}}` (watcher only when supervising) |
+//! | `POST /sentinel/op` | `op` = `start_maintenance` / `stop_maintenance` / `restart_process`, as query, form or JSON; 200 empty |
+//! | `GET /sentinel/posters` | `[{post_type, name, connected, post_urls, expire}]` |
+//!
+//! Same conventions as janus-proxy's admin API: JSON bodies indented by 4 spaces, every
+//! answer carries `Access-Control-Allow-Origin: *`, `OPTIONS` answers the CORS preflight
+//! (401 when `Access-Control-Request-Method` is not a method of the route), errors are
+//! `{"info", "exception"}` with 400 for bad input, 501 for `restart_process` without
+//! supervision, 404 for an unknown route or method. No authentication: bind it to a private
+//! interface.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crossbeam_channel::Sender;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tiny_http::Method;
+use tracing::{info, warn};
+
+use crate::config::Poster;
+use crate::load;
+use crate::state::Shared;
+use crate::status::Event;
+use crate::supervisor::Command;
+
+/// Largest request body read.
+const MAX_BODY: u64 = 64 * 1024;
+
+/// Routes and their methods (for 404s and CORS preflight).
+const ROUTES: [(&str, &str); 3] = [
+    ("/sentinel/info", "GET"),
+    ("/sentinel/op", "POST"),
+    ("/sentinel/posters", "GET"),
+];
+
+/// An answer before it becomes a tiny_http response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    /// Empty for an empty 200.
+    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn empty() -> Reply {
+        Reply {
+            status: 200,
+            body: String::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A JSON body indented by 4 spaces.
+    pub fn json(status: u16, value: &impl Serialize) -> Reply {
+        let mut out = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+        let body = match value.serialize(&mut ser) {
+            Ok(()) => String::from_utf8(out).unwrap_or_default(),
+            Err(_) => "null".into(),
+        };
+        Reply {
+            status,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    /// `{"info": ..., "exception": ...}`.
+    pub fn error(status: u16, exception: &str, info: impl Into<String>) -> Reply {
+        Reply::json(
+            status,
+            &json!({"info": info.into(), "exception": exception}),
+        )
+    }
+}
+
+fn not_found(method: &str, path: &str) -> Reply {
+    Reply::error(
+        404,
+        "NotFound",
+        format!("Resource {path} not found or method {method} not supported"),
+    )
+}
+
+/// The CORS preflight answer for `path`.
+pub fn preflight(path: &str, asked: Option<&str>) -> Reply {
+    let Some(&(_, methods)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+        return not_found("OPTIONS", path);
+    };
+    if let Some(m) = asked {
+        if !methods.split(',').any(|x| x.eq_ignore_ascii_case(m.trim())) {
+            return Reply::error(
+                401,
+                "Forbidden",
+                format!("method {m} not allowed on {path}"),
+            );
+        }
+    }
+    let mut r = Reply::empty();
+    r.headers = vec![
+        ("Access-Control-Allow-Methods", methods.to_string()),
+        (
+            "Access-Control-Allow-Headers",
+            "Origin, X-Requested-With, Content-Type, Accept, Authorization".to_string(),
+        ),
+        ("Access-Control-Max-Age", "86400".to_string()),
+    ];
+    r
+}
+
+/// Request parameters: query string, overlaid by a form body, or by a JSON object body
+/// when the content type says JSON (values become strings).
+///
+/// # Errors
+/// Malformed JSON, or JSON that is not an object.
+pub fn params(
+    query: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(out);
+    }
+    if content_type.to_ascii_lowercase().contains("json") {
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+        let obj = v.as_object().ok_or("JSON body must be an object")?;
+        for (k, v) in obj {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.insert(k.clone(), s);
+        }
+    } else {
+        out.extend(form_urlencoded::parse(body).into_owned());
+    }
+    Ok(out)
+}
+
+/// Local date-time text "YYYY-MM-DD HH:MM:SS.ffffff".
+pub fn local_time(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Local>::from(t)
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+/// What the routes work on.
+pub struct Rest {
+    pub shared: Arc<Shared>,
+    /// `None` when not supervising.
+    pub supervisor: Option<Sender<Command>>,
+    pub posters: Vec<Poster>,
+}
+
+impl Rest {
+    /// Dispatches one request (after the preflight check).
+    pub fn route(&self, method: &Method, path: &str, params: &BTreeMap<String, String>) -> Reply {
+        match (method, path) {
+            (Method::Get, "/sentinel/info") => Reply::json(200, &self.info()),
+            (Method::Get, "/sentinel/posters") => Reply::json(200, &self.posters()),
+            (Method::Post, "/sentinel/op") => self.op(params.get("op").map(|s| s.trim())),
+            (m, p) => not_found(m.as_str(), p),
+        }
+    }
+
+    fn op(&self, op: Option<&str>) -> Reply {
+        let event = match op {
+            Some("start_maintenance") => Event::StartMaintenance,
+            Some("stop_maintenance") => Event::StopMaintenance,
+            Some("restart_process") => {
+                let Some(tx) = &self.supervisor else {
+                    return Reply::error(501, "JanusCloudError", "janus_watcher not enable");
+                };
+                info!("REST: restart_process");
+                return match tx.send(Command::Restart) {
+                    Ok(()) => Reply::empty(),
+                    Err(_) => Reply::error(503, "JanusCloudError", "the supervisor is stopping"),
+                };
+            }
+            Some(other) => {
+                return Reply::error(
+                    400,
+                    "ValidationError",
+                    format!("op: {other:?} is not one of start_maintenance, stop_maintenance, restart_process"),
+                )
+            }
+            None => return Reply::error(400, "ValidationError", "op: required"),
+        };
+        info!("REST: {event:?}");
+        if let Some(s) = self.shared.apply(event) {
+            info!("status -> {s:?} ({})", s.code());
+        }
+        Reply::empty()
+    }
+
+    fn info(&self) -> Value {
+        let id = &self.shared.identity;
+        let s = self.shared.snapshot();
+        let started = s.watcher.as_ref().and_then(|w| w.started);
+        let mut out = json!({
+            "janus_server": {
+                "server_name": id.name,
+                "server_url": id.server_url,
+                "server_public_url": id.public_url,
+                "server_admin_url": id.admin_url,
+                "status": s.status.code(),
+                "session_num": s.session_num,
+                "handle_num": s.handle_num,
+                "cpu": s.cpu,
+                "load": load::load(s.session_num, s.handle_num, s.cpu),
+                "start_time": started.map(|(t, _)| local_time(t)),
+            }
+        });
+        if let Some(w) = &s.watcher {
+            out["janus_watcher"] = json!({
+                "args": w.args,
+                "process_status": u8::from(w.pid.is_some()),
+                "pid": w.pid,
+                "process_running_time": started.map_or(0.0, |(_, i)| i.elapsed().as_secs_f64()),
+                "auto_restart_count": w.auto_restart_count,
+                "last_exit_time": w.last_exit_time.map(local_time),
+                "last_return_code": w.last_return_code,
+            });
+        }
+        out
+    }
+
+    fn posters(&self) -> Value {
+        let connected = self.shared.snapshot().posters_connected;
+        Value::Array(
+            self.posters
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    json!({
+                        "post_type": p.post_type,
+                        "name": p.name,
+                        "connected": connected.get(i).copied().unwrap_or(false),
+                        "post_urls": p.post_urls,
+                        "expire": p.expire,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Serves one tiny_http request.
+    pub fn handle(&self, mut req: tiny_http::Request) {
+        let method = req.method().clone();
+        let url = req.url().to_owned();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let header = |name: &'static str| {
+            req.headers()
+                .iter()
+                .find(|h| h.field.equiv(name))
+                .map(|h| h.value.as_str().to_owned())
+        };
+        let reply = if method == Method::Options {
+            preflight(path, header("Access-Control-Request-Method").as_deref())
+        } else {
+            let content_type = header("Content-Type").unwrap_or_default();
+            let mut body = Vec::new();
+            match req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body) {
+                Err(e) => Reply::error(400, "ValidationError", format!("cannot read body: {e}")),
+                Ok(_) if body.len() as u64 > MAX_BODY => Reply::error(
+                    413,
+                    "ValidationError",
+                    format!("body larger than {MAX_BODY} bytes"),
+                ),
+                Ok(_) => match params(query, &content_type, &body) {
+                    Ok(p) => self.route(&method, path, &p),
+                    Err(e) => Reply::error(400, "ValidationError", e),
+                },
+            }
+        };
+        respond(req, reply);
+    }
+}
+
+fn respond(req: tiny_http::Request, reply: Reply) {
+    let content_type = if reply.body.is_empty() {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    let mut r = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
+    let mut headers = vec![
+        ("Content-Type", content_type.to_string()),
+        ("Access-Control-Allow-Origin", "*".to_string()),
+    ];
+    headers.extend(reply.headers);
+    for (k, v) in headers {
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            r.add_header(h);
+        }
+    }
+    if let Err(e) = req.respond(r) {
+        warn!("REST: cannot send the answer: {e}");
+    }
+}
+
+/// Serves until `server.unblock()` is called.
+pub fn serve(server: Arc<tiny_http::Server>, rest: Rest) {
+    for req in server.incoming_requests() {
+        rest.handle(req);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Identity;
+
+    fn rest(supervised: bool) -> (Rest, Option<crossbeam_channel::Receiver<Command>>) {
+        let shared = Arc::new(Shared::new(
+            Identity {
+                name: "j1".into(),
+                server_url: "ws://127.0.0.1:8188".into(),
+                public_url: "ws://10.1.1.1:8188".into(),
+                admin_url: "ws://127.0.0.1:7188".into(),
+                hwm_threshold: 0.0,
+            },
+            supervised.then(|| vec!["janus".to_owned()]),
+            1,
+        ));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let poster = Poster {
+            name: "p".into(),
+            post_urls: vec!["http://127.0.0.1:8100/sentinel_callback".into()],
+            ..Poster::default()
+        };
+        let r = Rest {
+            shared,
+            supervisor: supervised.then_some(tx),
+            posters: vec![poster],
+        };
+        (r, supervised.then_some(rx))
+    }
+
+    fn op(r: &Rest, op: &str) -> Reply {
+        let p = params(
+            "",
+            "application/x-www-form-urlencoded",
+            format!("op={op}").as_bytes(),
+        )
+        .expect("form");
+        r.route(&Method::Post, "/sentinel/op", &p)
+    }
+
+    fn body(r: &Reply) -> Value {
+        serde_json::from_str(&r.body).expect("json body")
+    }
+
+    #[test]
+    fn info_and_posters() {
+        let (r, _) = rest(false);
+        let a = r.route(&Method::Get, "/sentinel/info", &BTreeMap::new());
+        assert_eq!(a.status, 200);
+        let v = body(&a);
+        assert_eq!(v["janus_server"]["server_public_url"], "ws://10.1.1.1:8188");
+        assert_eq!(v["janus_server"]["status"], 1);
+        assert!(v.get("janus_watcher").is_none());
+        assert!(a.body.contains("\n    \"janus_server\""));
+        let v = body(&r.route(&Method::Get, "/sentinel/posters", &BTreeMap::new()));
+        assert_eq!(v[0]["connected"], false);
+        assert_eq!(v[0]["expire"], 60);
+        let (r, _) = rest(true);
+        let v = body(&r.route(&Method::Get, "/sentinel/info", &BTreeMap::new()));
+        assert_eq!(v["janus_watcher"]["process_status"], 0);
+        assert_eq!(v["janus_watcher"]["args"], json!(["janus"]));
+    }
+
+    #[test]
+    fn ops() {
+        let (r, rx) = rest(true);
+        assert_eq!(op(&r, "start_maintenance").status, 200);
+        assert_eq!(r.shared.snapshot().status.code(), 2);
+        assert_eq!(op(&r, "stop_maintenance").status, 200);
+        assert_eq!(r.shared.snapshot().status.code(), 1);
+        assert_eq!(op(&r, "restart_process"), Reply::empty());
+        assert_eq!(rx.and_then(|rx| rx.try_recv().ok()), Some(Command::Restart));
+        let e = op(&r, "reboot");
+        assert_eq!(
+            (e.status, body(&e)["exception"].as_str()),
+            (400, Some("ValidationError"))
+        );
+        let e = r.route(&Method::Post, "/sentinel/op", &BTreeMap::new());
+        assert_eq!(e.status, 400);
+        let (r, _) = rest(false);
+        let e = op(&r, "restart_process");
+        assert_eq!(
+            (e.status, body(&e)["info"].as_str()),
+            (501, Some("janus_watcher not enable"))
+        );
+    }
+
+    #[test]
+    fn unknown_routes_and_preflight() {
+        let (r, _) = rest(false);
+        let e = r.route(&Method::Get, "/sentinel/op", &BTreeMap::new());
+        assert_eq!(e.status, 404);
+        assert_eq!(
+            body(&e)["info"],
+            "Resource /sentinel/op not found or method GET not supported"
+        );
+        assert_eq!(preflight("/sentinel/op", Some("POST")).status, 200);
+        assert_eq!(preflight("/sentinel/op", Some("GET")).status, 401);
+        assert_eq!(preflight("/nope", None).status, 404);
+        let p = preflight("/sentinel/info", None);
+        assert!(p
+            .headers
+            .contains(&("Access-Control-Allow-Methods", "GET".to_string())));
+    }
+
+    #[test]
+    fn params_sources() {
+        let p = params("op=a&x=1", "", b"").expect("query");
+        assert_eq!(p["op"], "a");
+        let p = params(
+            "op=a",
+            "application/json; charset=utf-8",
+            br#"{"op": "b", "n": 2}"#,
+        )
+        .expect("json");
+        assert_eq!((p["op"].as_str(), p["n"].as_str()), ("b", "2"));
+        assert!(params("", "application/json", b"[1]").is_err());
+        assert!(params("", "application/json", b"{").is_err());
+        let p = params(
+            "",
+            "application/x-www-form-urlencoded",
+            b"op=stop_maintenance",
+        )
+        .expect("form");
+        assert_eq!(p["op"], "stop_maintenance");
+    }
+
+    #[test]
+    fn local_time_format() {
+        let s = local_time(SystemTime::now());
+        assert_eq!(s.len(), "2024-01-01 00:00:00.000000".len(), "{s}");
+    }
+}
