@@ -60,7 +60,7 @@ impl Plugin for EchoTest {
                 },
             );
             debug!(server = %link.server.name, backend_handle = id, handle = ctx.handle_id, "echotest attached");
-            Ok(HandleState::Backend(BackendHandle { link, id }))
+            Ok(HandleState::Backend(BackendHandle::new(link, id)))
         })
     }
 
@@ -80,16 +80,13 @@ impl Plugin for EchoTest {
             ));
             return None;
         };
-        let mut fields = vec![("body", msg.body.get())];
+        let mut fields = vec![("body", msg.body.get().to_owned())];
         if let Some(j) = msg.jsep {
-            fields.push(("jsep", j.get()));
+            fields.push(("jsep", j.get().to_owned()));
         }
         let ctx = ctx.clone();
-        b.link.send(
-            "message",
-            Some(b.id),
-            &fields,
-            false,
+        b.send_in_order(
+            fields,
             Box::new(move |r| {
                 let frame = match r {
                     Ok(m) => {

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use crate::api::error::JanusError;
 use crate::api::json::RawObject;
 use crate::api::reply::{self, Addr};
-use crate::backend::link::Link;
+use crate::backend::link::{Done, Link};
 use crate::runtime::shard::Shard;
 
 /// Descriptive data shown in `info.plugins`.
@@ -42,6 +42,66 @@ pub enum HandleState {
 pub struct BackendHandle {
     pub link: Rc<Link>,
     pub id: u64,
+    /// Plugin messages waiting for the one in flight (see [`BackendHandle::send_in_order`]).
+    fifo: Rc<Fifo>,
+}
+
+/// Per-handle message queue. Janus handles requests on a thread pool, so a slow request
+/// (an SDP offer) followed at once by a fast one is often answered out of order; sending
+/// one message at a time per handle keeps the client's order (as the original did).
+#[derive(Default)]
+struct Fifo {
+    busy: std::cell::Cell<bool>,
+    waiting: std::cell::RefCell<std::collections::VecDeque<(Vec<(&'static str, String)>, Done)>>,
+}
+
+/// Most messages one handle may have queued behind the one in flight.
+pub const FIFO_CAPACITY: usize = 1024;
+
+impl BackendHandle {
+    pub fn new(link: Rc<Link>, id: u64) -> Self {
+        BackendHandle {
+            link,
+            id,
+            fifo: Rc::default(),
+        }
+    }
+
+    /// Sends a plugin `message` once every earlier one of this handle was answered.
+    ///
+    /// # Errors
+    /// `done` gets 500 when the queue is full.
+    pub fn send_in_order(&self, fields: Vec<(&'static str, String)>, done: Done) {
+        if self.fifo.busy.get() {
+            let mut w = self.fifo.waiting.borrow_mut();
+            if w.len() >= FIFO_CAPACITY {
+                drop(w);
+                return done(Err(JanusError::new(
+                    crate::api::error::Code::InternalError,
+                    "Too many messages queued for this handle",
+                )));
+            }
+            w.push_back((fields, done));
+            return;
+        }
+        self.fifo.busy.set(true);
+        let next = self.clone();
+        let borrowed: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.link.send(
+            "message",
+            Some(self.id),
+            &borrowed,
+            false,
+            Box::new(move |r| {
+                done(r);
+                next.fifo.busy.set(false);
+                let queued = next.fifo.waiting.borrow_mut().pop_front();
+                if let Some((fields, done)) = queued {
+                    next.send_in_order(fields, done);
+                }
+            }),
+        );
+    }
 }
 
 /// The frontend handle a callback is about, and the way to reach its client.
