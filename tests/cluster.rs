@@ -86,7 +86,7 @@ fn new_attached(p: &Proxy) -> Attached {
 
 #[test]
 fn round_robin_spreads_handles_and_detach_releases_them() {
-    let be = Backends::own("cluster-rr", 2, 18388, 28000);
+    let be = Backends::own("cluster-rr", 2, 18788, 10000);
     let p = Proxy::start(ProxyConfig::new(be.servers()).set_str("general", "server_select", "rr"));
     p.wait_echotest_ready(Duration::from_secs(10));
     wait_backend_sessions(&be, Duration::from_secs(5));

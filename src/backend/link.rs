@@ -108,6 +108,9 @@ pub struct Link {
     sink: Sink,
     /// Set when the server was deleted and the link is no longer needed.
     retired: Cell<bool>,
+    /// Whether the link ever went down: a link reconnecting after a failure is not worth
+    /// waiting for, unlike one still making its first connection.
+    failed_before: Cell<bool>,
 }
 
 impl Link {
@@ -130,6 +133,7 @@ impl Link {
             waiters: RefCell::new(Vec::new()),
             sink,
             retired: Cell::new(false),
+            failed_before: Cell::new(false),
         })
     }
 
@@ -143,6 +147,11 @@ impl Link {
 
     pub fn is_down(&self) -> bool {
         matches!(*self.state.borrow(), LinkState::Down { .. })
+    }
+
+    /// Still making its first connection (at proxy start or just registered).
+    pub fn is_first_connecting(&self) -> bool {
+        *self.state.borrow() == LinkState::Connecting && !self.failed_before.get()
     }
 
     /// Number of backend handles of this shard on this server.
@@ -470,6 +479,7 @@ impl Link {
 
     /// Marks the link down, fails what is pending and tells the shard which handles died.
     fn go_down(&self, reason: &str) {
+        self.failed_before.set(true);
         if self.is_up() {
             self.server
                 .links_up

@@ -54,7 +54,8 @@ impl Backends {
     }
 
     /// Chooses a link for new work: among selectable servers whose link is up; if none
-    /// is up, among those still connecting (the caller then waits for them).
+    /// is up, among those making their first connection (the caller then waits for
+    /// them). A link that failed and is reconnecting is never chosen.
     ///
     /// # Errors
     /// 502 "No backend server" when nothing is selectable.
@@ -72,7 +73,7 @@ impl Backends {
             Some(candidates[i].clone())
         };
         pick_from(&|l| l.is_up())
-            .or_else(|| pick_from(&|l| !l.is_down()))
+            .or_else(|| pick_from(&|l| l.is_first_connecting()))
             .ok_or_else(|| JanusError::new(Code::BadGateway, "No backend server"))
     }
 }

@@ -10,6 +10,18 @@
 //! * [`AdminClient`]: Janus Admin API client (`janus-admin-protocol`) used to look at the
 //!   backends from outside.
 //!
+//! Port plan (Janus WS port / admin = WS - 1000 / UDP RTP range); keep new sets disjoint:
+//!
+//! | set             | WS          | admin       | RTP (UDP)     | used by                 |
+//! |-----------------|-------------|-------------|---------------|-------------------------|
+//! | shared          | 18188-18189 | 17188-17189 | 20000-23999   | most proxy tests        |
+//! | cluster-kill    | 18288-18289 | 17288-17289 | 24000-25999   | tests/cluster.rs        |
+//! | (sentinel-*)    | 18388-18393 | 17388-17393 | 28000-29199   | sentinel/tests          |
+//! | cluster-rr2     | 18488-18489 | 17488-17489 | 12000-13999   | tests/cluster.rs        |
+//! | cluster-gc      | 18588       | 17588       | 16000-16999   | tests/cluster.rs        |
+//! | cluster-restart | 18688       | 17688       | 18000-18999   | tests/cluster.rs        |
+//! | cluster-rr      | 18788-18789 | 17788-17789 | 10000-11999   | tests/cluster.rs        |
+//!
 //! Nothing here sleeps for synchronisation: every wait is a poll with a deadline or a blocking
 //! read with a timeout.
 
@@ -150,13 +162,18 @@ fn run_script(args: &[&str], envs: &[(&str, String)]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn start_set(n: usize, base_port: u16, rtp_base: u16, workdir: &Path) {
+/// UDP ports each Janus instance of a shared set gets for RTP/ICE.
+pub const SHARED_RTP_SPAN: u16 = 2000;
+/// UDP ports each Janus instance of an owned (per-test) set gets for RTP/ICE.
+pub const OWN_RTP_SPAN: u16 = 1000;
+
+fn start_set(n: usize, base_port: u16, rtp_base: u16, rtp_span: u16, workdir: &Path) {
     let wd = workdir.to_str().expect("utf-8 workdir").to_string();
     let (ok, text) = run_script(
         &["start", &n.to_string(), &base_port.to_string(), &wd],
         &[
             ("JANUS_RTP_BASE", rtp_base.to_string()),
-            ("JANUS_RTP_SPAN", "2000".to_string()),
+            ("JANUS_RTP_SPAN", rtp_span.to_string()),
         ],
     );
     assert!(ok, "starting Janus backends failed:\n{text}");
@@ -191,7 +208,7 @@ pub fn backends_with(set: &str, n: usize, base_port: u16, rtp_base: u16) -> Back
             if workdir.join("janus-0").exists() {
                 stop_set(&workdir);
             }
-            start_set(n, base_port, rtp_base, &workdir);
+            start_set(n, base_port, rtp_base, SHARED_RTP_SPAN, &workdir);
         }
     }
     Backends {
@@ -205,8 +222,8 @@ pub fn backends_with(set: &str, n: usize, base_port: u16, rtp_base: u16) -> Back
     }
 }
 
-/// Shared-set helper following the brief's signature: RTP base derived from the WS port
-/// (18188 -> 20000, 18288 -> 24000, 18388 -> 28000).
+/// Shared-set helper with the RTP base derived from the WS port (18188 -> 20000,
+/// 18288 -> 24000); prefer [`backends_with`] with a base from the port plan above.
 pub fn backends(set: &str, n: usize, base_port: u16) -> Backends {
     let slot = (base_port.saturating_sub(18188) / 100) as u32;
     let rtp_base = 20000 + slot * 4000;
@@ -226,7 +243,8 @@ pub fn shared_backends() -> &'static Backends {
 
 impl Backends {
     /// A set owned by one test: (re)started fresh, locked for the test's whole life and stopped
-    /// on drop. Use a distinct set name, base port and RTP base per test.
+    /// on drop. Use a distinct set name, base port and RTP base per test (see the port plan
+    /// above); instance i gets UDP ports `rtp_base + i * OWN_RTP_SPAN ..`.
     pub fn own(set: &str, n: usize, base_port: u16, rtp_base: u16) -> Backends {
         let dir = test_dir();
         let workdir = dir.join(set);
@@ -234,7 +252,7 @@ impl Backends {
         if workdir.join("janus-0").exists() {
             stop_set(&workdir);
         }
-        start_set(n, base_port, rtp_base, &workdir);
+        start_set(n, base_port, rtp_base, OWN_RTP_SPAN, &workdir);
         Backends {
             set: set.to_string(),
             workdir,
@@ -250,7 +268,13 @@ impl Backends {
     pub fn restart(&self) {
         assert!(self.owned, "never restart a shared backend set");
         stop_set(&self.workdir);
-        start_set(self.n, self.base_port, self.rtp_base, &self.workdir);
+        start_set(
+            self.n,
+            self.base_port,
+            self.rtp_base,
+            OWN_RTP_SPAN,
+            &self.workdir,
+        );
     }
 
     pub fn ws_port(&self, i: usize) -> u16 {
