@@ -29,7 +29,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            plugins: vec!["echotest".into(), "dummytest".into()],
+            plugins: PLUGIN_NAMES.iter().map(|p| p.to_string()).collect(),
             general: General::default(),
             log: Log::default(),
             certificates: Certificates::default(),
@@ -254,7 +254,7 @@ fn invalid(key: &'static str, value: impl ToString, why: &'static str) -> Config
     }
 }
 
-pub const PLUGIN_NAMES: [&str; 2] = ["echotest", "dummytest"];
+pub const PLUGIN_NAMES: [&str; 4] = ["echotest", "dummytest", "videocall", "p2pcall"];
 
 impl Config {
     /// Reads and validates a TOML file.
@@ -369,7 +369,7 @@ impl Config {
                 return Err(invalid(
                     "plugins",
                     p,
-                    "unknown plugin; known: echotest, dummytest",
+                    "unknown plugin; known: echotest, dummytest, videocall, p2pcall",
                 ));
             }
         }

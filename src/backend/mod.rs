@@ -42,6 +42,24 @@ impl Backends {
         self.links.borrow().clone()
     }
 
+    /// The link to the live (not deleted) server called `name`.
+    pub fn by_name(&self, name: &str) -> Option<Rc<Link>> {
+        self.links
+            .borrow()
+            .iter()
+            .find(|l| l.server.name == name && !l.server.is_removed())
+            .cloned()
+    }
+
+    /// The link to the live server at `url`.
+    pub fn by_url(&self, url: &str) -> Option<Rc<Link>> {
+        self.links
+            .borrow()
+            .iter()
+            .find(|l| l.server.url == url && !l.server.is_removed())
+            .cloned()
+    }
+
     /// Retires links to deleted servers once no handle uses them any more.
     pub fn prune(&self) {
         self.links.borrow_mut().retain(|l| {

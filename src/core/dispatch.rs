@@ -118,7 +118,8 @@ pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) {
     let fail = |e: JanusError| shard.reply_error(from, req.session_id, Some(req.transaction), &e);
     if req.session_id == 0 {
         if req.handle_id != 0 {
-            return fail(JanusError::bad_path(&req.verb_text));
+            // A handle without its session: Janus looks for session 0.
+            return fail(JanusError::no_session(0));
         }
         return match req.verb {
             Verb::Info => shard.deliver(from, shard.server_info(req.transaction)),

@@ -22,16 +22,16 @@ pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {
                 sessions
                     .get(owner.session_id)
                     .and_then(|s| s.handles.get(&owner.handle_id))
-                    .map(|h| (h.plugin, h.opaque_id.clone()))
+                    .map(|h| (h.plugin, h.opaque_id.clone(), h.state.clone()))
             };
-            if let Some((plugin, opaque_id)) = found {
+            if let Some((plugin, opaque_id, state)) = found {
                 let ctx = HandleCtx {
                     shard: shard.clone(),
                     session_id: owner.session_id,
                     handle_id: owner.handle_id,
                     opaque_id,
                 };
-                plugin.backend_event(&ctx, msg, janus);
+                plugin.backend_event(&ctx, &state, msg, janus);
             }
         }
         LinkEvent::Detached { owner } => {
@@ -54,6 +54,26 @@ pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {
 /// `detached` (the original sent nothing and left the handle broken), and the handle
 /// is removed.
 fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, reason: &str) {
+    let found = {
+        let sessions = shard.sessions.borrow();
+        sessions
+            .get(owner.session_id)
+            .and_then(|s| s.handles.get(&owner.handle_id))
+            .map(|h| (h.plugin, h.opaque_id.clone(), h.state.clone()))
+    };
+    let Some((plugin, opaque_id, state)) = found else {
+        return;
+    };
+    let ctx = HandleCtx {
+        shard: shard.clone(),
+        session_id: owner.session_id,
+        handle_id: owner.handle_id,
+        opaque_id,
+    };
+    // Plugins whose handles outlive a call (videocall) keep the frontend handle.
+    if !plugin.backend_lost(&ctx, &state, reason) {
+        return;
+    }
     let removed = shard
         .sessions
         .borrow_mut()

@@ -20,7 +20,8 @@ pub const MAX_ID: u64 = (1 << 53) - 1;
 pub fn requested_id(req: &Request) -> Result<Option<u64>, JanusError> {
     match req.get("id") {
         None => Ok(None),
-        Some(v) if json::kind(v) == Kind::Null => Ok(None),
+        // Janus treats 0 (and null) as "pick one for me".
+        Some(v) if json::kind(v) == Kind::Null || v.get() == "0" => Ok(None),
         Some(v) => match v.get().parse::<u64>() {
             Ok(id) if (1..=MAX_ID).contains(&id) => Ok(Some(id)),
             _ => Err(JanusError::wrong_type(

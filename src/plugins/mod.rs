@@ -3,8 +3,12 @@
 //! handle as a [`HandleState`]. Callbacks never block and never panic on input: work
 //! that waits (backend round trips) continues in callbacks or spawned tasks.
 
+pub mod call;
+pub mod directory;
 pub mod dummytest;
 pub mod echotest;
+pub mod p2pcall;
+pub mod videocall;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +39,9 @@ pub enum HandleState {
     Local,
     /// A handle on a backend Janus that mirrors this one (echotest).
     Backend(BackendHandle),
+    /// A one-to-one call handle (videocall, p2pcall): registration and call state,
+    /// shared with the tasks working on it.
+    Call(Rc<std::cell::RefCell<call::CallState>>),
 }
 
 /// The backend handle behind a frontend handle.
@@ -171,9 +178,16 @@ pub trait Plugin {
     /// holds. Nothing is sent to the client from here.
     fn detach(&self, ctx: &HandleCtx, state: HandleState);
 
+    /// The backend handle died (backend gone, or detached by the backend). Returns
+    /// whether the frontend handle goes too; then the client gets a core `hangup` (with
+    /// `reason`) and `detached`. Default: yes.
+    fn backend_lost(&self, _ctx: &HandleCtx, _state: &HandleState, _reason: &str) -> bool {
+        true
+    }
+
     /// An unsolicited message from the backend handle. Default: relay it to the client
     /// with the ids rewritten (spec 01 §7.1).
-    fn backend_event(&self, ctx: &HandleCtx, msg: &RawObject, janus: &str) {
+    fn backend_event(&self, ctx: &HandleCtx, _state: &HandleState, msg: &RawObject, janus: &str) {
         ctx.push(reply::relay(msg, janus, ctx.addr(), None));
     }
 }
@@ -183,6 +197,8 @@ pub fn by_name(name: &str) -> Option<&'static dyn Plugin> {
     match name {
         "echotest" => Some(&echotest::EchoTest),
         "dummytest" => Some(&dummytest::DummyTest),
+        "videocall" => Some(&videocall::VideoCall),
+        "p2pcall" => Some(&p2pcall::P2pCall),
         _ => None,
     }
 }

@@ -41,6 +41,9 @@ pub enum ShardMsg {
     ConnClosed { conn: ConnRef },
     /// A backend server was registered: open a link to it.
     AddServer(Arc<ServerEntry>),
+    /// Work for this shard from another one (plugin state that lives here: user
+    /// directory partitions, the handles of this shard's sessions).
+    Run(Box<dyn FnOnce(&Rc<Shard>) + Send>),
 }
 
 /// A client connection of this shard: its writer queue and the means to cut it.
@@ -71,6 +74,8 @@ pub struct Shard {
     pub conns: RefCell<AHashMap<u64, ConnEntry>>,
     next_conn: Cell<u64>,
     pub sessions: RefCell<Sessions>,
+    /// This shard's partitions of the plugins' user directories.
+    pub users: RefCell<crate::plugins::directory::Partitions>,
     pub backends: Backends,
     pub metrics: Arc<Metrics>,
     link_conf: LinkConf,
@@ -106,6 +111,7 @@ impl Shard {
             conns: RefCell::new(AHashMap::new()),
             next_conn: Cell::new(1),
             sessions: RefCell::new(Sessions::default()),
+            users: RefCell::default(),
             backends: Backends::new(algorithm, shared.rr_counter.clone()),
             metrics: shared.metrics.clone(),
             link_conf: conf,
@@ -222,6 +228,34 @@ impl Shard {
         }
     }
 
+    /// Runs `f` on shard `target` (here at once when it is this shard).
+    pub fn run_on(self: &Rc<Self>, target: usize, f: impl FnOnce(&Rc<Shard>) + Send + 'static) {
+        if target == self.id {
+            f(self);
+        } else {
+            self.forward(target, ShardMsg::Run(Box::new(f)));
+        }
+    }
+
+    /// Runs `f` on shard `target` and returns its result; `None` if that shard is gone.
+    pub async fn ask<T: Send + 'static>(
+        self: &Rc<Self>,
+        target: usize,
+        f: impl FnOnce(&Rc<Shard>) -> T + Send + 'static,
+    ) -> Option<T> {
+        if target == self.id {
+            return Some(f(self));
+        }
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.forward(
+            target,
+            ShardMsg::Run(Box::new(move |s| {
+                let _ = tx.send(f(s));
+            })),
+        );
+        rx.await.ok()
+    }
+
     /// The `server_info` reply to an `info` request.
     pub fn server_info(&self, transaction: &str) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.info_tail.len() + 64);
@@ -252,6 +286,7 @@ impl Shard {
             ShardMsg::Deliver { conn, frame } => self.send_local(conn, frame),
             ShardMsg::ConnClosed { conn } => events::connection_closed(self, conn),
             ShardMsg::AddServer(server) => self.add_server(server),
+            ShardMsg::Run(f) => f(self),
         }
     }
 }

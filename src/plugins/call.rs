@@ -1,0 +1,400 @@
+//! What the two call plugins (videocall, p2pcall) share: the per-handle call state, the
+//! VideoCall wire shapes (`{"videocall":"event","result":…}`), username rules, error
+//! codes, and a per-handle job queue that runs a handle's requests one after another
+//! (a `call` must see the `register` sent just before it).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use serde_json::{json, Map, Value};
+
+use super::directory::{self, HandleLoc};
+use super::{BackendHandle, HandleCtx, HandleState, LocalFuture};
+use crate::api::error::JanusError;
+use crate::api::reply;
+use crate::runtime::shard::Shard;
+
+/// VideoCall plugin error codes (spec 05 §9).
+pub mod code {
+    pub const INVALID_REQUEST: u16 = 472;
+    pub const REGISTER_FIRST: u16 = 473;
+    pub const INVALID_ELEMENT: u16 = 474;
+    pub const USERNAME_TAKEN: u16 = 476;
+    pub const ALREADY_REGISTERED: u16 = 477;
+    pub const NO_SUCH_USERNAME: u16 = 478;
+    pub const USE_ECHO_TEST: u16 = 479;
+    pub const ALREADY_IN_CALL: u16 = 480;
+    pub const NO_CALL: u16 = 481;
+    pub const MISSING_SDP: u16 = 482;
+}
+
+pub fn err(code: u16, text: impl Into<String>) -> JanusError {
+    JanusError::from_backend(code, text)
+}
+
+/// Registration and call state of one handle.
+#[derive(Default)]
+pub struct CallState {
+    /// The registered username.
+    pub user: Option<String>,
+    pub incall: bool,
+    /// The other party while `incall`.
+    pub peer: String,
+    /// Bumped whenever a call starts or ends: work of an older call is dropped.
+    pub generation: u64,
+    /// videocall: the backend handle of the current call.
+    pub backend: Option<BackendHandle>,
+    /// videocall callee: the backend's `incomingcall` arrived (stops the 10 s timer).
+    pub got_incoming: bool,
+    /// Candidates (raw JSON objects) received while they could not be sent on.
+    pub pending_candidates: Vec<String>,
+    /// videocall: `set` fields received before the backend handle existed.
+    pub pending_set: Map<String, Value>,
+    /// p2pcall: candidates are held while the `incomingcall` is being delivered.
+    pub hold_trickles: bool,
+    jobs: VecDeque<Job>,
+    running: bool,
+}
+
+impl CallState {
+    /// Ends the current call locally: state reset, backend handle returned for cleanup.
+    pub fn end_call(&mut self) -> Option<BackendHandle> {
+        self.incall = false;
+        self.peer.clear();
+        self.got_incoming = false;
+        self.hold_trickles = false;
+        self.pending_candidates.clear();
+        self.generation += 1;
+        self.backend.take()
+    }
+
+    /// Starts a call with `peer`; returns the call's generation.
+    pub fn begin_call(&mut self, peer: &str) -> u64 {
+        self.incall = true;
+        self.peer = peer.to_string();
+        self.got_incoming = false;
+        self.generation += 1;
+        self.generation
+    }
+
+    pub fn own_name(&self) -> String {
+        self.user.clone().unwrap_or_else(|| "unknown".into())
+    }
+}
+
+/// A `message` waiting its turn.
+pub struct Job {
+    pub body: Value,
+    pub jsep: Option<String>,
+    pub transaction: Rc<str>,
+}
+
+/// What a request answers: `result` and an optional JSEP, or an error.
+pub type Outcome = Result<(Value, Option<String>), JanusError>;
+
+pub type Runner = fn(HandleCtx, Rc<RefCell<CallState>>, Job) -> LocalFuture<Outcome>;
+
+/// Queues a request; one task per handle runs them in order and answers each with an
+/// event carrying its transaction.
+pub fn enqueue(
+    ctx: &HandleCtx,
+    st: &Rc<RefCell<CallState>>,
+    package: &'static str,
+    job: Job,
+    run: Runner,
+) {
+    {
+        let mut s = st.borrow_mut();
+        s.jobs.push_back(job);
+        if s.running {
+            return;
+        }
+        s.running = true;
+    }
+    let (ctx, st) = (ctx.clone(), st.clone());
+    monoio::spawn(async move {
+        loop {
+            let next = {
+                let mut s = st.borrow_mut();
+                let j = s.jobs.pop_front();
+                if j.is_none() {
+                    s.running = false;
+                }
+                j
+            };
+            let Some(job) = next else { return };
+            let transaction = job.transaction.clone();
+            let (data, jsep) = match run(ctx.clone(), st.clone(), job).await {
+                Ok((result, jsep)) => (result_data(&result), jsep),
+                Err(e) => (error_data(&e), None),
+            };
+            ctx.push(reply::plugin_event(
+                ctx.addr(),
+                Some(&transaction),
+                package,
+                &data,
+                jsep.as_deref(),
+            ));
+        }
+    });
+}
+
+/// Where a handle is, for the directory.
+pub fn loc(ctx: &HandleCtx) -> HandleLoc {
+    HandleLoc {
+        shard: ctx.shard.id as u16,
+        session_id: ctx.session_id,
+        handle_id: ctx.handle_id,
+    }
+}
+
+/// The handle at `loc` if it is on this shard and is a call handle.
+pub fn find(shard: &Rc<Shard>, loc: HandleLoc) -> Option<(HandleCtx, Rc<RefCell<CallState>>)> {
+    let sessions = shard.sessions.borrow();
+    let h = sessions.get(loc.session_id)?.handles.get(&loc.handle_id)?;
+    let HandleState::Call(st) = &h.state else {
+        return None;
+    };
+    Some((
+        HandleCtx {
+            shard: shard.clone(),
+            session_id: loc.session_id,
+            handle_id: loc.handle_id,
+            opaque_id: h.opaque_id.clone(),
+        },
+        st.clone(),
+    ))
+}
+
+/// Ends the call of a handle that lost its name (plugin-specific cleanup).
+pub type EndCall = fn(&HandleCtx, &Rc<RefCell<CallState>>);
+
+/// `register`: the name goes to this handle; a previous owner loses it and is told
+/// with a 476 error event (Janus would refuse a taken name; the proxy lets the newest
+/// registration win, as the original).
+pub async fn register(
+    ctx: HandleCtx,
+    st: Rc<RefCell<CallState>>,
+    body: Value,
+    ns: &'static str,
+    package: &'static str,
+    end: EndCall,
+) -> Outcome {
+    if let Some(u) = &st.borrow().user {
+        return Err(err(
+            code::ALREADY_REGISTERED,
+            format!("Already registered ({u})"),
+        ));
+    }
+    let name = username_of(&body)?;
+    let previous = directory::register(&ctx.shard, ns, &name, loc(&ctx)).await;
+    st.borrow_mut().user = Some(name.clone());
+    if let Some(prev) = previous {
+        let taken = name.clone();
+        ctx.shard.run_on(prev.shard as usize, move |s| {
+            taken_over(s, prev, &taken, package, end)
+        });
+    }
+    Ok((json!({"event": "registered", "username": name}), None))
+}
+
+fn taken_over(shard: &Rc<Shard>, loc: HandleLoc, name: &str, package: &str, end: EndCall) {
+    let Some((ctx, st)) = find(shard, loc) else {
+        return;
+    };
+    let in_call = {
+        let mut s = st.borrow_mut();
+        if s.user.as_deref() != Some(name) {
+            return;
+        }
+        s.user = None;
+        s.incall
+    };
+    if in_call {
+        end(&ctx, &st);
+    }
+    let e = err(
+        code::USERNAME_TAKEN,
+        format!("Username '{name}' was registered by another handle"),
+    );
+    ctx.push(reply::plugin_event(
+        ctx.addr(),
+        None,
+        package,
+        &error_data(&e),
+        None,
+    ));
+}
+
+/// `{"videocall":"event","result":R}` (p2pcall uses the same key).
+pub fn result_data(result: &Value) -> String {
+    json!({"videocall": "event", "result": result}).to_string()
+}
+
+pub fn error_data(e: &JanusError) -> String {
+    json!({"videocall": "event", "error_code": e.code, "error": e.reason}).to_string()
+}
+
+/// Pushes an unsolicited event (no transaction) to the handle's client.
+pub fn push_result(ctx: &HandleCtx, package: &str, result: &Value, jsep: Option<&str>) {
+    ctx.push(reply::plugin_event(
+        ctx.addr(),
+        None,
+        package,
+        &result_data(result),
+        jsep,
+    ));
+}
+
+/// Usernames: `^\w{1,128}$` (Unicode word characters).
+pub fn valid_username(name: &str) -> bool {
+    let n = name.chars().count();
+    (1..=128).contains(&n) && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// The `username` of a request body, validated.
+///
+/// # Errors
+/// 474 when missing or not a valid username.
+pub fn username_of(body: &Value) -> Result<String, JanusError> {
+    match body.get("username").and_then(Value::as_str) {
+        Some(u) if valid_username(u) => Ok(u.to_string()),
+        Some(_) => Err(err(
+            code::INVALID_ELEMENT,
+            "Invalid element (username should match ^\\w{1,128}$)",
+        )),
+        None => Err(err(code::INVALID_ELEMENT, "Missing element (username)")),
+    }
+}
+
+/// The `request` of a body.
+///
+/// # Errors
+/// 474 when missing, as the original.
+pub fn request_of(body: &Value) -> Result<String, JanusError> {
+    body.get("request")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            err(
+                code::INVALID_ELEMENT,
+                format!("Request {body} format invalid"),
+            )
+        })
+}
+
+/// `set` fields accepted before a call (spec 05 §3), merged into `pending`.
+///
+/// # Errors
+/// 474 naming the first invalid field.
+pub fn merge_set(pending: &mut Map<String, Value>, body: &Value) -> Result<(), JanusError> {
+    let bad = |k: &str, what: &str| {
+        err(
+            code::INVALID_ELEMENT,
+            format!("Invalid element ({k} should be {what})"),
+        )
+    };
+    let mut checked = Map::new();
+    for (k, v) in body.as_object().into_iter().flatten() {
+        let ok = match k.as_str() {
+            "request" => continue,
+            "audio" | "video" | "record" | "restart" => v
+                .is_boolean()
+                .then_some(())
+                .ok_or_else(|| bad(k, "a boolean")),
+            "bitrate" => v
+                .as_u64()
+                .filter(|b| *b >= 1)
+                .map(|_| ())
+                .ok_or_else(|| bad(k, "a positive integer")),
+            "filename" => v
+                .is_string()
+                .then_some(())
+                .ok_or_else(|| bad(k, "a string")),
+            "substream" | "temporal" => v
+                .as_u64()
+                .filter(|b| *b <= 2)
+                .map(|_| ())
+                .ok_or_else(|| bad(k, "0, 1 or 2")),
+            "fallback" => v
+                .as_u64()
+                .map(|_| ())
+                .ok_or_else(|| bad(k, "a non-negative integer")),
+            _ => continue,
+        };
+        ok?;
+        checked.insert(k.clone(), v.clone());
+    }
+    pending.extend(checked);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(valid_username("alice_1"));
+        assert!(valid_username("日本"));
+        assert!(!valid_username(""));
+        assert!(!valid_username("a b"));
+        assert!(!valid_username("a#b"));
+        assert!(!valid_username(&"x".repeat(129)));
+        assert_eq!(
+            username_of(&json!({"username": "a b"})).unwrap_err().code,
+            474
+        );
+        assert_eq!(request_of(&json!({})).unwrap_err().code, 474);
+    }
+
+    #[test]
+    fn set_fields_are_validated_and_merged() {
+        let mut p = Map::new();
+        merge_set(
+            &mut p,
+            &json!({"request":"set","audio":true,"bitrate":1000,"other":1}),
+        )
+        .unwrap();
+        merge_set(&mut p, &json!({"video":false})).unwrap();
+        assert_eq!(
+            Value::Object(p.clone()),
+            json!({"audio":true,"bitrate":1000,"video":false})
+        );
+        assert_eq!(
+            merge_set(&mut p, &json!({"bitrate":0})).unwrap_err().code,
+            474
+        );
+        assert_eq!(
+            merge_set(&mut p, &json!({"substream":3})).unwrap_err().code,
+            474
+        );
+        assert_eq!(
+            merge_set(&mut p, &json!({"audio":"yes"})).unwrap_err().code,
+            474
+        );
+    }
+
+    #[test]
+    fn call_generations() {
+        let mut s = CallState::default();
+        let g = s.begin_call("bob");
+        assert!(s.incall);
+        s.end_call();
+        assert!(!s.incall && s.peer.is_empty() && s.generation > g);
+    }
+
+    #[test]
+    fn data_shapes() {
+        assert_eq!(
+            result_data(&json!({"event":"set"})),
+            r#"{"videocall":"event","result":{"event":"set"}}"#
+        );
+        let e = err(code::NO_CALL, "No incoming call to accept");
+        assert_eq!(
+            error_data(&e),
+            r#"{"videocall":"event","error_code":481,"error":"No incoming call to accept"}"#
+        );
+    }
+}

@@ -1,0 +1,411 @@
+//! `janus.plugin.p2pcall` (spec 06): the VideoCall API with no backend Janus. The proxy
+//! relays offers, answers and candidates between the two handles (on any shards), and
+//! the browsers connect peer-to-peer. Plugin data keeps the `"videocall"` key, so
+//! VideoCall clients work unchanged but for the plugin name.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use super::call::{self, code, err, find, CallState, Job, Outcome};
+use super::directory::{self, HandleLoc};
+use super::*;
+use crate::api::error::Code;
+use crate::api::json::ObjectWriter;
+use crate::runtime::shard::Shard;
+
+pub struct P2pCall;
+
+pub const PACKAGE: &str = "janus.plugin.p2pcall";
+const NS: &str = "p2pcall";
+
+static META: PluginMeta = PluginMeta {
+    package: PACKAGE,
+    name: "JANUS P2PCall plugin",
+    author: "opensight.cn",
+    description:
+        "VideoCall-compatible one-to-one calls relayed peer-to-peer, without a media server.",
+    version: 6,
+    version_string: "0.0.6",
+};
+
+/// What one handle hands to its peer (spec 06 §4).
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A VideoCall-shaped result, with a JSEP (offer, answer, update) when there is one.
+    Event { result: Value, jsep: Option<String> },
+    /// Candidates (raw JSON objects): the peer's client gets one core `trickle` each.
+    Trickle(Vec<String>),
+    /// A core event (`hangup` with a reason).
+    Core { janus: String, reason: String },
+}
+
+fn call_state(state: &HandleState) -> Option<&Rc<RefCell<CallState>>> {
+    match state {
+        HandleState::Call(st) => Some(st),
+        _ => None,
+    }
+}
+
+/// Applies an item on the receiving handle (runs on the receiver's shard).
+///
+/// # Errors
+/// 478 when the handle is gone; 472/481 when the item does not fit its call state.
+pub fn receive(shard: &Rc<Shard>, to: HandleLoc, item: Item) -> Result<(), JanusError> {
+    let Some((ctx, st)) = find(shard, to) else {
+        return Err(err(code::NO_SUCH_USERNAME, "The peer is gone"));
+    };
+    match item {
+        Item::Event { result, jsep } => {
+            let event = result
+                .get("event")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let from = result
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut webrtcup = false;
+            {
+                let mut s = st.borrow_mut();
+                let from_peer = s.incall && s.peer == from;
+                match event {
+                    "incomingcall" => {
+                        if s.incall {
+                            let me = s.own_name();
+                            return Err(err(code::INVALID_REQUEST, format!("'{me}' is busy")));
+                        }
+                        s.begin_call(from);
+                        s.pending_candidates.clear();
+                    }
+                    "accepted" if !from_peer => {
+                        return Err(err(code::NO_CALL, "Not in a call with the sender"))
+                    }
+                    "accepted" => webrtcup = true,
+                    "update" if !s.incall => return Err(err(code::NO_CALL, "Not in call")),
+                    "hangup" if !from_peer => {
+                        return Err(err(code::NO_CALL, "Not in a call with the sender"))
+                    }
+                    "hangup" => {
+                        s.end_call();
+                    }
+                    _ if !s.incall => return Ok(()),
+                    _ => {}
+                }
+            }
+            call::push_result(&ctx, PACKAGE, &result, jsep.as_deref());
+            if webrtcup {
+                // No PeerConnection ends at a Janus: VideoCall clients still wait for it.
+                ctx.push(crate::api::reply::handle_event(
+                    "webrtcup",
+                    ctx.addr(),
+                    None,
+                ));
+            }
+        }
+        Item::Trickle(candidates) => {
+            for c in candidates {
+                let mut w = ObjectWriter::with_capacity(c.len() + 96);
+                w.str("janus", "trickle")
+                    .u64("session_id", ctx.session_id)
+                    .u64("sender", ctx.handle_id);
+                if let Some(o) = ctx.opaque_id.as_deref() {
+                    w.str("opaque_id", o);
+                }
+                w.raw("candidate", &c);
+                ctx.push(w.finish());
+            }
+        }
+        Item::Core { janus, reason } => {
+            ctx.push(crate::api::reply::handle_event(
+                &janus,
+                ctx.addr(),
+                Some(&reason),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Hands `item` to the peer `to` and waits for its verdict.
+async fn deliver(ctx: &HandleCtx, to: HandleLoc, item: Item) -> Result<(), JanusError> {
+    ctx.shard
+        .ask(to.shard as usize, move |s| receive(s, to, item))
+        .await
+        .unwrap_or_else(|| {
+            Err(JanusError::new(
+                Code::InternalError,
+                "peer shard did not answer",
+            ))
+        })
+}
+
+/// Sends to the current peer, looked up by name.
+async fn deliver_to_peer(ctx: &HandleCtx, peer: &str, item: Item) -> Result<(), JanusError> {
+    let to = directory::lookup(&ctx.shard, NS, peer)
+        .await
+        .ok_or_else(|| {
+            err(
+                code::NO_SUCH_USERNAME,
+                format!("Username '{peer}' doesn't exist"),
+            )
+        })?;
+    deliver(ctx, to, item).await
+}
+
+/// Sends the peer a `hangup` event for the call that just ended (errors ignored: the
+/// peer may be gone too).
+fn tell_peer_hangup(ctx: &HandleCtx, me: String, peer: String, reason: String) {
+    let ctx = ctx.clone();
+    monoio::spawn(async move {
+        let result = json!({"event": "hangup", "username": me, "reason": reason});
+        let _ = deliver_to_peer(&ctx, &peer, Item::Event { result, jsep: None }).await;
+    });
+}
+
+fn end_taken_over(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>) {
+    let (me, peer) = {
+        let mut s = st.borrow_mut();
+        let peer = s.peer.clone();
+        s.end_call();
+        (s.own_name(), peer)
+    };
+    tell_peer_hangup(ctx, me, peer, "Username registered elsewhere".into());
+}
+
+async fn place_call(
+    ctx: HandleCtx,
+    st: Rc<RefCell<CallState>>,
+    body: Value,
+    jsep: Option<String>,
+) -> Outcome {
+    let me = {
+        let s = st.borrow();
+        let Some(me) = s.user.clone() else {
+            return Err(err(code::REGISTER_FIRST, "Register a username first"));
+        };
+        if s.incall {
+            return Err(err(code::ALREADY_IN_CALL, "Already in a call"));
+        }
+        me
+    };
+    let peer = call::username_of(&body)?;
+    if peer == me {
+        return Err(err(
+            code::USE_ECHO_TEST,
+            "You can't call yourself... use the EchoTest for that",
+        ));
+    }
+    let Some(to) = directory::lookup(&ctx.shard, NS, &peer).await else {
+        return Err(err(
+            code::NO_SUCH_USERNAME,
+            format!("Username '{peer}' doesn't exist"),
+        ));
+    };
+    let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
+    let generation = {
+        let mut s = st.borrow_mut();
+        let g = s.begin_call(&peer);
+        s.hold_trickles = true;
+        g
+    };
+    let offer = Item::Event {
+        result: json!({"event": "incomingcall", "username": me}),
+        jsep: Some(jsep),
+    };
+    match deliver(&ctx, to, offer).await {
+        Ok(()) => {}
+        Err(e) => {
+            let mut s = st.borrow_mut();
+            if s.generation == generation {
+                s.end_call();
+            }
+            drop(s);
+            if e.code == code::INVALID_REQUEST {
+                return Ok((
+                    json!({"event": "hangup", "username": me, "reason": "User busy"}),
+                    None,
+                ));
+            }
+            return Err(e);
+        }
+    }
+    // Candidates the caller sent before the peer knew of the call go now.
+    let held = {
+        let mut s = st.borrow_mut();
+        if s.generation != generation {
+            Vec::new()
+        } else {
+            s.hold_trickles = false;
+            std::mem::take(&mut s.pending_candidates)
+        }
+    };
+    if !held.is_empty() {
+        let _ = deliver(&ctx, to, Item::Trickle(held)).await;
+    }
+    Ok((json!({"event": "calling"}), None))
+}
+
+/// The peer of a call in progress, or `481 <text>`.
+fn current_peer(st: &Rc<RefCell<CallState>>, text: &str) -> Result<(String, String), JanusError> {
+    let s = st.borrow();
+    match (&s.user, s.incall && !s.peer.is_empty()) {
+        (Some(me), true) => Ok((me.clone(), s.peer.clone())),
+        _ => Err(err(code::NO_CALL, text)),
+    }
+}
+
+async fn accept(ctx: HandleCtx, st: Rc<RefCell<CallState>>, jsep: Option<String>) -> Outcome {
+    let (me, peer) = current_peer(&st, "No incoming call to accept")?;
+    let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
+    let answer = Item::Event {
+        result: json!({"event": "accepted", "username": me}),
+        jsep: Some(jsep),
+    };
+    deliver_to_peer(&ctx, &peer, answer).await?;
+    ctx.push(crate::api::reply::handle_event(
+        "webrtcup",
+        ctx.addr(),
+        None,
+    ));
+    Ok((json!({"event": "accepted"}), None))
+}
+
+async fn set(ctx: HandleCtx, st: Rc<RefCell<CallState>>, jsep: Option<String>) -> Outcome {
+    let (me, peer) = current_peer(&st, "Not in call")?;
+    let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
+    let update = Item::Event {
+        result: json!({"event": "update", "username": me}),
+        jsep: Some(jsep),
+    };
+    deliver_to_peer(&ctx, &peer, update).await?;
+    Ok((json!({"event": "set"}), None))
+}
+
+fn hangup_request(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>, body: &Value) -> Outcome {
+    let reason = body
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or("We did the hangup");
+    let (me, peer) = {
+        let mut s = st.borrow_mut();
+        let peer = s.incall.then(|| s.peer.clone());
+        if peer.is_some() {
+            s.end_call();
+        }
+        (s.own_name(), peer)
+    };
+    if let Some(peer) = peer {
+        tell_peer_hangup(ctx, me.clone(), peer, reason.to_string());
+    }
+    Ok((
+        json!({"event": "hangup", "username": me, "reason": "Explicit hangup"}),
+        None,
+    ))
+}
+
+fn run(ctx: HandleCtx, st: Rc<RefCell<CallState>>, job: Job) -> LocalFuture<Outcome> {
+    Box::pin(async move {
+        let request = call::request_of(&job.body)?;
+        match request.as_str() {
+            "list" => Ok((json!({"list": directory::list(&ctx.shard, NS).await}), None)),
+            "exists" => {
+                let name = call::username_of(&job.body)?;
+                let found = directory::lookup(&ctx.shard, NS, &name).await.is_some();
+                Ok((json!({"username": name, "registered": found}), None))
+            }
+            "register" => call::register(ctx, st, job.body, NS, PACKAGE, end_taken_over).await,
+            "call" => place_call(ctx, st, job.body, job.jsep).await,
+            "accept" => accept(ctx, st, job.jsep).await,
+            "set" => set(ctx, st, job.jsep).await,
+            "hangup" => hangup_request(&ctx, &st, &job.body),
+            other => Err(err(
+                code::INVALID_REQUEST,
+                format!("Unknown request '{other}'"),
+            )),
+        }
+    })
+}
+
+impl Plugin for P2pCall {
+    fn meta(&self) -> &'static PluginMeta {
+        &META
+    }
+
+    fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
+        Box::pin(async { Ok(HandleState::Call(Rc::default())) })
+    }
+
+    fn is_async(&self, _msg: &PluginMessage) -> bool {
+        true
+    }
+
+    fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
+        let st = call_state(state)?;
+        let job = Job {
+            body: serde_json::from_str(msg.body.get()).unwrap_or(Value::Null),
+            jsep: msg.jsep.map(|j| j.get().to_string()),
+            transaction: msg.transaction.into(),
+        };
+        call::enqueue(ctx, st, PACKAGE, job, run);
+        None
+    }
+
+    fn trickle(&self, ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
+        let Some(st) = call_state(state) else {
+            return respond(Ok(()));
+        };
+        let candidates = super::videocall::split_candidates(&t);
+        let peer = {
+            let mut s = st.borrow_mut();
+            if s.user.is_none() || !s.incall || s.hold_trickles {
+                s.pending_candidates.extend(candidates);
+                return respond(Ok(()));
+            }
+            s.peer.clone()
+        };
+        let ctx = ctx.clone();
+        monoio::spawn(async move {
+            respond(deliver_to_peer(&ctx, &peer, Item::Trickle(candidates)).await);
+        });
+    }
+
+    fn hangup(&self, ctx: &HandleCtx, state: &HandleState, respond: Respond) {
+        let peer = call_state(state).and_then(|st| {
+            let s = st.borrow();
+            s.incall.then(|| s.peer.clone())
+        });
+        if let Some(peer) = peer {
+            let ctx = ctx.clone();
+            monoio::spawn(async move {
+                let core = Item::Core {
+                    janus: "hangup".into(),
+                    reason: "Peer Hangup".into(),
+                };
+                let _ = deliver_to_peer(&ctx, &peer, core).await;
+            });
+        }
+        respond(Ok(()));
+    }
+
+    fn detach(&self, ctx: &HandleCtx, state: HandleState) {
+        let Some(st) = call_state(&state) else { return };
+        let (user, peer) = {
+            let mut s = st.borrow_mut();
+            let peer = s.incall.then(|| s.peer.clone());
+            s.end_call();
+            (s.user.take(), peer)
+        };
+        if let Some(name) = &user {
+            directory::unregister(&ctx.shard, NS, name, call::loc(ctx));
+        }
+        if let (Some(me), Some(peer)) = (user, peer) {
+            tell_peer_hangup(ctx, me, peer, "Peer detached".into());
+        }
+    }
+
+    fn backend_lost(&self, _ctx: &HandleCtx, _state: &HandleState, _reason: &str) -> bool {
+        false
+    }
+}

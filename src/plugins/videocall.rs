@@ -1,0 +1,594 @@
+//! `janus.plugin.videocall` (spec 05): Janus's VideoCall API with the user directory in
+//! the proxy and each call placed on a backend Janus chosen per call; both parties'
+//! backend handles live on that server.
+//!
+//! Backend usernames are per call aliases (`alice~1f3a…`): Janus wants names unique per
+//! instance, and a user who hangs up and calls again at once would otherwise collide
+//! with its previous, still detaching, backend handle. Aliases never reach clients:
+//! `username` fields of relayed results are mapped back.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use serde_json::{json, Value};
+use tracing::debug;
+
+use super::call::{self, code, err, find, CallState, Job, Outcome};
+use super::directory::{self, HandleLoc};
+use super::*;
+use crate::api::error::Code;
+use crate::api::json::RawObject;
+use crate::backend::link::{data_id, HandleOwner, Link};
+
+pub struct VideoCall;
+
+pub const PACKAGE: &str = "janus.plugin.videocall";
+const NS: &str = "videocall";
+
+/// How long a callee waits for the backend's `incomingcall` before giving up.
+const INCOMING_TIMEOUT: Duration = Duration::from_secs(10);
+
+static META: PluginMeta = PluginMeta {
+    package: PACKAGE,
+    name: "JANUS VideoCall plugin",
+    author: "opensight.cn",
+    description: "One-to-one video calls, each placed on a backend Janus chosen per call.",
+    version: 6,
+    version_string: "0.0.6",
+};
+
+fn call_state(state: &HandleState) -> Option<&Rc<RefCell<CallState>>> {
+    match state {
+        HandleState::Call(st) => Some(st),
+        _ => None,
+    }
+}
+
+/// A fresh backend username for `name`.
+fn alias(name: &str) -> String {
+    format!("{name}~{:016x}", fastrand::u64(..))
+}
+
+/// The client-facing name behind a backend alias.
+pub fn dealias(name: &str) -> &str {
+    name.split('~').next().unwrap_or(name)
+}
+
+/// Sends a plugin message to the backend handle; the backend's `result`.
+async fn send_message(
+    b: &BackendHandle,
+    body: Value,
+    jsep: Option<String>,
+) -> Result<Value, JanusError> {
+    let (tx, rx) = oneshot::channel();
+    let mut fields = vec![("body", body.to_string())];
+    if let Some(j) = jsep {
+        fields.push(("jsep", j));
+    }
+    b.send_in_order(
+        fields,
+        Box::new(move |r| {
+            let out = r.and_then(|m| {
+                let data: Value = m
+                    .get("plugindata")
+                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                    .map(|p| p["data"].clone())
+                    .unwrap_or(Value::Null);
+                if let Some(code) = data.get("error_code").and_then(Value::as_u64) {
+                    let text = data
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("backend error");
+                    return Err(err(code as u16, text));
+                }
+                data.get("result")
+                    .cloned()
+                    .ok_or_else(|| JanusError::new(Code::BadGateway, "Invalid Response payload"))
+            });
+            let _ = tx.send(out);
+        }),
+    );
+    rx.await
+        .unwrap_or_else(|_| Err(JanusError::new(Code::BadGateway, "backend request dropped")))
+}
+
+/// Forgets a backend handle and detaches it (no more events from it).
+fn drop_backend(b: &BackendHandle) {
+    if b.link.unregister_handle(b.id) {
+        b.link
+            .send("detach", Some(b.id), &[], false, Box::new(|_| {}));
+    }
+}
+
+/// Ends the backend side of a call: `hangup` (so Janus tells the peer), then detach.
+fn hang_up_backend(b: &BackendHandle, reason: &str) {
+    let body = json!({"request": "hangup", "reason": reason}).to_string();
+    b.send_in_order(vec![("body", body)], Box::new(|_| {}));
+    drop_backend(b);
+}
+
+/// Resets the handle if call `generation` is still the current one.
+fn abandon(st: &Rc<RefCell<CallState>>, generation: u64) {
+    let b = {
+        let mut s = st.borrow_mut();
+        if s.generation != generation {
+            return;
+        }
+        s.end_call()
+    };
+    if let Some(b) = b {
+        drop_backend(&b);
+    }
+}
+
+/// Attaches and registers a backend handle for call `generation`, then replays the
+/// `set` fields and candidates that arrived before it existed.
+async fn connect_backend(
+    ctx: &HandleCtx,
+    st: &Rc<RefCell<CallState>>,
+    generation: u64,
+    link: &Rc<Link>,
+    alias: &str,
+) -> Result<BackendHandle, JanusError> {
+    link.ready().await?;
+    let id = link
+        .call(
+            "attach",
+            None,
+            &[("plugin", "\"janus.plugin.videocall\"")],
+            false,
+            data_id,
+        )
+        .await?;
+    link.register_handle(
+        id,
+        HandleOwner {
+            session_id: ctx.session_id,
+            handle_id: ctx.handle_id,
+        },
+    );
+    let b = BackendHandle::new(link.clone(), id);
+    let setup = async {
+        send_message(&b, json!({"request": "register", "username": alias}), None).await?;
+        let pending_set = std::mem::take(&mut st.borrow_mut().pending_set);
+        if !pending_set.is_empty() {
+            let mut body = pending_set;
+            body.insert("request".into(), json!("set"));
+            send_message(&b, Value::Object(body), None).await?;
+        }
+        let candidates = std::mem::take(&mut st.borrow_mut().pending_candidates);
+        if !candidates.is_empty() {
+            let list = format!("[{}]", candidates.join(","));
+            link.call("trickle", Some(id), &[("candidates", &list)], true, |_| {
+                Ok(())
+            })
+            .await?;
+        }
+        Ok::<(), JanusError>(())
+    };
+    if let Err(e) = setup.await {
+        drop_backend(&b);
+        return Err(e);
+    }
+    let mut s = st.borrow_mut();
+    if s.generation != generation || !s.incall {
+        drop(s);
+        drop_backend(&b);
+        return Err(JanusError::new(
+            Code::InternalError,
+            "The call ended while it was set up",
+        ));
+    }
+    s.backend = Some(b.clone());
+    Ok(b)
+}
+
+/// The callee side of a call, run on the callee's shard: checks, backend handle on the
+/// caller's server, 10 s timer. Returns the callee's backend alias.
+pub async fn incoming(
+    shard: &Rc<crate::runtime::shard::Shard>,
+    callee: HandleLoc,
+    caller: String,
+    server: String,
+) -> Result<String, JanusError> {
+    let Some((ctx, st)) = find(shard, callee) else {
+        return Err(err(code::NO_SUCH_USERNAME, "The callee is gone"));
+    };
+    let (name, generation) = {
+        let mut s = st.borrow_mut();
+        let Some(name) = s.user.clone() else {
+            return Err(err(code::REGISTER_FIRST, "Register a username first"));
+        };
+        if s.incall {
+            return Err(err(code::ALREADY_IN_CALL, format!("User {name} busy")));
+        }
+        (name, s.begin_call(&caller))
+    };
+    let Some(link) = shard.backends.by_name(&server) else {
+        abandon(&st, generation);
+        return Err(JanusError::new(
+            Code::BadGateway,
+            format!("Backend server {server} unknown"),
+        ));
+    };
+    let my_alias = alias(&name);
+    if let Err(e) = connect_backend(&ctx, &st, generation, &link, &my_alias).await {
+        abandon(&st, generation);
+        return Err(e);
+    }
+    let timer_state = st.clone();
+    monoio::spawn(async move {
+        monoio::time::sleep(INCOMING_TIMEOUT).await;
+        let expired = {
+            let s = timer_state.borrow();
+            s.generation == generation && s.incall && !s.got_incoming
+        };
+        if expired {
+            debug!(user = %name, "no incomingcall from the backend in time; call dropped");
+            abandon(&timer_state, generation);
+        }
+    });
+    Ok(my_alias)
+}
+
+/// Runs [`incoming`] on the callee's shard and waits for it.
+async fn ask_incoming(
+    ctx: &HandleCtx,
+    callee: HandleLoc,
+    caller: String,
+    server: String,
+) -> Result<String, JanusError> {
+    let (tx, rx) = oneshot::channel();
+    ctx.shard.run_on(callee.shard as usize, move |s| {
+        let s = s.clone();
+        monoio::spawn(async move {
+            let _ = tx.send(incoming(&s, callee, caller, server).await);
+        });
+    });
+    rx.await.unwrap_or_else(|_| {
+        Err(JanusError::new(
+            Code::InternalError,
+            "callee shard did not answer",
+        ))
+    })
+}
+
+/// Ends a call of a handle whose name was taken over: the backend is hung up.
+fn end_taken_over(_ctx: &HandleCtx, st: &Rc<RefCell<CallState>>) {
+    let b = st.borrow_mut().end_call();
+    if let Some(b) = b {
+        hang_up_backend(&b, "Username registered elsewhere");
+    }
+}
+
+async fn place_call(
+    ctx: HandleCtx,
+    st: Rc<RefCell<CallState>>,
+    body: Value,
+    jsep: Option<String>,
+) -> Outcome {
+    let me = {
+        let s = st.borrow();
+        let Some(me) = s.user.clone() else {
+            return Err(err(code::REGISTER_FIRST, "Register a username first"));
+        };
+        if s.incall {
+            return Err(err(code::ALREADY_IN_CALL, "Already in a call"));
+        }
+        me
+    };
+    let peer = call::username_of(&body)?;
+    if peer == me {
+        return Err(err(
+            code::USE_ECHO_TEST,
+            "You can't call yourself... use the EchoTest for that",
+        ));
+    }
+    let Some(callee) = directory::lookup(&ctx.shard, NS, &peer).await else {
+        return Err(err(
+            code::NO_SUCH_USERNAME,
+            format!("Username '{peer}' doesn't exist"),
+        ));
+    };
+    let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
+    let link = ctx.shard.backends.select()?;
+    let generation = st.borrow_mut().begin_call(&peer);
+    let callee_alias = match ask_incoming(&ctx, callee, me.clone(), link.server.name.clone()).await
+    {
+        Ok(a) => a,
+        Err(e) if e.code == code::ALREADY_IN_CALL => {
+            abandon(&st, generation);
+            return Ok((
+                json!({"event": "hangup", "username": me, "reason": "User busy"}),
+                None,
+            ));
+        }
+        Err(e) => {
+            abandon(&st, generation);
+            return Err(e);
+        }
+    };
+    let b = match connect_backend(&ctx, &st, generation, &link, &alias(&me)).await {
+        Ok(b) => b,
+        Err(e) => {
+            abandon(&st, generation);
+            return Err(e);
+        }
+    };
+    match send_message(
+        &b,
+        json!({"request": "call", "username": callee_alias}),
+        Some(jsep),
+    )
+    .await
+    {
+        Ok(result) => Ok((dealias_result(result), None)),
+        Err(e) => {
+            abandon(&st, generation);
+            Err(e)
+        }
+    }
+}
+
+async fn accept(st: Rc<RefCell<CallState>>, body: Value, jsep: Option<String>) -> Outcome {
+    let b = {
+        let s = st.borrow();
+        match (&s.user, s.incall, s.peer.is_empty(), &s.backend) {
+            (Some(_), true, false, Some(b)) => b.clone(),
+            _ => return Err(err(code::NO_CALL, "No incoming call to accept")),
+        }
+    };
+    let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
+    let result = send_message(&b, body, Some(jsep)).await?;
+    Ok((dealias_result(result), None))
+}
+
+async fn set(st: Rc<RefCell<CallState>>, body: Value, jsep: Option<String>) -> Outcome {
+    let backend = st.borrow().backend.clone();
+    match backend {
+        Some(b) => Ok((dealias_result(send_message(&b, body, jsep).await?), None)),
+        None => {
+            call::merge_set(&mut st.borrow_mut().pending_set, &body)?;
+            Ok((json!({"event": "set"}), None))
+        }
+    }
+}
+
+fn hangup_request(st: &Rc<RefCell<CallState>>, body: &Value) -> Outcome {
+    let reason = body
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or("We did the hangup");
+    let (name, b) = {
+        let mut s = st.borrow_mut();
+        let b = if s.incall { s.end_call() } else { None };
+        (s.own_name(), b)
+    };
+    if let Some(b) = b {
+        hang_up_backend(&b, reason);
+    }
+    Ok((
+        json!({"event": "hangup", "username": name, "reason": "Explicit hangup"}),
+        None,
+    ))
+}
+
+fn run(ctx: HandleCtx, st: Rc<RefCell<CallState>>, job: Job) -> LocalFuture<Outcome> {
+    Box::pin(async move {
+        let request = call::request_of(&job.body)?;
+        match request.as_str() {
+            "list" => Ok((json!({"list": directory::list(&ctx.shard, NS).await}), None)),
+            "exists" => {
+                let name = call::username_of(&job.body)?;
+                let found = directory::lookup(&ctx.shard, NS, &name).await.is_some();
+                Ok((json!({"username": name, "registered": found}), None))
+            }
+            "register" => call::register(ctx, st, job.body, NS, PACKAGE, end_taken_over).await,
+            "call" => place_call(ctx, st, job.body, job.jsep).await,
+            "accept" => accept(st, job.body, job.jsep).await,
+            "set" => set(st, job.body, job.jsep).await,
+            "hangup" => hangup_request(&st, &job.body),
+            other => Err(err(
+                code::INVALID_REQUEST,
+                format!("Unknown request '{other}'"),
+            )),
+        }
+    })
+}
+
+/// A backend `result` with its `username` alias mapped back to the client's name.
+fn dealias_result(mut result: Value) -> Value {
+    if let Some(u) = result.get("username").and_then(Value::as_str) {
+        let name = dealias(u).to_string();
+        result["username"] = json!(name);
+    }
+    result
+}
+
+/// Splits raw candidates (`candidate` object or `candidates` array) into single objects.
+pub fn split_candidates(t: &Trickle) -> Vec<String> {
+    if t.field == "candidate" {
+        return vec![t.value.get().to_string()];
+    }
+    serde_json::from_str::<Vec<&serde_json::value::RawValue>>(t.value.get())
+        .map(|v| v.into_iter().map(|c| c.get().to_string()).collect())
+        .unwrap_or_default()
+}
+
+impl Plugin for VideoCall {
+    fn meta(&self) -> &'static PluginMeta {
+        &META
+    }
+
+    fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
+        Box::pin(async { Ok(HandleState::Call(Rc::default())) })
+    }
+
+    fn is_async(&self, _msg: &PluginMessage) -> bool {
+        true
+    }
+
+    fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
+        let Some(st) = call_state(state) else {
+            return None;
+        };
+        let job = Job {
+            body: serde_json::from_str(msg.body.get()).unwrap_or(Value::Null),
+            jsep: msg.jsep.map(|j| j.get().to_string()),
+            transaction: msg.transaction.into(),
+        };
+        call::enqueue(ctx, st, PACKAGE, job, run);
+        None
+    }
+
+    fn trickle(&self, _ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
+        let Some(st) = call_state(state) else {
+            return respond(Ok(()));
+        };
+        let backend = {
+            let s = st.borrow();
+            s.backend.clone().filter(|_| s.incall)
+        };
+        match backend {
+            Some(b) => b.link.send(
+                "trickle",
+                Some(b.id),
+                &[(t.field, t.value.get())],
+                true,
+                Box::new(move |r| respond(r.map(|_| ()))),
+            ),
+            None => {
+                st.borrow_mut()
+                    .pending_candidates
+                    .extend(split_candidates(&t));
+                respond(Ok(()));
+            }
+        }
+    }
+
+    fn hangup(&self, _ctx: &HandleCtx, state: &HandleState, respond: Respond) {
+        let backend = call_state(state).and_then(|st| st.borrow().backend.clone());
+        match backend {
+            Some(b) => b.link.send(
+                "hangup",
+                Some(b.id),
+                &[],
+                false,
+                Box::new(move |r| respond(r.map(|_| ()))),
+            ),
+            None => respond(Ok(())),
+        }
+    }
+
+    fn detach(&self, ctx: &HandleCtx, state: HandleState) {
+        let Some(st) = call_state(&state) else { return };
+        let (user, b) = {
+            let mut s = st.borrow_mut();
+            let b = if s.incall { s.end_call() } else { None };
+            (s.user.take(), b)
+        };
+        if let Some(name) = user {
+            directory::unregister(&ctx.shard, NS, &name, call::loc(ctx));
+        }
+        if let Some(b) = b {
+            hang_up_backend(&b, "We did the hangup");
+        }
+    }
+
+    fn backend_lost(&self, ctx: &HandleCtx, state: &HandleState, _reason: &str) -> bool {
+        let Some(st) = call_state(state) else {
+            return false;
+        };
+        let (was_in_call, name) = {
+            let mut s = st.borrow_mut();
+            let was = s.incall;
+            if was {
+                // The link already forgot the backend handle: nothing to detach.
+                s.end_call();
+            }
+            (was, s.own_name())
+        };
+        if was_in_call {
+            call::push_result(
+                ctx,
+                PACKAGE,
+                &json!({"event": "hangup", "username": name, "reason": "backend handle closed"}),
+                None,
+            );
+        }
+        // The registration outlives the call.
+        false
+    }
+
+    fn backend_event(&self, ctx: &HandleCtx, state: &HandleState, msg: &RawObject, janus: &str) {
+        let Some(st) = call_state(state) else { return };
+        if janus != "event" {
+            ctx.push(crate::api::reply::relay(msg, janus, ctx.addr(), None));
+            return;
+        }
+        let data: Value = msg
+            .get("plugindata")
+            .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+            .map(|p| p["data"].clone())
+            .unwrap_or(Value::Null);
+        let Some(result) = data.get("result").cloned() else {
+            debug!(handle = ctx.handle_id, %data, "backend event without result dropped");
+            return;
+        };
+        let result = dealias_result(result);
+        let jsep = msg.get("jsep").map(|j| j.get());
+        let event = result
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let from_peer = |s: &CallState| {
+            s.incall && result.get("username").and_then(Value::as_str) == Some(s.peer.as_str())
+        };
+        let relay = match event {
+            "hangup" => {
+                let b = {
+                    let mut s = st.borrow_mut();
+                    if s.incall {
+                        s.end_call()
+                    } else {
+                        None
+                    }
+                };
+                if let Some(b) = b {
+                    drop_backend(&b);
+                }
+                true
+            }
+            "incomingcall" => {
+                let mut s = st.borrow_mut();
+                let ok = from_peer(&s);
+                if ok {
+                    s.got_incoming = true;
+                }
+                ok
+            }
+            "accepted" => from_peer(&st.borrow()),
+            _ => st.borrow().incall,
+        };
+        if relay {
+            call::push_result(ctx, PACKAGE, &result, jsep);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_map_back() {
+        let a = alias("alice");
+        assert!(a.starts_with("alice~") && a.len() == "alice~".len() + 16);
+        assert_eq!(dealias(&a), "alice");
+        assert_eq!(dealias("bob"), "bob");
+        let r = dealias_result(json!({"event": "incomingcall", "username": a}));
+        assert_eq!(r, json!({"event": "incomingcall", "username": "alice"}));
+    }
+}
