@@ -22,6 +22,8 @@ pub struct Config {
     pub ws_transport: WsTransport,
     pub admin_api: AdminApi,
     pub backend: BackendConf,
+    pub videocall: CallPluginConf,
+    pub p2pcall: CallPluginConf,
     /// Static backend Janus servers, registered at start and never expiring.
     pub janus_server: Vec<JanusServer>,
 }
@@ -36,6 +38,8 @@ impl Default for Config {
             ws_transport: WsTransport::default(),
             admin_api: AdminApi::default(),
             backend: BackendConf::default(),
+            videocall: CallPluginConf::default(),
+            p2pcall: CallPluginConf::default(),
             janus_server: Vec::new(),
         }
     }
@@ -168,6 +172,40 @@ pub struct AdminApi {
     pub http_listen: String,
     /// Bearer token every admin route requires (`Authorization: Bearer ...`); "" = none.
     pub secret: String,
+    /// Base URL other proxies use to reach this admin API (multi-proxy calls);
+    /// "" = `http://<http_listen>`.
+    pub public_url: String,
+}
+
+impl AdminApi {
+    /// The URL other proxies reach this one at.
+    pub fn public_base(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.http_listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+/// `[videocall]` and `[p2pcall]`: where the user directory lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallPluginConf {
+    /// `memory` (one proxy) or `redis://…` (users shared by several proxies).
+    pub user_db: String,
+    /// Seconds between refreshes of this proxy's entries in Redis; entries live three
+    /// times as long.
+    pub refresh_interval: u64,
+}
+
+impl Default for CallPluginConf {
+    fn default() -> Self {
+        CallPluginConf {
+            user_db: "memory".into(),
+            refresh_interval: 10,
+        }
+    }
 }
 
 impl Default for AdminApi {
@@ -176,6 +214,7 @@ impl Default for AdminApi {
             json: JsonStyle::Indented,
             http_listen: "127.0.0.1:8100".into(),
             secret: String::new(),
+            public_url: String::new(),
         }
     }
 }
@@ -425,6 +464,32 @@ impl Config {
                 &self.admin_api.http_listen,
                 "must be host:port with a numeric IP",
             ));
+        }
+        if !self.admin_api.public_url.is_empty() && !self.admin_api.public_url.starts_with("http") {
+            return Err(invalid(
+                "admin_api.public_url",
+                &self.admin_api.public_url,
+                "must be an http(s):// URL",
+            ));
+        }
+        for (key, c) in [
+            ("videocall.user_db", &self.videocall),
+            ("p2pcall.user_db", &self.p2pcall),
+        ] {
+            if c.user_db != "memory" && !c.user_db.starts_with("redis://") {
+                return Err(invalid(
+                    key,
+                    &c.user_db,
+                    "must be \"memory\" or redis://host:port/db",
+                ));
+            }
+            if !(1..=3600).contains(&c.refresh_interval) {
+                return Err(invalid(
+                    "refresh_interval",
+                    c.refresh_interval,
+                    "must be 1..3600",
+                ));
+            }
         }
         let b = &self.backend;
         if b.request_timeout == 0 || b.request_timeout > 3600 {

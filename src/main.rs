@@ -15,8 +15,12 @@ use tracing::{error, info};
 use janus_cloud::admin::{self, metrics::Metrics, AdminState, Intervals};
 use janus_cloud::backend::registry::Registry;
 use janus_cloud::config::Config;
-use janus_cloud::plugins;
+use janus_cloud::plugins::directory::{self, RemoteDirs, TakenOver};
+use janus_cloud::plugins::{self, p2pcall, videocall};
+use janus_cloud::runtime::mailbox::MailboxSender;
+use janus_cloud::runtime::shard::ShardMsg;
 use janus_cloud::runtime::shard::{self, Shared};
+use janus_cloud::store::redis_users::RedisUsers;
 use janus_cloud::store::{self, ServerUpdate};
 
 #[derive(Parser)]
@@ -85,6 +89,8 @@ fn run(config: Config) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let initial = registry.reconcile(&store.list()?);
     let (senders, inboxes) = shard::mailboxes(n);
+    let peers = Arc::new(senders);
+    let remote_dirs = Arc::new(remote_directories(&config, &peers)?);
     let metrics = Arc::new(Metrics::default());
     let plugins: Vec<_> = config
         .plugins
@@ -98,7 +104,8 @@ fn run(config: Config) -> anyhow::Result<()> {
     let shared = Shared {
         config: Arc::new(config),
         servers: Arc::new(initial.added),
-        peers: Arc::new(senders),
+        peers,
+        remote_dirs,
         rr_counter: Arc::new(AtomicUsize::new(0)),
         metrics: metrics.clone(),
     };
@@ -116,6 +123,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         metrics,
         info_json: serde_json::to_string_pretty(&info_json)?,
         secret: (!cfg.admin_api.secret.is_empty()).then(|| cfg.admin_api.secret.clone()),
+        plugins: cfg.plugins.clone(),
     };
     let every = Intervals {
         sync: Duration::from_secs(cfg.general.server_sync_interval),
@@ -127,6 +135,37 @@ fn run(config: Config) -> anyhow::Result<()> {
     wait_for_signal()?;
     info!("signal received, exiting");
     Ok(())
+}
+
+/// The Redis user directories of the call plugins configured with `user_db = redis://`.
+fn remote_directories(
+    config: &Config,
+    peers: &Arc<Vec<MailboxSender<ShardMsg>>>,
+) -> anyhow::Result<RemoteDirs> {
+    let base = config.admin_api.public_base();
+    let open = |ns: &'static str,
+                conf: &janus_cloud::config::CallPluginConf,
+                taken: TakenOver|
+     -> anyhow::Result<Option<RedisUsers>> {
+        if conf.user_db == "memory" || !config.plugins.iter().any(|p| p == ns) {
+            return Ok(None);
+        }
+        let peers = peers.clone();
+        let users = RedisUsers::start(
+            &conf.user_db,
+            ns,
+            format!("{base}/plugins/{ns}"),
+            Duration::from_secs(conf.refresh_interval),
+            Box::new(move |name| directory::lost_to_another_proxy(&peers, ns, name, taken)),
+        )
+        .map_err(|e| anyhow::anyhow!("{ns}.user_db: {e}"))?;
+        info!(plugin = ns, user_db = %conf.user_db, "multi-proxy user directory");
+        Ok(Some(users))
+    };
+    Ok(RemoteDirs {
+        videocall: open("videocall", &config.videocall, videocall::taken)?,
+        p2pcall: open("p2pcall", &config.p2pcall, p2pcall::taken)?,
+    })
 }
 
 /// A `[[janus_server]]` entry as a registration that never expires.

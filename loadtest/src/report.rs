@@ -309,7 +309,15 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             o,
             "{:<14} {:>9} {:>10.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>9.3}",
-            op.op, op.count, op.rate_per_s, op.mean_ms, op.p50_ms, op.p90_ms, op.p99_ms, op.p999_ms, op.max_ms
+            op.op,
+            op.count,
+            op.rate_per_s,
+            op.mean_ms,
+            op.p50_ms,
+            op.p90_ms,
+            op.p99_ms,
+            op.p999_ms,
+            op.max_ms
         );
     }
     let t = &r.totals;
@@ -444,7 +452,16 @@ mod tests {
             elapsed_s: 10.0,
             ..RunInfo::default()
         };
-        let r = build(run, &s, totals, &procs, GeneratorReport::default(), 50.0, 2, 10.0);
+        let r = build(
+            run,
+            &s,
+            totals,
+            &procs,
+            GeneratorReport::default(),
+            50.0,
+            2,
+            10.0,
+        );
         assert_eq!(r.run.steady_s, 9.0);
         assert_eq!(r.ops.len(), 2);
         assert_eq!(r.errors[0].count, 1);

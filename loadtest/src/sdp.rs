@@ -100,7 +100,10 @@ mod tests {
         ] {
             assert!(sdp.contains(needed), "missing {needed}");
         }
-        assert!(!sdp.contains("a=candidate"), "no candidates: ICE must never fail");
+        assert!(
+            !sdp.contains("a=candidate"),
+            "no candidates: ICE must never fail"
+        );
         assert!(sdp.lines().all(|l| !l.is_empty() || l.is_empty()));
     }
 

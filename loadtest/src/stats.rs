@@ -60,7 +60,8 @@ impl Counters {
 
     pub fn client_up(&self) {
         let now = self.clients_up.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak_clients.fetch_max(now.max(0) as u64, Ordering::Relaxed);
+        self.peak_clients
+            .fetch_max(now.max(0) as u64, Ordering::Relaxed);
     }
 
     pub fn client_down(&self) {

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod plugin_routes;
 pub mod routes;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct AdminState {
     pub info_json: String,
     /// Bearer token every route requires, when set.
     pub secret: Option<String>,
+    /// Enabled plugins (short names): their proxy-to-proxy routes are served.
+    pub plugins: Vec<String>,
 }
 
 /// Seconds since the epoch, as the store's timestamps.

@@ -10,7 +10,9 @@ use super::{now_s, AdminState};
 use crate::store::record::parse_update;
 
 /// The routes and their methods, for CORS preflight answers.
-const ROUTES: [(&str, &str); 7] = [
+const ROUTES: [(&str, &str); 9] = [
+    ("/plugins/videocall/", "POST"),
+    ("/plugins/p2pcall/", "POST"),
     ("/info", "GET"),
     ("/ping", "GET"),
     ("/metrics", "GET"),
@@ -163,6 +165,18 @@ pub fn route(
                 _ => not_found(m.as_str(), p),
             }
         }
+        (Method::Post, p)
+            if p.starts_with("/plugins/videocall/")
+                && state.plugins.iter().any(|x| x == "videocall") =>
+        {
+            super::plugin_routes::videocall_incoming(state, p, params)
+        }
+        (Method::Post, p)
+            if p.starts_with("/plugins/p2pcall/")
+                && state.plugins.iter().any(|x| x == "p2pcall") =>
+        {
+            super::plugin_routes::p2pcall_relay(state, p, params)
+        }
         (m, p) => not_found(m.as_str(), p),
     }
 }
@@ -183,6 +197,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             info_json: "{}".into(),
             secret: None,
+            plugins: Vec::new(),
         }
     }
 

@@ -188,7 +188,7 @@ pub async fn register(
         ));
     }
     let name = username_of(&body)?;
-    let previous = directory::register(&ctx.shard, ns, &name, loc(&ctx)).await;
+    let previous = directory::register(&ctx.shard, ns, &name, loc(&ctx)).await?;
     st.borrow_mut().user = Some(name.clone());
     if let Some(prev) = previous {
         let taken = name.clone();
@@ -199,7 +199,9 @@ pub async fn register(
     Ok((json!({"event": "registered", "username": name}), None))
 }
 
-fn taken_over(shard: &Rc<Shard>, loc: HandleLoc, name: &str, package: &str, end: EndCall) {
+/// The handle at `loc` lost `name` to a newer registration: it forgets the name, ends its
+/// call (`end`) and gets a 476 error event.
+pub fn taken_over(shard: &Rc<Shard>, loc: HandleLoc, name: &str, package: &str, end: EndCall) {
     let Some((ctx, st)) = find(shard, loc) else {
         return;
     };
@@ -225,6 +227,30 @@ fn taken_over(shard: &Rc<Shard>, loc: HandleLoc, name: &str, package: &str, end:
         &error_data(&e),
         None,
     ));
+}
+
+/// `list` and `exists`, the same for both plugins; `None` for other requests.
+pub async fn directory_request(
+    ctx: &HandleCtx,
+    ns: &'static str,
+    request: &str,
+    body: &Value,
+) -> Option<Outcome> {
+    Some(match request {
+        "list" => directory::list(&ctx.shard, ns)
+            .await
+            .map(|names| (json!({"list": names}), None)),
+        "exists" => match username_of(body) {
+            Ok(name) => directory::lookup(&ctx.shard, ns, &name).await.map(|found| {
+                (
+                    json!({"username": name, "registered": found.is_some()}),
+                    None,
+                )
+            }),
+            Err(e) => Err(e),
+        },
+        _ => return None,
+    })
 }
 
 /// `{"videocall":"event","result":R}` (p2pcall uses the same key).

@@ -1,13 +1,19 @@
 //! The user directory of the call plugins (videocall, p2pcall): which handle a username
-//! belongs to. Single proxy: partitioned over the shards by a hash of the name and
-//! reached through `Shard::ask`. Each plugin has its own namespace.
+//! belongs to. Within a proxy it is partitioned over the shards by a hash of the name
+//! and reached through `Shard::ask`. With `user_db = "redis://…"` Redis also records
+//! which proxy owns each name (`store::redis_users`), so users of several proxies can
+//! call each other. Each plugin has its own namespace.
 
 use std::rc::Rc;
 
 use ahash::AHashMap;
 
+use crate::api::error::{Code, JanusError};
 use crate::runtime::jump_hash::jump_hash;
-use crate::runtime::shard::Shard;
+use crate::runtime::mailbox::MailboxSender;
+use crate::runtime::shard::{Shard, ShardMsg};
+use crate::store::redis_users::{Owner, RedisUsers};
+use crate::store::StoreError;
 
 /// Where a registered user's handle lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,41 +83,135 @@ pub fn partition_of(name: &str, shards: usize) -> usize {
     jump_hash(fnv1a(name), shards)
 }
 
-/// Registers `name` to `loc`; the previous owner, if another handle had it.
-pub async fn register(
+/// Where to reach a registered user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// A handle of this proxy.
+    Local(HandleLoc),
+    /// A user of another proxy: its plugin's admin base URL (`…/plugins/<ns>`).
+    Remote(String),
+}
+
+/// The Redis directories of the call plugins in multi-proxy mode (`None` = memory only).
+#[derive(Default, Clone)]
+pub struct RemoteDirs {
+    pub videocall: Option<RedisUsers>,
+    pub p2pcall: Option<RedisUsers>,
+}
+
+impl RemoteDirs {
+    pub fn get(&self, ns: &str) -> Option<&RedisUsers> {
+        match ns {
+            "videocall" => self.videocall.as_ref(),
+            "p2pcall" => self.p2pcall.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+fn unavailable(e: StoreError) -> JanusError {
+    JanusError::new(
+        Code::ServiceUnavailable,
+        format!("User directory unavailable: {e}"),
+    )
+}
+
+async fn register_local(
     shard: &Rc<Shard>,
     ns: &'static str,
     name: &str,
     loc: HandleLoc,
 ) -> Option<HandleLoc> {
-    let name = name.to_string();
-    let target = partition_of(&name, shard.count);
+    let key = name.to_string();
     shard
-        .ask(target, move |s| {
-            s.users.borrow_mut().register(ns, name, loc)
+        .ask(partition_of(name, shard.count), move |s| {
+            s.users.borrow_mut().register(ns, key, loc)
         })
         .await
         .flatten()
 }
 
-pub async fn lookup(shard: &Rc<Shard>, ns: &'static str, name: &str) -> Option<HandleLoc> {
+async fn lookup_local(shard: &Rc<Shard>, ns: &'static str, name: &str) -> Option<HandleLoc> {
     let key = name.to_string();
-    let target = partition_of(name, shard.count);
     shard
-        .ask(target, move |s| s.users.borrow().lookup(ns, &key))
+        .ask(partition_of(name, shard.count), move |s| {
+            s.users.borrow().lookup(ns, &key)
+        })
         .await
         .flatten()
 }
 
+/// Registers `name` to `loc`; returns the previous owner if it was another local handle.
+///
+/// # Errors
+/// 503 when the Redis directory is unavailable (the local entry is then rolled back).
+pub async fn register(
+    shard: &Rc<Shard>,
+    ns: &'static str,
+    name: &str,
+    loc: HandleLoc,
+) -> Result<Option<HandleLoc>, JanusError> {
+    let previous = register_local(shard, ns, name, loc).await;
+    if let Some(users) = shard.remote_dirs.get(ns) {
+        if let Err(e) = users.register(name).await {
+            let key = name.to_string();
+            shard.run_on(partition_of(name, shard.count), move |s| {
+                s.users.borrow_mut().unregister(ns, &key, loc);
+                if let Some(prev) = previous {
+                    s.users.borrow_mut().register(ns, key, prev);
+                }
+            });
+            return Err(unavailable(e));
+        }
+    }
+    Ok(previous)
+}
+
+/// Finds a user, here or (multi-proxy) on another proxy.
+///
+/// # Errors
+/// 503 when the Redis directory is unavailable.
+pub async fn lookup(
+    shard: &Rc<Shard>,
+    ns: &'static str,
+    name: &str,
+) -> Result<Option<Peer>, JanusError> {
+    let Some(users) = shard.remote_dirs.get(ns) else {
+        return Ok(lookup_local(shard, ns, name).await.map(Peer::Local));
+    };
+    match users.lookup(name).await.map_err(unavailable)? {
+        Owner::Nobody => Ok(None),
+        Owner::Us => Ok(lookup_local(shard, ns, name).await.map(Peer::Local)),
+        Owner::Proxy(url) => Ok(Some(Peer::Remote(url))),
+    }
+}
+
+/// A local user only (requests arriving from other proxies).
+pub async fn lookup_here(shard: &Rc<Shard>, ns: &'static str, name: &str) -> Option<HandleLoc> {
+    lookup_local(shard, ns, name).await
+}
+
+/// Releases `name` if `loc` still owns it.
 pub fn unregister(shard: &Rc<Shard>, ns: &'static str, name: &str, loc: HandleLoc) {
     let key = name.to_string();
     shard.run_on(partition_of(name, shard.count), move |s| {
-        s.users.borrow_mut().unregister(ns, &key, loc);
+        let removed = s.users.borrow_mut().unregister(ns, &key, loc);
+        if removed {
+            if let Some(users) = s.remote_dirs.get(ns) {
+                users.unregister(&key);
+            }
+        }
     });
 }
 
 /// Every registered name (at most [`LIST_CAP`]), sorted.
-pub async fn list(shard: &Rc<Shard>, ns: &'static str) -> Vec<String> {
+///
+/// # Errors
+/// 503 when the Redis directory is unavailable.
+pub async fn list(shard: &Rc<Shard>, ns: &'static str) -> Result<Vec<String>, JanusError> {
+    if let Some(users) = shard.remote_dirs.get(ns) {
+        return users.list().await.map_err(unavailable);
+    }
     let mut all = Vec::new();
     for target in 0..shard.count {
         if let Some(names) = shard
@@ -123,7 +223,29 @@ pub async fn list(shard: &Rc<Shard>, ns: &'static str) -> Vec<String> {
     }
     all.sort();
     all.truncate(LIST_CAP);
-    all
+    Ok(all)
+}
+
+/// What a plugin does to its handle whose name another proxy took.
+pub type TakenOver = fn(&Rc<Shard>, HandleLoc, &str);
+
+/// Called by the Redis directory thread for a name registered by another proxy: the
+/// local entry goes, and the handle is told (on its own shard).
+pub fn lost_to_another_proxy(
+    peers: &[MailboxSender<ShardMsg>],
+    ns: &'static str,
+    name: &str,
+    taken: TakenOver,
+) {
+    let target = partition_of(name, peers.len());
+    let name = name.to_string();
+    peers[target].send(ShardMsg::Run(Box::new(move |s| {
+        let Some(loc) = s.users.borrow().lookup(ns, &name) else {
+            return;
+        };
+        s.users.borrow_mut().unregister(ns, &name, loc);
+        s.run_on(loc.shard as usize, move |s| taken(s, loc, &name));
+    })));
 }
 
 #[cfg(test)]

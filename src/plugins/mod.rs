@@ -8,6 +8,7 @@ pub mod directory;
 pub mod dummytest;
 pub mod echotest;
 pub mod p2pcall;
+pub mod remote;
 pub mod videocall;
 
 use std::future::Future;

@@ -9,7 +9,8 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 
 use super::call::{self, code, err, find, CallState, Job, Outcome};
-use super::directory::{self, HandleLoc};
+use super::directory::{self, HandleLoc, Peer};
+use super::remote;
 use super::*;
 use crate::api::error::Code;
 use crate::api::json::ObjectWriter;
@@ -128,10 +129,122 @@ pub fn receive(shard: &Rc<Shard>, to: HandleLoc, item: Item) -> Result<(), Janus
     Ok(())
 }
 
-/// Hands `item` to the peer `to` and waits for its verdict.
-async fn deliver(ctx: &HandleCtx, to: HandleLoc, item: Item) -> Result<(), JanusError> {
-    ctx.shard
-        .ask(to.shard as usize, move |s| receive(s, to, item))
+impl Item {
+    /// The Janus-shaped message another proxy receives (spec 06 §7).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Item::Event { result, jsep } => {
+                let mut v = json!({
+                    "janus": "event",
+                    "plugindata": {"plugin": PACKAGE, "data": {"videocall": "event", "result": result}},
+                });
+                if let Some(j) = jsep
+                    .as_deref()
+                    .and_then(|j| serde_json::from_str::<Value>(j).ok())
+                {
+                    v["jsep"] = j;
+                }
+                v
+            }
+            Item::Trickle(candidates) => {
+                let list: Vec<Value> = candidates
+                    .iter()
+                    .filter_map(|c| serde_json::from_str(c).ok())
+                    .collect();
+                json!({"janus": "trickle", "candidates": list})
+            }
+            Item::Core { janus, reason } => json!({"janus": janus, "reason": reason}),
+        }
+    }
+
+    /// Reads what [`Item::to_json`] wrote.
+    pub fn from_json(v: &Value) -> Option<Item> {
+        match v.get("janus")?.as_str()? {
+            "event" => Some(Item::Event {
+                result: v.pointer("/plugindata/data/result")?.clone(),
+                jsep: v.get("jsep").map(Value::to_string),
+            }),
+            "trickle" => Some(Item::Trickle(
+                v.get("candidates")?
+                    .as_array()?
+                    .iter()
+                    .map(Value::to_string)
+                    .collect(),
+            )),
+            other => Some(Item::Core {
+                janus: other.to_string(),
+                reason: v
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
+        }
+    }
+}
+
+/// Hands `item` to the peer and waits for its verdict: on its shard, or through its
+/// proxy's admin API.
+async fn deliver(
+    ctx: &HandleCtx,
+    to: &Peer,
+    peer_name: &str,
+    from: &str,
+    item: Item,
+) -> Result<(), JanusError> {
+    match to {
+        Peer::Local(loc) => {
+            let loc = *loc;
+            ctx.shard
+                .ask(loc.shard as usize, move |s| receive(s, loc, item))
+                .await
+                .unwrap_or_else(|| {
+                    Err(JanusError::new(
+                        Code::InternalError,
+                        "peer shard did not answer",
+                    ))
+                })
+        }
+        Peer::Remote(base) => {
+            let body = json!({"from_user": from, "async_event": item.to_json()}).to_string();
+            remote::post_json(format!("{base}/{peer_name}"), body)
+                .await
+                .map(|_| ())
+        }
+    }
+}
+
+/// Sends to the current peer, looked up by name.
+async fn deliver_to_peer(
+    ctx: &HandleCtx,
+    peer: &str,
+    from: &str,
+    item: Item,
+) -> Result<(), JanusError> {
+    let to = directory::lookup(&ctx.shard, NS, peer)
+        .await?
+        .ok_or_else(|| {
+            err(
+                code::NO_SUCH_USERNAME,
+                format!("Username '{peer}' doesn't exist"),
+            )
+        })?;
+    deliver(ctx, &to, peer, from, item).await
+}
+
+/// `POST /plugins/p2pcall/{username}` from another proxy: a message for a local user.
+///
+/// # Errors
+/// 478 unknown user; the receiver's verdict otherwise.
+pub async fn from_proxy(shard: &Rc<Shard>, to_user: String, item: Item) -> Result<(), JanusError> {
+    let Some(loc) = directory::lookup_here(shard, NS, &to_user).await else {
+        return Err(err(
+            code::NO_SUCH_USERNAME,
+            format!("Username '{to_user}' doesn't exist"),
+        ));
+    };
+    shard
+        .ask(loc.shard as usize, move |s| receive(s, loc, item))
         .await
         .unwrap_or_else(|| {
             Err(JanusError::new(
@@ -141,27 +254,19 @@ async fn deliver(ctx: &HandleCtx, to: HandleLoc, item: Item) -> Result<(), Janus
         })
 }
 
-/// Sends to the current peer, looked up by name.
-async fn deliver_to_peer(ctx: &HandleCtx, peer: &str, item: Item) -> Result<(), JanusError> {
-    let to = directory::lookup(&ctx.shard, NS, peer)
-        .await
-        .ok_or_else(|| {
-            err(
-                code::NO_SUCH_USERNAME,
-                format!("Username '{peer}' doesn't exist"),
-            )
-        })?;
-    deliver(ctx, to, item).await
-}
-
 /// Sends the peer a `hangup` event for the call that just ended (errors ignored: the
 /// peer may be gone too).
 fn tell_peer_hangup(ctx: &HandleCtx, me: String, peer: String, reason: String) {
     let ctx = ctx.clone();
     monoio::spawn(async move {
-        let result = json!({"event": "hangup", "username": me, "reason": reason});
-        let _ = deliver_to_peer(&ctx, &peer, Item::Event { result, jsep: None }).await;
+        let result = json!({"event": "hangup", "username": &me, "reason": reason});
+        let _ = deliver_to_peer(&ctx, &peer, &me, Item::Event { result, jsep: None }).await;
     });
+}
+
+/// The handle at `loc` lost its name to another proxy (multi-proxy mode).
+pub fn taken(shard: &Rc<Shard>, loc: HandleLoc, name: &str) {
+    call::taken_over(shard, loc, name, PACKAGE, end_taken_over);
 }
 
 fn end_taken_over(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>) {
@@ -197,7 +302,7 @@ async fn place_call(
             "You can't call yourself... use the EchoTest for that",
         ));
     }
-    let Some(to) = directory::lookup(&ctx.shard, NS, &peer).await else {
+    let Some(to) = directory::lookup(&ctx.shard, NS, &peer).await? else {
         return Err(err(
             code::NO_SUCH_USERNAME,
             format!("Username '{peer}' doesn't exist"),
@@ -214,7 +319,7 @@ async fn place_call(
         result: json!({"event": "incomingcall", "username": me}),
         jsep: Some(jsep),
     };
-    match deliver(&ctx, to, offer).await {
+    match deliver(&ctx, &to, &peer, &me, offer).await {
         Ok(()) => {}
         Err(e) => {
             let mut s = st.borrow_mut();
@@ -242,7 +347,7 @@ async fn place_call(
         }
     };
     if !held.is_empty() {
-        let _ = deliver(&ctx, to, Item::Trickle(held)).await;
+        let _ = deliver(&ctx, &to, &peer, &me, Item::Trickle(held)).await;
     }
     Ok((json!({"event": "calling"}), None))
 }
@@ -263,7 +368,7 @@ async fn accept(ctx: HandleCtx, st: Rc<RefCell<CallState>>, jsep: Option<String>
         result: json!({"event": "accepted", "username": me}),
         jsep: Some(jsep),
     };
-    deliver_to_peer(&ctx, &peer, answer).await?;
+    deliver_to_peer(&ctx, &peer, &me, answer).await?;
     ctx.push(crate::api::reply::handle_event(
         "webrtcup",
         ctx.addr(),
@@ -279,7 +384,7 @@ async fn set(ctx: HandleCtx, st: Rc<RefCell<CallState>>, jsep: Option<String>) -
         result: json!({"event": "update", "username": me}),
         jsep: Some(jsep),
     };
-    deliver_to_peer(&ctx, &peer, update).await?;
+    deliver_to_peer(&ctx, &peer, &me, update).await?;
     Ok((json!({"event": "set"}), None))
 }
 
@@ -308,13 +413,10 @@ fn hangup_request(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>, body: &Value) ->
 fn run(ctx: HandleCtx, st: Rc<RefCell<CallState>>, job: Job) -> LocalFuture<Outcome> {
     Box::pin(async move {
         let request = call::request_of(&job.body)?;
+        if let Some(done) = call::directory_request(&ctx, NS, &request, &job.body).await {
+            return done;
+        }
         match request.as_str() {
-            "list" => Ok((json!({"list": directory::list(&ctx.shard, NS).await}), None)),
-            "exists" => {
-                let name = call::username_of(&job.body)?;
-                let found = directory::lookup(&ctx.shard, NS, &name).await.is_some();
-                Ok((json!({"username": name, "registered": found}), None))
-            }
             "register" => call::register(ctx, st, job.body, NS, PACKAGE, end_taken_over).await,
             "call" => place_call(ctx, st, job.body, job.jsep).await,
             "accept" => accept(ctx, st, job.jsep).await,
@@ -357,33 +459,35 @@ impl Plugin for P2pCall {
             return respond(Ok(()));
         };
         let candidates = super::videocall::split_candidates(&t);
-        let peer = {
+        let (me, peer) = {
             let mut s = st.borrow_mut();
-            if s.user.is_none() || !s.incall || s.hold_trickles {
-                s.pending_candidates.extend(candidates);
-                return respond(Ok(()));
+            match &s.user {
+                Some(me) if s.incall && !s.hold_trickles => (me.clone(), s.peer.clone()),
+                _ => {
+                    s.pending_candidates.extend(candidates);
+                    return respond(Ok(()));
+                }
             }
-            s.peer.clone()
         };
         let ctx = ctx.clone();
         monoio::spawn(async move {
-            respond(deliver_to_peer(&ctx, &peer, Item::Trickle(candidates)).await);
+            respond(deliver_to_peer(&ctx, &peer, &me, Item::Trickle(candidates)).await);
         });
     }
 
     fn hangup(&self, ctx: &HandleCtx, state: &HandleState, respond: Respond) {
         let peer = call_state(state).and_then(|st| {
             let s = st.borrow();
-            s.incall.then(|| s.peer.clone())
+            s.incall.then(|| (s.own_name(), s.peer.clone()))
         });
-        if let Some(peer) = peer {
+        if let Some((me, peer)) = peer {
             let ctx = ctx.clone();
             monoio::spawn(async move {
                 let core = Item::Core {
                     janus: "hangup".into(),
                     reason: "Peer Hangup".into(),
                 };
-                let _ = deliver_to_peer(&ctx, &peer, core).await;
+                let _ = deliver_to_peer(&ctx, &peer, &me, core).await;
             });
         }
         respond(Ok(()));

@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use super::call::{self, code, err, find, CallState, Job, Outcome};
-use super::directory::{self, HandleLoc};
+use super::directory::{self, HandleLoc, Peer};
+use super::remote;
 use super::*;
 use crate::api::error::Code;
 use crate::api::json::RawObject;
@@ -186,7 +187,7 @@ async fn connect_backend(
 }
 
 /// The callee side of a call, run on the callee's shard: checks, backend handle on the
-/// caller's server, 10 s timer. Returns the callee's backend alias.
+/// caller's server (by URL), 10 s timer. Returns the callee's backend alias.
 pub async fn incoming(
     shard: &Rc<crate::runtime::shard::Shard>,
     callee: HandleLoc,
@@ -206,7 +207,7 @@ pub async fn incoming(
         }
         (name, s.begin_call(&caller))
     };
-    let Some(link) = shard.backends.by_name(&server) else {
+    let Some(link) = shard.backends.by_url(&server) else {
         abandon(&st, generation);
         return Err(JanusError::new(
             Code::BadGateway,
@@ -233,15 +234,60 @@ pub async fn incoming(
     Ok(my_alias)
 }
 
+/// A callee on another proxy: that proxy runs [`incoming`] (spec 05 §6); its answer
+/// carries the callee's backend alias.
+async fn remote_incoming(
+    base: &str,
+    callee: &str,
+    caller: &str,
+    server_url: &str,
+) -> Result<String, JanusError> {
+    let body = json!({"caller_username": caller, "backend_server_url": server_url}).to_string();
+    let answer = remote::post_json(format!("{base}/{callee}"), body).await?;
+    serde_json::from_str::<Value>(&answer)
+        .ok()
+        .and_then(|v| {
+            v.get("backend_username")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            JanusError::new(
+                Code::BadGateway,
+                "the callee's proxy gave no backend username",
+            )
+        })
+}
+
+/// `POST /plugins/videocall/{username}` from another proxy: an incoming call for a user
+/// of this proxy. Returns the callee's backend alias.
+///
+/// # Errors
+/// 478 unknown user, 473/480 as for a local call, 502 when the server is unknown here.
+pub async fn incoming_from_proxy(
+    shard: &Rc<crate::runtime::shard::Shard>,
+    callee: String,
+    caller: String,
+    server_url: String,
+) -> Result<String, JanusError> {
+    let Some(loc) = directory::lookup_here(shard, NS, &callee).await else {
+        return Err(err(
+            code::NO_SUCH_USERNAME,
+            format!("Username '{callee}' doesn't exist"),
+        ));
+    };
+    ask_incoming(shard, loc, caller, server_url).await
+}
+
 /// Runs [`incoming`] on the callee's shard and waits for it.
 async fn ask_incoming(
-    ctx: &HandleCtx,
+    shard: &Rc<crate::runtime::shard::Shard>,
     callee: HandleLoc,
     caller: String,
     server: String,
 ) -> Result<String, JanusError> {
     let (tx, rx) = oneshot::channel();
-    ctx.shard.run_on(callee.shard as usize, move |s| {
+    shard.run_on(callee.shard as usize, move |s| {
         let s = s.clone();
         monoio::spawn(async move {
             let _ = tx.send(incoming(&s, callee, caller, server).await);
@@ -253,6 +299,11 @@ async fn ask_incoming(
             "callee shard did not answer",
         ))
     })
+}
+
+/// The handle at `loc` lost its name to another proxy (multi-proxy mode).
+pub fn taken(shard: &Rc<crate::runtime::shard::Shard>, loc: HandleLoc, name: &str) {
+    call::taken_over(shard, loc, name, PACKAGE, end_taken_over);
 }
 
 /// Ends a call of a handle whose name was taken over: the backend is hung up.
@@ -286,7 +337,7 @@ async fn place_call(
             "You can't call yourself... use the EchoTest for that",
         ));
     }
-    let Some(callee) = directory::lookup(&ctx.shard, NS, &peer).await else {
+    let Some(callee) = directory::lookup(&ctx.shard, NS, &peer).await? else {
         return Err(err(
             code::NO_SUCH_USERNAME,
             format!("Username '{peer}' doesn't exist"),
@@ -295,8 +346,12 @@ async fn place_call(
     let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
     let link = ctx.shard.backends.select()?;
     let generation = st.borrow_mut().begin_call(&peer);
-    let callee_alias = match ask_incoming(&ctx, callee, me.clone(), link.server.name.clone()).await
-    {
+    let server_url = link.server.url.clone();
+    let answered = match callee {
+        Peer::Local(loc) => ask_incoming(&ctx.shard, loc, me.clone(), server_url).await,
+        Peer::Remote(base) => remote_incoming(&base, &peer, &me, &server_url).await,
+    };
+    let callee_alias = match answered {
         Ok(a) => a,
         Err(e) if e.code == code::ALREADY_IN_CALL => {
             abandon(&st, generation);
@@ -378,13 +433,10 @@ fn hangup_request(st: &Rc<RefCell<CallState>>, body: &Value) -> Outcome {
 fn run(ctx: HandleCtx, st: Rc<RefCell<CallState>>, job: Job) -> LocalFuture<Outcome> {
     Box::pin(async move {
         let request = call::request_of(&job.body)?;
+        if let Some(done) = call::directory_request(&ctx, NS, &request, &job.body).await {
+            return done;
+        }
         match request.as_str() {
-            "list" => Ok((json!({"list": directory::list(&ctx.shard, NS).await}), None)),
-            "exists" => {
-                let name = call::username_of(&job.body)?;
-                let found = directory::lookup(&ctx.shard, NS, &name).await.is_some();
-                Ok((json!({"username": name, "registered": found}), None))
-            }
             "register" => call::register(ctx, st, job.body, NS, PACKAGE, end_taken_over).await,
             "call" => place_call(ctx, st, job.body, job.jsep).await,
             "accept" => accept(st, job.body, job.jsep).await,

@@ -26,6 +26,7 @@ use crate::backend::Backends;
 use crate::config::Config;
 use crate::core::session::{ConnRef, Sessions};
 use crate::core::{dispatch, events};
+use crate::plugins::directory::RemoteDirs;
 use crate::plugins::{self, HandleCtx, Plugin};
 use crate::transport::ws::{Killer, Outbound};
 
@@ -64,6 +65,7 @@ pub struct Shared {
     pub peers: Arc<Vec<MailboxSender<ShardMsg>>>,
     pub rr_counter: Arc<AtomicUsize>,
     pub metrics: Arc<Metrics>,
+    pub remote_dirs: Arc<RemoteDirs>,
 }
 
 pub struct Shard {
@@ -76,6 +78,8 @@ pub struct Shard {
     pub sessions: RefCell<Sessions>,
     /// This shard's partitions of the plugins' user directories.
     pub users: RefCell<crate::plugins::directory::Partitions>,
+    /// Redis user directories (multi-proxy mode), shared by all shards.
+    pub remote_dirs: Arc<RemoteDirs>,
     pub backends: Backends,
     pub metrics: Arc<Metrics>,
     link_conf: LinkConf,
@@ -112,6 +116,7 @@ impl Shard {
             next_conn: Cell::new(1),
             sessions: RefCell::new(Sessions::default()),
             users: RefCell::default(),
+            remote_dirs: shared.remote_dirs.clone(),
             backends: Backends::new(algorithm, shared.rr_counter.clone()),
             metrics: shared.metrics.clone(),
             link_conf: conf,

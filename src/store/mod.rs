@@ -4,7 +4,9 @@
 
 pub mod memory;
 pub mod record;
+pub mod redis_conn;
 pub mod redis_store;
+pub mod redis_users;
 
 pub use record::{ServerRecord, ServerUpdate};
 

@@ -7,25 +7,19 @@
 //! names whose hash has expired are pruned from it while listing.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use redis::{Commands, Connection};
 use tracing::warn;
 
 use super::record::{apply, ServerRecord, ServerUpdate};
+use super::redis_conn::RedisConn;
 use super::{ServerStore, StoreError};
 
 const PREFIX: &str = "januscloud:backend_servers:";
 const NAMES: &str = "januscloud:backend_server_names";
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct RedisStore {
-    client: redis::Client,
-    conn: Option<Connection>,
-}
-
-fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    conn: RedisConn,
 }
 
 impl RedisStore {
@@ -34,34 +28,16 @@ impl RedisStore {
     /// # Errors
     /// Bad URL or Redis unreachable.
     pub fn open(url: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let mut s = RedisStore { client, conn: None };
-        s.with(|c| redis::cmd("PING").query::<String>(c))?;
-        Ok(s)
+        let mut conn = RedisConn::new(url)?;
+        conn.ping()?;
+        Ok(RedisStore { conn })
     }
 
-    /// Runs `f` on a live connection, reconnecting first if the last one failed. A
-    /// failed call drops the connection so the next call starts afresh.
     fn with<T>(
         &mut self,
         f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
-        if self.conn.is_none() {
-            let c = self
-                .client
-                .get_connection_with_timeout(IO_TIMEOUT)
-                .map_err(unavailable)?;
-            c.set_read_timeout(Some(IO_TIMEOUT)).map_err(unavailable)?;
-            c.set_write_timeout(Some(IO_TIMEOUT)).map_err(unavailable)?;
-            self.conn = Some(c);
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(StoreError::Unavailable("no connection".into()));
-        };
-        f(conn).map_err(|e| {
-            self.conn = None;
-            unavailable(e)
-        })
+        self.conn.with(f)
     }
 
     fn get(&mut self, name: &str) -> Result<Option<ServerRecord>, StoreError> {
