@@ -120,7 +120,7 @@ pub struct FakeBackendArgs {
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration, String> {
-    if v.is_finite() && v >= 0.0 && v < 1e7 {
+    if v.is_finite() && (0.0..1e7).contains(&v) {
         Ok(Duration::from_secs_f64(v))
     } else {
         Err(format!("--{name} must be a number of seconds ≥ 0, not {v}"))
@@ -150,7 +150,7 @@ impl RunArgs {
         if self.clients == 0 {
             return Err("--clients must be at least 1".into());
         }
-        if kind == Kind::Videocall && (self.clients < 2 || self.clients % 2 != 0) {
+        if kind == Kind::Videocall && (self.clients < 2 || !self.clients.is_multiple_of(2)) {
             return Err("videocall needs an even --clients (two per call pair)".into());
         }
         if self.sessions_per_conn == 0 {

@@ -221,64 +221,72 @@ impl Client {
     /// The next JSON frame, handling acks of fire-and-forget requests on the way.
     async fn read(&mut self, op: &'static str, deadline: Instant) -> Result<Value> {
         loop {
-            let next = timeout_at(deadline.into(), self.ws.next()).await;
-            let msg = match next {
-                Err(_) => {
-                    return Err(ClientError::Timeout {
-                        op,
-                        secs: self.timeout.as_secs_f64(),
-                    })
-                }
-                Ok(None) => {
-                    return Err(ClientError::Closed {
-                        op,
-                        reason: "end of stream".into(),
-                    })
-                }
-                Ok(Some(Err(e))) => {
-                    return Err(ClientError::Closed {
-                        op,
-                        reason: e.to_string(),
-                    })
-                }
-                Ok(Some(Ok(m))) => m,
-            };
-            let text = match msg {
-                Message::Text(t) => t,
-                Message::Close(c) => {
-                    return Err(ClientError::Closed {
-                        op,
-                        reason: format!("close frame {c:?}"),
-                    })
-                }
-                _ => continue, // pings are answered by tungstenite itself
-            };
-            self.rec
-                .counters
-                .frames_received
-                .fetch_add(1, Ordering::Relaxed);
-            let v: Value =
-                serde_json::from_str(text.as_str()).map_err(|e| ClientError::Unexpected {
-                    op,
-                    frame: format!("invalid JSON ({e}): {}", text.as_str()),
-                })?;
-            if verb(&v) == "timeout" {
-                let session = v.get("session_id").and_then(Value::as_u64).unwrap_or(0);
-                return Err(ClientError::SessionTimeout { session });
+            if let Some(v) = self.read_one(op, deadline).await? {
+                return Ok(v);
             }
-            if let Some((ack_op, sent)) = v
-                .get("transaction")
-                .and_then(Value::as_str)
-                .and_then(|t| self.acks.remove(t))
-            {
-                match error_of(ack_op, &v) {
-                    Some(e) => self.rec.error(&e.kind(), || e.to_string()),
-                    None => self.rec.op(ack_op, sent),
-                }
-                continue;
-            }
-            return Ok(v);
         }
+    }
+
+    /// One frame: `None` when it was the ack of a fire-and-forget request (then recorded) or
+    /// not a text frame.
+    async fn read_one(&mut self, op: &'static str, deadline: Instant) -> Result<Option<Value>> {
+        let next = timeout_at(deadline.into(), self.ws.next()).await;
+        let msg = match next {
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    op,
+                    secs: self.timeout.as_secs_f64(),
+                })
+            }
+            Ok(None) => {
+                return Err(ClientError::Closed {
+                    op,
+                    reason: "end of stream".into(),
+                })
+            }
+            Ok(Some(Err(e))) => {
+                return Err(ClientError::Closed {
+                    op,
+                    reason: e.to_string(),
+                })
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(c) => {
+                return Err(ClientError::Closed {
+                    op,
+                    reason: format!("close frame {c:?}"),
+                })
+            }
+            _ => return Ok(None), // pings are answered by tungstenite itself
+        };
+        self.rec
+            .counters
+            .frames_received
+            .fetch_add(1, Ordering::Relaxed);
+        let v: Value =
+            serde_json::from_str(text.as_str()).map_err(|e| ClientError::Unexpected {
+                op,
+                frame: format!("invalid JSON ({e}): {}", text.as_str()),
+            })?;
+        if verb(&v) == "timeout" {
+            let session = v.get("session_id").and_then(Value::as_u64).unwrap_or(0);
+            return Err(ClientError::SessionTimeout { session });
+        }
+        if let Some((ack_op, sent)) = v
+            .get("transaction")
+            .and_then(Value::as_str)
+            .and_then(|t| self.acks.remove(t))
+        {
+            match error_of(ack_op, &v) {
+                Some(e) => self.rec.error(&e.kind(), || e.to_string()),
+                None => self.rec.op(ack_op, sent),
+            }
+            return Ok(None);
+        }
+        Ok(Some(v))
     }
 
     /// The first frame (stashed or new) that satisfies `pred`; others are stashed.
@@ -298,11 +306,15 @@ impl Client {
             if pred(&v) {
                 return Ok(v);
             }
-            if self.stash.len() >= STASH_MAX {
-                self.stash.pop_front();
-            }
-            self.stash.push_back(v);
+            self.stash_push(v);
         }
+    }
+
+    fn stash_push(&mut self, v: Value) {
+        if self.stash.len() >= STASH_MAX {
+            self.stash.pop_front();
+        }
+        self.stash.push_back(v);
     }
 
     /// Waits for the answer(s) to the request `tx` sent at `sent` and records `op`.
@@ -382,11 +394,9 @@ impl Client {
     pub async fn drain_acks(&mut self, op: &'static str) -> Result<()> {
         let deadline = Instant::now() + self.timeout;
         while !self.acks.is_empty() {
-            let v = self.read(op, deadline).await?;
-            if self.stash.len() >= STASH_MAX {
-                self.stash.pop_front();
+            if let Some(v) = self.read_one(op, deadline).await? {
+                self.stash_push(v);
             }
-            self.stash.push_back(v);
         }
         Ok(())
     }

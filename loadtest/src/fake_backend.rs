@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -121,22 +121,26 @@ pub async fn serve(args: FakeBackendArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Handshake callback: echo `janus-protocol` when the client offers it, as Janus does.
+// the error type is fixed by tungstenite's callback trait
+#[allow(clippy::result_large_err)]
+fn echo_protocol(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+    let offered = req
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if offered.split(',').any(|p| p.trim() == "janus-protocol") {
+        resp.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("janus-protocol"),
+        );
+    }
+    Ok(resp)
+}
+
 async fn connection(stream: TcpStream, ids: &Ids, session_timeout: u64) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
-    let echo_protocol = |req: &Request, mut resp: Response| {
-        let offered = req
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if offered.split(',').any(|p| p.trim() == "janus-protocol") {
-            resp.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static("janus-protocol"),
-            );
-        }
-        Ok(resp)
-    };
     let mut ws = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
         echo_protocol,

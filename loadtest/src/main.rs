@@ -219,9 +219,11 @@ async fn run(kind: Kind, plan: Plan, args: &RunArgs) -> anyhow::Result<Report> {
         &stats,
         totals,
         &procs,
-        generator,
-        busy,
-        cores,
+        report::Environment {
+            generator,
+            machine_busy_percent: busy,
+            cores,
+        },
         stop_s,
     ))
 }

@@ -106,8 +106,7 @@ mod tests {
 
     #[test]
     fn draws_an_svg() {
-        let mut r = Report::default();
-        r.timeline = (0..5)
+        let timeline = (0..5)
             .map(|t| TimePoint {
                 t_s: t,
                 ops: 10,
@@ -117,7 +116,11 @@ mod tests {
                 max_ms: 9.0,
             })
             .collect();
-        r.distribution = vec![(0.0, 0.5), (50.0, 1.0), (99.0, 3.0), (100.0, 9.0)];
+        let r = Report {
+            timeline,
+            distribution: vec![(0.0, 0.5), (50.0, 1.0), (99.0, 3.0), (100.0, 9.0)],
+            ..Report::default()
+        };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.svg");
         draw(&r, &path).unwrap();

@@ -19,25 +19,36 @@ pub struct Progress {
     clients: usize,
 }
 
-/// One progress line from the counters (pure, for tests).
-pub fn line(
-    elapsed: Duration,
-    up: i64,
-    clients: usize,
-    ops_rate: f64,
-    errors: u64,
-    err_rate: f64,
-    sessions: i64,
-    target_rss_kib: Option<u64>,
-) -> String {
-    let mut s = format!(
-        "[{:>5.0}s] clients {up}/{clients}  {ops_rate:>8.0} ops/s  errors {errors} ({err_rate:.0}/s)  sessions {sessions}",
-        elapsed.as_secs_f64()
-    );
-    if let Some(kib) = target_rss_kib {
-        s.push_str(&format!("  target rss {:.1} MiB", kib as f64 / 1024.0));
+/// What one progress line shows.
+pub struct Line {
+    pub elapsed: Duration,
+    pub up: i64,
+    pub clients: usize,
+    pub ops_rate: f64,
+    pub errors: u64,
+    pub err_rate: f64,
+    pub sessions: i64,
+    pub target_rss_kib: Option<u64>,
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "[{:>5.0}s] clients {}/{}  {:>8.0} ops/s  errors {} ({:.0}/s)  sessions {}",
+            self.elapsed.as_secs_f64(),
+            self.up,
+            self.clients,
+            self.ops_rate,
+            self.errors,
+            self.err_rate,
+            self.sessions
+        )?;
+        if let Some(kib) = self.target_rss_kib {
+            write!(f, "  target rss {:.1} MiB", kib as f64 / 1024.0)?;
+        }
+        Ok(())
     }
-    s
 }
 
 impl Progress {
@@ -72,16 +83,17 @@ impl Progress {
             .saturating_duration_since(self.last_at)
             .as_secs_f64()
             .max(1e-3);
-        let text = line(
-            now.saturating_duration_since(rec.start),
-            c.clients_up.load(std::sync::atomic::Ordering::Relaxed),
-            self.clients,
-            (ops - self.last_ops) as f64 / dt,
+        let text = Line {
+            elapsed: now.saturating_duration_since(rec.start),
+            up: c.clients_up.load(std::sync::atomic::Ordering::Relaxed),
+            clients: self.clients,
+            ops_rate: (ops - self.last_ops) as f64 / dt,
             errors,
-            (errors - self.last_errors) as f64 / dt,
-            c.sessions_up.load(std::sync::atomic::Ordering::Relaxed),
+            err_rate: (errors - self.last_errors) as f64 / dt,
+            sessions: c.sessions_up.load(std::sync::atomic::Ordering::Relaxed),
             target_rss_kib,
-        );
+        }
+        .to_string();
         self.last_ops = ops;
         self.last_errors = errors;
         self.last_at = now;
@@ -108,20 +120,22 @@ mod tests {
 
     #[test]
     fn line_format() {
-        let l = line(
-            Duration::from_secs(12),
-            10,
-            20,
-            1234.4,
-            3,
-            1.0,
-            10,
-            Some(2048),
-        );
+        let mut line = Line {
+            elapsed: Duration::from_secs(12),
+            up: 10,
+            clients: 20,
+            ops_rate: 1234.4,
+            errors: 3,
+            err_rate: 1.0,
+            sessions: 10,
+            target_rss_kib: Some(2048),
+        };
+        let l = line.to_string();
         assert!(l.contains("clients 10/20"));
         assert!(l.contains("1234 ops/s"));
         assert!(l.contains("errors 3"));
         assert!(l.contains("2.0 MiB"));
-        assert!(!line(Duration::ZERO, 0, 1, 0.0, 0, 0.0, 0, None).contains("rss"));
+        line.target_rss_kib = None;
+        assert!(!line.to_string().contains("rss"));
     }
 }

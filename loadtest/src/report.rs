@@ -222,17 +222,27 @@ pub fn proc_report(p: &ProcInput, t: &Totals, elapsed_s: f64) -> ProcReport {
     }
 }
 
+/// Where the run took place: the generator's own cost and the machine.
+pub struct Environment {
+    pub generator: GeneratorReport,
+    pub machine_busy_percent: f64,
+    pub cores: usize,
+}
+
 /// Assembles the report. `stop_s` is when the clients were told to stop (seconds).
 pub fn build(
     mut run: RunInfo,
     stats: &Stats,
     totals: Totals,
     procs: &[ProcInput],
-    generator: GeneratorReport,
-    machine_busy_percent: f64,
-    cores: usize,
+    env: Environment,
     stop_s: f64,
 ) -> Report {
+    let Environment {
+        generator,
+        machine_busy_percent,
+        cores,
+    } = env;
     let window = steady_window(run.ramp_up_s, stop_s);
     run.steady_s = window.map_or(run.elapsed_s, |(a, b)| (b - a) as f64);
     let ops = stats
@@ -452,16 +462,12 @@ mod tests {
             elapsed_s: 10.0,
             ..RunInfo::default()
         };
-        let r = build(
-            run,
-            &s,
-            totals,
-            &procs,
-            GeneratorReport::default(),
-            50.0,
-            2,
-            10.0,
-        );
+        let env = Environment {
+            generator: GeneratorReport::default(),
+            machine_busy_percent: 50.0,
+            cores: 2,
+        };
+        let r = build(run, &s, totals, &procs, env, 10.0);
         assert_eq!(r.run.steady_s, 9.0);
         assert_eq!(r.ops.len(), 2);
         assert_eq!(r.errors[0].count, 1);

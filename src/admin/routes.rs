@@ -109,7 +109,11 @@ fn not_found(method: &str, path: &str) -> Reply {
 }
 
 fn store_error(e: crate::store::StoreError) -> Reply {
-    Reply::error(503, "StoreUnavailable", e.to_string())
+    Reply::error(
+        503,
+        "StoreUnavailable",
+        format!("server store unavailable: {e}"),
+    )
 }
 
 /// Dispatches a request that passed authentication.

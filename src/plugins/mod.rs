@@ -60,8 +60,11 @@ pub struct BackendHandle {
 #[derive(Default)]
 struct Fifo {
     busy: std::cell::Cell<bool>,
-    waiting: std::cell::RefCell<std::collections::VecDeque<(Vec<(&'static str, String)>, Done)>>,
+    waiting: std::cell::RefCell<std::collections::VecDeque<Queued>>,
 }
+
+/// A message waiting in a [`Fifo`]: its raw fields and its completion.
+type Queued = (Vec<(&'static str, String)>, Done);
 
 /// Most messages one handle may have queued behind the one in flight.
 pub const FIFO_CAPACITY: usize = 1024;

@@ -483,9 +483,7 @@ impl Plugin for VideoCall {
     }
 
     fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
-        let Some(st) = call_state(state) else {
-            return None;
-        };
+        let st = call_state(state)?;
         let job = Job {
             body: serde_json::from_str(msg.body.get()).unwrap_or(Value::Null),
             jsep: msg.jsep.map(|j| j.get().to_string()),

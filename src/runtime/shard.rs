@@ -44,8 +44,11 @@ pub enum ShardMsg {
     AddServer(Arc<ServerEntry>),
     /// Work for this shard from another one (plugin state that lives here: user
     /// directory partitions, the handles of this shard's sessions).
-    Run(Box<dyn FnOnce(&Rc<Shard>) + Send>),
+    Run(Work),
 }
+
+/// Work sent to a shard: runs there, with the shard.
+pub type Work = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
 /// A client connection of this shard: its writer queue and the means to cut it.
 pub struct ConnEntry {

@@ -12,7 +12,7 @@ pub use record::{ServerRecord, ServerUpdate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("server store unavailable: {0}")]
+    #[error("{0}")]
     Unavailable(String),
 }
 

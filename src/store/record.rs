@@ -87,7 +87,9 @@ fn int_in(
                 .parse()
                 .or_else(|_| v.parse::<f64>().map(|f| f as i64))
                 .map_err(|_| invalid(key, format!("{v:?} is not an integer")))?;
-            if !(0..=max).contains(&n) && !(n == -1 && key.ends_with("_num")) {
+            // Counts may be -1, "unknown", as sentinels send them.
+            let unknown_count = n == -1 && key.ends_with("_num");
+            if !((0..=max).contains(&n) || unknown_count) {
                 return Err(invalid(key, format!("{n} is not in 0..{max}")));
             }
             Ok(Some(n))

@@ -21,6 +21,8 @@
 //! | cluster-gc      | 18588       | 17588       | 16000-16999   | tests/cluster.rs        |
 //! | cluster-restart | 18688       | 17688       | 18000-18999   | tests/cluster.rs        |
 //! | cluster-rr      | 18788-18789 | 17788-17789 | 10000-11999   | tests/cluster.rs        |
+//! | (loadtest-*)    | 18888-18889 | 17888-17889 | 30000-31999   | loadtest/tests/smoke.rs |
+//! | videocall-kill  | 18988-18989 | 17988-17989 | 14000-15999   | tests/videocall.rs      |
 //!
 //! Nothing here sleeps for synchronisation: every wait is a poll with a deadline or a blocking
 //! read with a timeout.
@@ -1267,4 +1269,372 @@ pub fn read_to_string(p: &Path) -> String {
 pub fn write_file(p: &Path, content: &str) {
     let mut f = File::create(p).unwrap();
     f.write_all(content.as_bytes()).unwrap();
+}
+
+// ------------------------------------------------------------------------------------------
+// call plugins (janus.plugin.videocall / janus.plugin.p2pcall)
+
+/// A synthetic audio-only SDP (`kind` = "offer" or "answer") Janus accepts, without any
+/// candidate so that no ICE checks ever fail (transcripts §8.2). The fingerprint is fake.
+pub fn call_sdp(kind: &str) -> String {
+    let (origin, setup, stream) = if kind == "offer" {
+        ("1000000001", "actpass", "lt")
+    } else {
+        ("1000000002", "active", "ltb")
+    };
+    [
+        "v=0".to_string(),
+        format!("o=- {origin} 2 IN IP4 127.0.0.1"),
+        "s=-".into(),
+        "t=0 0".into(),
+        "a=group:BUNDLE 0".into(),
+        format!("a=msid-semantic: WMS {stream}"),
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111".into(),
+        "c=IN IP4 0.0.0.0".into(),
+        "a=rtcp:9 IN IP4 0.0.0.0".into(),
+        "a=ice-ufrag:abcd1234".into(),
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx".into(),
+        "a=ice-options:trickle".into(),
+        "a=fingerprint:sha-256 E4:00:50:85:76:C1:0E:1A:52:49:3B:BB:E6:6C:DC:A2:53:6D:87:E2:C1:90:07:BC:B0:22:77:B9:B6:31:80:9C".into(),
+        format!("a=setup:{setup}"),
+        "a=mid:0".into(),
+        "a=sendrecv".into(),
+        format!("a=msid:{stream} {stream}-audio"),
+        "a=rtcp-mux".into(),
+        "a=rtpmap:111 opus/48000/2".into(),
+        format!("a=ssrc:{} cname:{stream}", if kind == "offer" { 11111111 } else { 22222222 }),
+        String::new(),
+    ]
+    .join("\r\n")
+}
+
+/// `{"type": kind, "sdp": call_sdp(kind)}`.
+pub fn call_jsep(kind: &str) -> Value {
+    json!({"type": kind, "sdp": call_sdp(kind)})
+}
+
+/// A host candidate as a browser trickles it (`n` varies the foundation and port).
+pub fn call_candidate(n: u32) -> Value {
+    json!({
+        "candidate": format!("candidate:{n} 1 udp 2130706431 127.0.0.1 {} typ host", 9 + n),
+        "sdpMid": "0",
+        "sdpMLineIndex": 0
+    })
+}
+
+/// `prefix_` + 8 random word characters: usernames that never collide between tests.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", &transaction()[..8])
+}
+
+/// One side of a call: its own WebSocket, session and handle on a call plugin.
+pub struct CallParty {
+    pub c: Client,
+    pub sid: u64,
+    pub hid: u64,
+    pub plugin: String,
+    /// The name this party registers with [`CallParty::register`].
+    pub name: String,
+}
+
+impl CallParty {
+    /// Connect to `url`, create a session and attach `plugin`.
+    pub fn attach(url: &str, plugin: &str, name: &str) -> CallParty {
+        let mut c = Client::connect(url);
+        let sid = c.create_session();
+        let hid = c.attach(sid, plugin);
+        CallParty {
+            c,
+            sid,
+            hid,
+            plugin: plugin.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// A plugin `message`: asserts the `ack` and an `event` with the same transaction from
+    /// this handle and plugin; returns that event frame.
+    pub fn msg_frame(&mut self, body: Value, jsep: Option<Value>) -> Value {
+        let t = transaction();
+        let mut req = json!({"janus": "message", "session_id": self.sid, "handle_id": self.hid,
+            "body": body, "transaction": t});
+        if let Some(j) = jsep {
+            req["jsep"] = j;
+        }
+        let (ack, ev) = self.c.request_async(req.clone(), REPLY_TIMEOUT);
+        assert_eq!(
+            ack,
+            json!({"janus": "ack", "session_id": self.sid, "transaction": t}),
+            "ack of {req}"
+        );
+        assert_eq!(ev["janus"], "event", "reply to {req}: {ev}");
+        assert_eq!(ev["session_id"], self.sid, "{ev}");
+        assert_eq!(ev["sender"], self.hid, "{ev}");
+        assert_eq!(ev["plugindata"]["plugin"], self.plugin.as_str(), "{ev}");
+        assert_eq!(ev["plugindata"]["data"]["videocall"], "event", "{ev}");
+        ev
+    }
+
+    /// `plugindata.data` of the event answering `body`.
+    pub fn msg(&mut self, body: Value, jsep: Option<Value>) -> Value {
+        self.msg_frame(body, jsep)["plugindata"]["data"].clone()
+    }
+
+    /// `result` of a request that must succeed.
+    pub fn ok(&mut self, body: Value, jsep: Option<Value>) -> Value {
+        let d = self.msg(body.clone(), jsep);
+        assert!(
+            d.get("error_code").is_none() && d["result"].is_object(),
+            "{} ({}): request {body} failed: {d}",
+            self.name,
+            self.plugin
+        );
+        d["result"].clone()
+    }
+
+    /// (error_code, error) of a request that must fail; the data has exactly these keys.
+    pub fn fail(&mut self, body: Value, jsep: Option<Value>) -> (u64, String) {
+        let d = self.msg(body.clone(), jsep);
+        assert_eq!(
+            key_set(&d),
+            keys(&["videocall", "error_code", "error"]),
+            "{}: request {body} should fail: {d}",
+            self.name
+        );
+        (
+            d["error_code"].as_u64().unwrap(),
+            d["error"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Asserts that `body` fails with `code` (and `text` when given).
+    pub fn expect_error(
+        &mut self,
+        body: Value,
+        jsep: Option<Value>,
+        code: u64,
+        text: Option<&str>,
+    ) {
+        let (c, e) = self.fail(body.clone(), jsep);
+        assert_eq!(c, code, "{}: error code of {body} ({e})", self.name);
+        if let Some(t) = text {
+            assert_eq!(e, t, "{}: error text of {body}", self.name);
+        }
+    }
+
+    /// `register` with [`CallParty::name`]; asserts the `registered` result.
+    pub fn register(&mut self) {
+        let name = self.name.clone();
+        let r = self.ok(json!({"request": "register", "username": name}), None);
+        assert_eq!(r, json!({"event": "registered", "username": name}));
+    }
+
+    pub fn exists(&mut self, name: &str) -> bool {
+        let r = self.ok(json!({"request": "exists", "username": name}), None);
+        assert_eq!(r["username"], name, "{r}");
+        r["registered"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("exists without a boolean `registered`: {r}"))
+    }
+
+    pub fn list(&mut self) -> Vec<String> {
+        let r = self.ok(json!({"request": "list"}), None);
+        r["list"]
+            .as_array()
+            .unwrap_or_else(|| panic!("list without an array: {r}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Core `trickle` with one candidate; returns the reply (an `ack` on success).
+    pub fn trickle(&mut self, candidate: Value) -> Value {
+        self.c
+            .request(json!({"janus": "trickle", "session_id": self.sid,
+            "handle_id": self.hid, "candidate": candidate}))
+    }
+
+    /// Core verb on the handle (`hangup`, `detach`); returns the reply.
+    pub fn core(&mut self, verb: &str) -> Value {
+        self.c
+            .request(json!({"janus": verb, "session_id": self.sid, "handle_id": self.hid}))
+    }
+
+    /// An unsolicited plugin event (no transaction) of this handle whose `result.event` is
+    /// `event` and, when given, whose `result.username` is `username`; returns the frame.
+    pub fn try_wait_result(
+        &mut self,
+        event: &str,
+        username: Option<&str>,
+        timeout: Duration,
+    ) -> Option<Value> {
+        let (sid, hid) = (self.sid, self.hid);
+        self.c.try_recv_event(
+            |v| {
+                v["janus"] == "event"
+                    && v.get("transaction").is_none()
+                    && v["session_id"] == sid
+                    && v["sender"] == hid
+                    && v["plugindata"]["data"]["result"]["event"] == event
+                    && username.is_none_or(|u| v["plugindata"]["data"]["result"]["username"] == u)
+            },
+            timeout,
+        )
+    }
+
+    /// Like [`CallParty::try_wait_result`] but panics on timeout; also checks the frame's
+    /// envelope (plugin, keys).
+    pub fn wait_result(&mut self, event: &str, username: Option<&str>, timeout: Duration) -> Value {
+        match self.try_wait_result(event, username, timeout) {
+            Some(v) => {
+                assert_eq!(v["plugindata"]["plugin"], self.plugin.as_str(), "{v}");
+                assert_eq!(v["plugindata"]["data"]["videocall"], "event", "{v}");
+                let mut expected = vec!["janus", "session_id", "sender", "plugindata"];
+                if v.get("jsep").is_some() {
+                    expected.push("jsep");
+                }
+                if v.get("opaque_id").is_some() {
+                    expected.push("opaque_id");
+                }
+                assert_eq!(key_set(&v), keys(&expected), "{v}");
+                v
+            }
+            None => panic!(
+                "{} ({}): no `{event}` event (username {username:?}) within {timeout:?}; stashed frames: {:?}",
+                self.name,
+                self.plugin,
+                self.c.stash.iter().map(|f| f.json.to_string()).collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// An unsolicited plugin error event (no transaction) with `code`; returns the frame.
+    pub fn wait_error_event(&mut self, code: u64, timeout: Duration) -> Value {
+        let (sid, hid) = (self.sid, self.hid);
+        let f = self.c.try_recv_event(
+            |v| {
+                v["janus"] == "event"
+                    && v.get("transaction").is_none()
+                    && v["session_id"] == sid
+                    && v["sender"] == hid
+                    && v["plugindata"]["data"]["error_code"] == code
+            },
+            timeout,
+        );
+        f.unwrap_or_else(|| {
+            panic!(
+                "{}: no error event {code} within {timeout:?}; stashed frames: {:?}",
+                self.name,
+                self.c
+                    .stash
+                    .iter()
+                    .map(|f| f.json.to_string())
+                    .collect::<Vec<_>>()
+            )
+        })
+    }
+
+    /// Read whatever arrives within `quiet` and forget everything received so far.
+    pub fn drain(&mut self, quiet: Duration) {
+        while self.c.read_frame(quiet).is_some() {}
+        self.c.stash.clear();
+    }
+
+    /// Frames received (stash + socket within `wait`) that match `pred`, removed from the stash.
+    pub fn collect(&mut self, pred: impl Fn(&Value) -> bool, wait: Duration) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Some(v) = self.c.try_recv_event(&pred, wait) {
+            out.push(v);
+        }
+        out
+    }
+}
+
+impl AdminClient {
+    /// `handle_info` of a backend handle (`info` object), or `None` when it is gone.
+    pub fn handle_info(&mut self, session_id: u64, handle_id: u64) -> Option<Value> {
+        let r = self.request(
+            json!({"janus": "handle_info", "session_id": session_id, "handle_id": handle_id}),
+        );
+        (r["janus"] == "success").then(|| r["info"].clone())
+    }
+}
+
+impl Backends {
+    /// `handle_info` of every `janus.plugin.videocall` handle on instance `i` whose
+    /// backend username starts with `name` (the proxy may add a per-call suffix).
+    pub fn videocall_handles(&self, i: usize, name: &str) -> Vec<Value> {
+        let mut admin = self.admin(i);
+        let mut out = Vec::new();
+        for (s, h) in admin.all_handles() {
+            if let Some(info) = admin.handle_info(s, h) {
+                let user = info["plugin_specific"]["username"].as_str().unwrap_or("");
+                if info["plugin"] == "janus.plugin.videocall" && user.starts_with(name) {
+                    out.push(info);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl RedisServer {
+    /// Kill the server (SIGKILL): clients see connection errors until [`start_again`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start a fresh (empty) server on the SAME port after [`stop`]; waits for PING.
+    pub fn start_again(&mut self) {
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = File::create(self.dir.path().join("redis-again.log")).expect("redis log");
+            let mut child = Command::new(&bin)
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(self.dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // e.g. the port is not free yet: try again
+                }
+                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+                    let mut buf = [0u8; 64];
+                    if s.write_all(b"PING\r\n").is_ok() {
+                        if let Ok(n) = s.read(&mut buf) {
+                            if buf[..n].starts_with(b"+PONG") {
+                                self.child = child;
+                                return;
+                            }
+                        }
+                    }
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "redis-server did not come back on port {}: {}",
+                        self.port,
+                        read_to_string(&self.dir.path().join("redis-again.log"))
+                    );
+                }
+                poll_pause();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server could not be restarted on port {}: {}",
+                self.port,
+                read_to_string(&self.dir.path().join("redis-again.log"))
+            );
+            poll_pause();
+        }
+    }
 }

@@ -121,7 +121,8 @@ async fn call(a: &mut Peer, b: &mut Peer, seed: u64, sh: &Shared) -> Result<()> 
             msg(a, body, Some(json!({"type": "offer", "sdp": offer}))),
         )
         .await?;
-    let (calling, incoming) = tokio::join!(
+    // try_join: an error on one side (e.g. 480 "Already in a call") ends the wait on the other
+    let (calling, incoming) = tokio::try_join!(
         a.c.await_reply("call", &tx, t0, Reply::AckAndEvent),
         async {
             let v =
@@ -132,9 +133,8 @@ async fn call(a: &mut Peer, b: &mut Peer, seed: u64, sh: &Shared) -> Result<()> 
             sh.rec.op("incomingcall", t0);
             Ok::<_, ClientError>(v)
         }
-    );
-    expect_event("call", &calling?, "calling")?;
-    let incoming = incoming?;
+    )?;
+    expect_event("call", &calling, "calling")?;
     let remote_offer = incoming
         .get("jsep")
         .and_then(|j| j.get("sdp"))
@@ -156,7 +156,7 @@ async fn call(a: &mut Peer, b: &mut Peer, seed: u64, sh: &Shared) -> Result<()> 
             ),
         )
         .await?;
-    let (accepted_b, accepted_a) = tokio::join!(
+    let (accepted_b, _) = tokio::try_join!(
         b.c.await_reply("accept", &tx, t1, Reply::AckAndEvent),
         async {
             let v =
@@ -167,18 +167,15 @@ async fn call(a: &mut Peer, b: &mut Peer, seed: u64, sh: &Shared) -> Result<()> 
             sh.rec.op("accepted", t1);
             Ok::<_, ClientError>(v)
         }
-    );
-    expect_event("accept", &accepted_b?, "accepted")?;
-    accepted_a?;
+    )?;
+    expect_event("accept", &accepted_b, "accepted")?;
 
     let trickle = |p: &Peer| json!({"janus": "trickle", "session_id": p.sid, "handle_id": p.hid, "candidate": {"completed": true}});
     let (ta, tb) = (trickle(a), trickle(b));
-    let (ra, rb) = tokio::join!(
+    tokio::try_join!(
         a.c.request("trickle", ta, Reply::Ack),
         b.c.request("trickle", tb, Reply::Ack)
-    );
-    ra?;
-    rb?;
+    )?;
     Ok(())
 }
 
@@ -189,7 +186,7 @@ async fn hangup(a: &mut Peer, b: &mut Peer, sh: &Shared) -> Result<()> {
     let tx =
         a.c.send("hangup", msg(a, json!({"request": "hangup"}), None))
             .await?;
-    let (ra, rb) = tokio::join!(
+    let (ra, _) = tokio::try_join!(
         a.c.await_reply("hangup", &tx, t0, Reply::AckAndEvent),
         async {
             b.c.expect("hangup-peer", t0 + timeout, |v| {
@@ -199,13 +196,10 @@ async fn hangup(a: &mut Peer, b: &mut Peer, sh: &Shared) -> Result<()> {
             sh.rec.op("hangup-peer", t0);
             Ok::<_, ClientError>(())
         }
-    );
-    expect_event("hangup", &ra?, "hangup")?;
-    rb?;
+    )?;
+    expect_event("hangup", &ra, "hangup")?;
     let settle = sh.plan.settle;
-    let (sa, sb) = tokio::join!(settled(&mut a.c, settle), settled(&mut b.c, settle));
-    sa?;
-    sb?;
+    tokio::try_join!(settled(&mut a.c, settle), settled(&mut b.c, settle))?;
     a.c.clear_stash();
     b.c.clear_stash();
     Ok(())
@@ -249,9 +243,7 @@ async fn wait(
     loop {
         let now = Instant::now();
         if now >= *next_keepalive {
-            let (ra, rb) = tokio::join!(a.keepalive(), b.keepalive());
-            ra?;
-            rb?;
+            tokio::try_join!(a.keepalive(), b.keepalive())?;
             *next_keepalive = Instant::now() + sh.plan.keepalive;
         }
         if now >= end || sh.stopping() {
