@@ -31,7 +31,7 @@
 #   connect       connection storm (connect, create, attach, destroy, close), 50 / 10 clients
 #   idle          100,000 / 5,000 sessions, 10 per connection, held by proxy-compact with
 #                 keepalives: proxy RSS per session (sessions only, no handles)
-#   videocall     10,000 / 200 clients (call pairs looping, 5 s hold, 5 s think) through
+#   videocall     10,000 / 200 clients (call pairs looping, 4 s hold, 6 s think) through
 #                 proxy-compact on both Janus backends, 300 / 20 s after a 60 / 5 s ramp-up
 #
 # Environment:
@@ -42,6 +42,9 @@
 #                    while scripts/test.sh runs)
 #   BENCH_NO_BUILD=1 skip cargo build --release
 #   BENCH_THREADS    generator threads (default 1)
+#   BENCH_VC_HOLD_MS / BENCH_VC_THINK_MS  videocall time in a call / between calls (default
+#                    4000 / 6000: about 40 % of the pairs are in a call at any time, which keeps
+#                    the PeerConnections per Janus within its RTP port span)
 #
 # The machine is shared by the generator and everything it measures, so compare numbers
 # within one run (ratios), not across runs. See BENCHMARKS.md.
@@ -76,6 +79,8 @@ BASE=${BENCH_BASE_PORT:-19088}
 RTP_BASE=${BENCH_RTP_BASE:-14000}
 RTP_SPAN=${BENCH_RTP_SPAN:-3000}
 THREADS=${BENCH_THREADS:-1}
+VC_HOLD=${BENCH_VC_HOLD_MS:-4000}
+VC_THINK=${BENCH_VC_THINK_MS:-6000}
 OUT=${OUT:-$BENCH_DIR/results-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$BENCH_DIR" "$OUT"
 OUT=$(cd "$OUT" && pwd -P)
@@ -136,7 +141,7 @@ fi
 
 if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
   log "cargo build --release (janus-proxy, janus-loadtest)"
-  cargo build --release --bin janus-proxy --bin janus-loadtest >&2
+  cargo build --release --workspace --bin janus-proxy --bin janus-loadtest >&2
 fi
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
@@ -314,7 +319,7 @@ fi
 
 if wants videocall; then
   lt videocall-compact videocall -u "ws://127.0.0.1:$P_COMPACT" --pid "$COMPACT_PID" "${jpids[@]}" \
-    -c "$VC_C" --ramp-up "$VC_RAMP" -d "$VC_D" --hold-ms 5000 --think-ms 5000 --settle-ms 300 \
+    -c "$VC_C" --ramp-up "$VC_RAMP" -d "$VC_D" --hold-ms "$VC_HOLD" --think-ms "$VC_THINK" --settle-ms 300 \
     --timeout 30
 fi
 

@@ -91,7 +91,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     let (senders, inboxes) = shard::mailboxes(n);
     let peers = Arc::new(senders);
     let remote_dirs = Arc::new(remote_directories(&config, &peers)?);
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(n));
     let plugins: Vec<_> = config
         .plugins
         .iter()

@@ -205,40 +205,90 @@ pub enum JsonStyle {
 }
 
 impl JsonStyle {
-    /// Re-formats a compact JSON document into this style. Input that is not valid JSON
-    /// (never produced by the proxy) is passed through unchanged.
-    pub fn apply(self, compact: Vec<u8>) -> Vec<u8> {
+    /// Re-formats a JSON document (ours: valid, possibly with whitespace copied from
+    /// raw slices) into this style, in one pass over the bytes: no parse, no allocation
+    /// but the output. The result matches serde_json's pretty printer with a 3-space
+    /// indent (`indented`) or `", "`/`": "` separators (`plain`).
+    pub fn apply(self, json: Vec<u8>) -> Vec<u8> {
         match self {
-            JsonStyle::Compact => compact,
-            JsonStyle::Indented => {
-                let mut out = Vec::with_capacity(compact.len() + compact.len() / 2);
-                let fmt = serde_json::ser::PrettyFormatter::with_indent(b"   ");
-                transcode(&compact, &mut out, fmt).unwrap_or(compact)
-            }
-            JsonStyle::Plain => {
-                let mut out = Vec::with_capacity(compact.len() + compact.len() / 8);
-                transcode(&compact, &mut out, PlainFormatter).unwrap_or(compact)
-            }
+            JsonStyle::Compact => json,
+            JsonStyle::Indented => reformat(&json, true),
+            JsonStyle::Plain => reformat(&json, false),
         }
     }
 }
 
-fn transcode<F: serde_json::ser::Formatter>(
-    input: &[u8],
-    out: &mut Vec<u8>,
-    fmt: F,
-) -> Option<Vec<u8>> {
-    // Going through a borrowed-string Value keeps this simple; formatting only runs for
-    // the non-compact styles, which trade CPU for readability by the operator's choice.
-    let value: serde_json::Value = serde_json::from_slice(input).ok()?;
-    let mut ser = serde_json::Serializer::with_formatter(&mut *out, fmt);
-    serde::Serialize::serialize(&value, &mut ser).ok()?;
-    Some(std::mem::take(out))
+fn newline(out: &mut Vec<u8>, depth: usize) {
+    out.push(b'\n');
+    out.resize(out.len() + depth * 3, b' ');
 }
 
-/// serde_json formatter for the `plain` style: `{"a": 1, "b": [1, 2]}`.
+fn reformat(input: &[u8], pretty: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + input.len() / 2);
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        i += 1;
+        if in_str {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b' ' | b'\n' | b'\r' | b'\t' => {}
+            b'"' => {
+                in_str = true;
+                out.push(b);
+            }
+            b'{' | b'[' => {
+                let close = if b == b'{' { b'}' } else { b']' };
+                let next = input[i..].iter().position(|c| !c.is_ascii_whitespace());
+                if let Some(n) = next.filter(|&n| input[i + n] == close) {
+                    // Empty container: stays `{}` / `[]`.
+                    out.extend_from_slice(&[b, close]);
+                    i += n + 1;
+                } else {
+                    out.push(b);
+                    depth += 1;
+                    if pretty {
+                        newline(&mut out, depth);
+                    }
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if pretty {
+                    newline(&mut out, depth);
+                }
+                out.push(b);
+            }
+            b',' => {
+                out.push(b',');
+                if pretty {
+                    newline(&mut out, depth);
+                } else {
+                    out.push(b' ');
+                }
+            }
+            b':' => out.extend_from_slice(b": "),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+/// The serde_json formatter equivalent of the `plain` style (kept to check `reformat`).
+#[cfg(test)]
 struct PlainFormatter;
 
+#[cfg(test)]
 impl serde_json::ser::Formatter for PlainFormatter {
     fn begin_array_value<W: ?Sized + std::io::Write>(
         &mut self,
@@ -324,6 +374,38 @@ mod tests {
         );
         let ind = String::from_utf8(JsonStyle::Indented.apply(c)).unwrap();
         assert!(ind.starts_with("{\n   \"janus\": \"ack\",\n   \"data\": {\n      \"id\": 1"));
+    }
+
+    fn serde_styled<F: serde_json::ser::Formatter>(doc: &str, f: F) -> String {
+        let v: serde_json::Value = serde_json::from_str(doc).unwrap();
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, f);
+        serde::Serialize::serialize(&v, &mut ser).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn reformat_matches_serde_json() {
+        let docs = [
+            r#"{"janus":"event","session_id":1,"plugindata":{"plugin":"p","data":{"a":[],"b":{},"c":[1,{"d":"x,y:{z}]"}],"e":"q\"}{"}},"jsep":{"type":"answer","sdp":"v=0\r\n"}}"#,
+            "{ \"a\" : [ 1 , 2 ] ,\n   \"b\": { } }",
+            r#"[]"#,
+            r#"{"s":"\\"}"#,
+        ];
+        for d in docs {
+            let pretty = serde_styled(d, serde_json::ser::PrettyFormatter::with_indent(b"   "));
+            assert_eq!(
+                String::from_utf8(JsonStyle::Indented.apply(d.as_bytes().to_vec())).unwrap(),
+                pretty,
+                "{d}"
+            );
+            let plain = serde_styled(d, PlainFormatter);
+            assert_eq!(
+                String::from_utf8(JsonStyle::Plain.apply(d.as_bytes().to_vec())).unwrap(),
+                plain,
+                "{d}"
+            );
+        }
     }
 
     #[test]

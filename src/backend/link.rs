@@ -20,7 +20,7 @@ use futures_channel::oneshot;
 use tracing::{debug, info, warn};
 
 use super::server::ServerEntry;
-use crate::admin::metrics::Metrics;
+use crate::admin::metrics::ShardCounters;
 use crate::api::error::{Code, JanusError};
 use crate::api::json::{self, ObjectWriter, RawObject};
 use crate::runtime::local_queue::{queue, QueueTx};
@@ -96,7 +96,7 @@ struct Live {
 
 pub struct Link {
     pub server: Arc<ServerEntry>,
-    metrics: Arc<Metrics>,
+    counters: Arc<ShardCounters>,
     conf: LinkConf,
     state: RefCell<LinkState>,
     live: RefCell<Option<Live>>,
@@ -117,12 +117,12 @@ impl Link {
     pub fn new(
         server: Arc<ServerEntry>,
         conf: LinkConf,
-        metrics: Arc<Metrics>,
+        counters: Arc<ShardCounters>,
         sink: Sink,
     ) -> Rc<Link> {
         Rc::new(Link {
             server,
-            metrics,
+            counters,
             conf,
             state: RefCell::new(LinkState::Connecting),
             live: RefCell::new(None),
@@ -271,7 +271,7 @@ impl Link {
                 done,
             },
         );
-        self.metrics.backend_messages_out.inc();
+        ShardCounters::bump(&self.counters.backend_out);
         if !live.tx.send(Outbound::Text(w.finish())) {
             drop(guard);
             self.complete(txn, Err(self.unavailable("connection closing")));
@@ -529,7 +529,7 @@ impl Link {
 
     /// Routes one backend message (spec 02 §7.3).
     fn dispatch(&self, text: &str) {
-        self.metrics.backend_messages_in.inc();
+        ShardCounters::bump(&self.counters.backend_in);
         let msg = match RawObject::parse(text) {
             Ok(m) => m,
             Err(e) => {

@@ -80,10 +80,14 @@ impl Plugin for EchoTest {
             ));
             return None;
         };
-        let mut fields = vec![("body", msg.body.get().to_owned())];
-        if let Some(j) = msg.jsep {
-            fields.push(("jsep", j.get().to_owned()));
-        }
+        let mut fields = [("body", msg.body.get()), ("jsep", "")];
+        let fields = match msg.jsep {
+            Some(j) => {
+                fields[1].1 = j.get();
+                &fields[..]
+            }
+            None => &fields[..1],
+        };
         let ctx = ctx.clone();
         b.send_in_order(
             fields,

@@ -79,10 +79,11 @@ impl BackendHandle {
     }
 
     /// Sends a plugin `message` once every earlier one of this handle was answered.
+    /// Fields are copied only when the message has to wait.
     ///
     /// # Errors
     /// `done` gets 500 when the queue is full.
-    pub fn send_in_order(&self, fields: Vec<(&'static str, String)>, done: Done) {
+    pub fn send_in_order(&self, fields: &[(&'static str, &str)], done: Done) {
         if self.fifo.busy.get() {
             let mut w = self.fifo.waiting.borrow_mut();
             if w.len() >= FIFO_CAPACITY {
@@ -92,23 +93,27 @@ impl BackendHandle {
                     "Too many messages queued for this handle",
                 )));
             }
-            w.push_back((fields, done));
+            w.push_back((
+                fields.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+                done,
+            ));
             return;
         }
         self.fifo.busy.set(true);
         let next = self.clone();
-        let borrowed: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.link.send(
             "message",
             Some(self.id),
-            &borrowed,
+            fields,
             false,
             Box::new(move |r| {
                 done(r);
                 next.fifo.busy.set(false);
                 let queued = next.fifo.waiting.borrow_mut().pop_front();
                 if let Some((fields, done)) = queued {
-                    next.send_in_order(fields, done);
+                    let borrowed: Vec<(&'static str, &str)> =
+                        fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    next.send_in_order(&borrowed, done);
                 }
             }),
         );

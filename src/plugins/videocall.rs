@@ -64,12 +64,13 @@ async fn send_message(
     jsep: Option<String>,
 ) -> Result<Value, JanusError> {
     let (tx, rx) = oneshot::channel();
-    let mut fields = vec![("body", body.to_string())];
-    if let Some(j) = jsep {
+    let body = body.to_string();
+    let mut fields = vec![("body", body.as_str())];
+    if let Some(j) = jsep.as_deref() {
         fields.push(("jsep", j));
     }
     b.send_in_order(
-        fields,
+        &fields,
         Box::new(move |r| {
             let out = r.and_then(|m| {
                 let data: Value = m
@@ -106,7 +107,7 @@ fn drop_backend(b: &BackendHandle) {
 /// Ends the backend side of a call: `hangup` (so Janus tells the peer), then detach.
 fn hang_up_backend(b: &BackendHandle, reason: &str) {
     let body = json!({"request": "hangup", "reason": reason}).to_string();
-    b.send_in_order(vec![("body", body)], Box::new(|_| {}));
+    b.send_in_order(&[("body", &body)], Box::new(|_| {}));
     drop_backend(b);
 }
 

@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 use super::jump_hash::jump_hash;
 use super::local_queue::QueueTx;
 use super::mailbox::{mailbox, Mailbox, MailboxSender};
-use crate::admin::metrics::Metrics;
+use crate::admin::metrics::{Metrics, ShardCounters};
 use crate::api::error::JanusError;
 use crate::api::json::ObjectWriter;
 use crate::api::reply;
@@ -85,6 +85,8 @@ pub struct Shard {
     pub remote_dirs: Arc<RemoteDirs>,
     pub backends: Backends,
     pub metrics: Arc<Metrics>,
+    /// This shard's own per-message counters.
+    pub counters: Arc<ShardCounters>,
     link_conf: LinkConf,
     plugins: Vec<&'static dyn Plugin>,
     /// `server_info` after the transaction, built once.
@@ -121,6 +123,7 @@ impl Shard {
             users: RefCell::default(),
             remote_dirs: shared.remote_dirs.clone(),
             backends: Backends::new(algorithm, shared.rr_counter.clone()),
+            counters: shared.metrics.shards.get(id).cloned().unwrap_or_default(),
             metrics: shared.metrics.clone(),
             link_conf: conf,
             plugins,
@@ -137,7 +140,7 @@ impl Shard {
         let link = Link::new(
             server,
             self.link_conf.clone(),
-            self.metrics.clone(),
+            self.counters.clone(),
             Box::new(move |link, ev| {
                 if let Some(shard) = me.upgrade() {
                     events::on_link_event(&shard, link, ev);
@@ -205,7 +208,7 @@ impl Shard {
 
     fn send_local(&self, conn: u64, frame: Vec<u8>) {
         if let Some(c) = self.conns.borrow().get(&conn) {
-            self.metrics.client_messages_out.inc();
+            ShardCounters::bump(&self.counters.client_out);
             c.tx.send(Outbound::Text(frame));
         }
     }

@@ -14,6 +14,7 @@ use tracing::debug;
 use super::frame::Incoming;
 use super::handshake;
 use super::ws::{self, Killer, Outbound, WsReader};
+use crate::admin::metrics::ShardCounters;
 use crate::api::error::{Code, JanusError};
 use crate::core::dispatch;
 use crate::runtime::local_queue::queue;
@@ -76,7 +77,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         last_heard.set(Instant::now());
         match msg {
             Incoming::Text(bytes) => {
-                shard.metrics.client_messages_in.inc();
+                ShardCounters::bump(&shard.counters.client_in);
                 match std::str::from_utf8(&bytes) {
                     Ok(text) => dispatch::handle_frame(&shard, text, conn),
                     Err(_) => {
