@@ -62,32 +62,8 @@ pub struct General {
     pub daemonize: bool,
 }
 
-/// `[log]`: same keys and meaning as janus-proxy's.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Log {
-    pub log_to_stdout: bool,
-    /// Log file path; "" = no file. Parent folders are created.
-    pub log_to_file: String,
-    /// DEBUG, INFO, WARN, ERROR or FATAL (any case).
-    pub debug_level: String,
-    /// Rotate the log file when it reaches this many bytes.
-    pub log_file_size: u64,
-    /// Number of rotated files kept.
-    pub log_file_rotate: u32,
-}
-
-impl Default for Log {
-    fn default() -> Self {
-        Log {
-            log_to_stdout: true,
-            log_to_file: String::new(),
-            debug_level: "DEBUG".into(),
-            log_file_size: 104_857_600,
-            log_file_rotate: 10,
-        }
-    }
-}
+/// `[log]`: the same keys, defaults and meaning as janus-proxy's.
+pub use janus_cloud::config::Log;
 
 /// `[janus]`: the monitored Janus server.
 #[derive(Debug, Clone, Deserialize)]
@@ -398,7 +374,7 @@ mod tests {
         assert_eq!(c.proc_watcher.error_restart_interval, 10);
         assert_eq!(c.admin_api.http_listen, "0.0.0.0:8200");
         assert!(c.posters.is_empty());
-        assert_eq!(c.log.debug_level, "DEBUG");
+        assert_eq!(c.log.debug_level, "INFO");
     }
 
     #[test]

@@ -229,6 +229,53 @@ pub fn taken_over(shard: &Rc<Shard>, loc: HandleLoc, name: &str, package: &str, 
     ));
 }
 
+/// A `call` that passed the checks.
+pub struct CallRequest {
+    pub me: String,
+    pub peer: String,
+    pub to: directory::Peer,
+    pub jsep: String,
+}
+
+/// The checks of `call`, in the order of spec 05 §3: registered (473), not in a call
+/// (480), valid username (474), not oneself (479), peer exists (478), SDP given (482).
+///
+/// # Errors
+/// The first check that fails.
+pub async fn check_call(
+    ctx: &HandleCtx,
+    st: &Rc<RefCell<CallState>>,
+    body: &Value,
+    jsep: Option<String>,
+    ns: &'static str,
+) -> Result<CallRequest, JanusError> {
+    let me = {
+        let s = st.borrow();
+        let Some(me) = s.user.clone() else {
+            return Err(err(code::REGISTER_FIRST, "Register a username first"));
+        };
+        if s.incall {
+            return Err(err(code::ALREADY_IN_CALL, "Already in a call"));
+        }
+        me
+    };
+    let peer = username_of(body)?;
+    if peer == me {
+        return Err(err(
+            code::USE_ECHO_TEST,
+            "You can't call yourself... use the EchoTest for that",
+        ));
+    }
+    let Some(to) = directory::lookup(&ctx.shard, ns, &peer).await? else {
+        return Err(err(
+            code::NO_SUCH_USERNAME,
+            format!("Username '{peer}' doesn't exist"),
+        ));
+    };
+    let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
+    Ok(CallRequest { me, peer, to, jsep })
+}
+
 /// `list` and `exists`, the same for both plugins; `None` for other requests.
 pub async fn directory_request(
     ctx: &HandleCtx,

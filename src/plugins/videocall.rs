@@ -321,30 +321,12 @@ async fn place_call(
     body: Value,
     jsep: Option<String>,
 ) -> Outcome {
-    let me = {
-        let s = st.borrow();
-        let Some(me) = s.user.clone() else {
-            return Err(err(code::REGISTER_FIRST, "Register a username first"));
-        };
-        if s.incall {
-            return Err(err(code::ALREADY_IN_CALL, "Already in a call"));
-        }
-        me
-    };
-    let peer = call::username_of(&body)?;
-    if peer == me {
-        return Err(err(
-            code::USE_ECHO_TEST,
-            "You can't call yourself... use the EchoTest for that",
-        ));
-    }
-    let Some(callee) = directory::lookup(&ctx.shard, NS, &peer).await? else {
-        return Err(err(
-            code::NO_SUCH_USERNAME,
-            format!("Username '{peer}' doesn't exist"),
-        ));
-    };
-    let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
+    let call::CallRequest {
+        me,
+        peer,
+        to: callee,
+        jsep,
+    } = call::check_call(&ctx, &st, &body, jsep, NS).await?;
     let link = ctx.shard.backends.select()?;
     let generation = st.borrow_mut().begin_call(&peer);
     let server_url = link.server.url.clone();
