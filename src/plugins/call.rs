@@ -90,6 +90,16 @@ pub struct Job {
     pub transaction: Rc<str>,
 }
 
+impl From<super::PluginMessage<'_>> for Job {
+    fn from(msg: super::PluginMessage) -> Job {
+        Job {
+            body: serde_json::from_str(msg.body.get()).unwrap_or(Value::Null),
+            jsep: msg.jsep.map(|j| j.get().to_string()),
+            transaction: msg.transaction.into(),
+        }
+    }
+}
+
 /// What a request answers: `result` and an optional JSEP, or an error.
 pub type Outcome = Result<(Value, Option<String>), JanusError>;
 

@@ -8,7 +8,6 @@ use tracing::debug;
 
 use super::*;
 use crate::api::error::Code;
-use crate::backend::link::{data_id, HandleOwner};
 
 pub struct EchoTest;
 
@@ -42,25 +41,9 @@ impl Plugin for EchoTest {
     fn attach(&self, ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
         Box::pin(async move {
             let link = ctx.shard.backends.select()?;
-            link.ready().await?;
-            let id = link
-                .call(
-                    "attach",
-                    None,
-                    &[("plugin", "\"janus.plugin.echotest\"")],
-                    false,
-                    data_id,
-                )
-                .await?;
-            link.register_handle(
-                id,
-                HandleOwner {
-                    session_id: ctx.session_id,
-                    handle_id: ctx.handle_id,
-                },
-            );
-            debug!(server = %link.server.name, backend_handle = id, handle = ctx.handle_id, "echotest attached");
-            Ok(HandleState::Backend(BackendHandle::new(link, id)))
+            let b = BackendHandle::attach(&link, META.package, &ctx).await?;
+            debug!(server = %link.server.name, backend_handle = b.id, handle = ctx.handle_id, "echotest attached");
+            Ok(HandleState::Backend(b))
         })
     }
 

@@ -70,12 +70,39 @@ type Queued = (Vec<(&'static str, String)>, Done);
 pub const FIFO_CAPACITY: usize = 1024;
 
 impl BackendHandle {
-    pub fn new(link: Rc<Link>, id: u64) -> Self {
-        BackendHandle {
-            link,
+    /// Attaches a handle of backend plugin `package` on `link` for the frontend handle of
+    /// `ctx`, whose events it will then receive.
+    ///
+    /// # Errors
+    /// The link is not up (503), the backend refused (its code), or no answer (504).
+    pub async fn attach(
+        link: &Rc<Link>,
+        package: &str,
+        ctx: &HandleCtx,
+    ) -> Result<BackendHandle, JanusError> {
+        link.ready().await?;
+        let plugin = serde_json::to_string(package).unwrap_or_default();
+        let id = link
+            .call(
+                "attach",
+                None,
+                &[("plugin", &plugin)],
+                false,
+                crate::backend::link::data_id,
+            )
+            .await?;
+        link.register_handle(
+            id,
+            crate::backend::link::HandleOwner {
+                session_id: ctx.session_id,
+                handle_id: ctx.handle_id,
+            },
+        );
+        Ok(BackendHandle {
+            link: link.clone(),
             id,
             fifo: Rc::default(),
-        }
+        })
     }
 
     /// Sends a plugin `message` once every earlier one of this handle was answered.

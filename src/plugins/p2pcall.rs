@@ -422,13 +422,7 @@ impl Plugin for P2pCall {
     }
 
     fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
-        let st = call_state(state)?;
-        let job = Job {
-            body: serde_json::from_str(msg.body.get()).unwrap_or(Value::Null),
-            jsep: msg.jsep.map(|j| j.get().to_string()),
-            transaction: msg.transaction.into(),
-        };
-        call::enqueue(ctx, st, PACKAGE, job, run);
+        call::enqueue(ctx, call_state(state)?, PACKAGE, Job::from(msg), run);
         None
     }
 

@@ -21,7 +21,7 @@ use super::remote;
 use super::*;
 use crate::api::error::Code;
 use crate::api::json::RawObject;
-use crate::backend::link::{data_id, HandleOwner, Link};
+use crate::backend::link::Link;
 
 pub struct VideoCall;
 
@@ -134,24 +134,8 @@ async fn connect_backend(
     link: &Rc<Link>,
     alias: &str,
 ) -> Result<BackendHandle, JanusError> {
-    link.ready().await?;
-    let id = link
-        .call(
-            "attach",
-            None,
-            &[("plugin", "\"janus.plugin.videocall\"")],
-            false,
-            data_id,
-        )
-        .await?;
-    link.register_handle(
-        id,
-        HandleOwner {
-            session_id: ctx.session_id,
-            handle_id: ctx.handle_id,
-        },
-    );
-    let b = BackendHandle::new(link.clone(), id);
+    let b = BackendHandle::attach(link, PACKAGE, ctx).await?;
+    let id = b.id;
     let setup = async {
         send_message(&b, json!({"request": "register", "username": alias}), None).await?;
         let pending_set = std::mem::take(&mut st.borrow_mut().pending_set);
@@ -466,13 +450,7 @@ impl Plugin for VideoCall {
     }
 
     fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
-        let st = call_state(state)?;
-        let job = Job {
-            body: serde_json::from_str(msg.body.get()).unwrap_or(Value::Null),
-            jsep: msg.jsep.map(|j| j.get().to_string()),
-            transaction: msg.transaction.into(),
-        };
-        call::enqueue(ctx, st, PACKAGE, job, run);
+        call::enqueue(ctx, call_state(state)?, PACKAGE, Job::from(msg), run);
         None
     }
 
