@@ -133,8 +133,31 @@ fn run(config: Config) -> anyhow::Result<()> {
         .name("admin".into())
         .spawn(move || admin::run(admin_server, state, every))?;
     wait_for_signal()?;
-    info!("signal received, exiting");
+    info!("signal received: releasing backend sessions, then exiting");
+    release_backends(&shared.peers, Duration::from_secs(2));
     Ok(())
+}
+
+/// Asks every shard to destroy its backend sessions, so that the backends free their
+/// handles now rather than when their session timeout runs out; waits at most `within`.
+fn release_backends(peers: &[MailboxSender<ShardMsg>], within: Duration) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for peer in peers {
+        let tx = tx.clone();
+        peer.send(ShardMsg::Run(Box::new(move |shard| {
+            let shard = shard.clone();
+            monoio::spawn(async move {
+                shard.release_backends().await;
+                let _ = tx.send(());
+            });
+        })));
+    }
+    let deadline = std::time::Instant::now() + within;
+    for _ in peers {
+        if rx.recv_deadline(deadline).is_err() {
+            break;
+        }
+    }
 }
 
 /// The Redis user directories of the call plugins configured with `user_db = redis://`.

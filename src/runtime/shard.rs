@@ -239,6 +239,19 @@ impl Shard {
         }
     }
 
+    /// Destroys this shard's backend sessions (at exit): each link sends `destroy`.
+    pub async fn release_backends(&self) {
+        for link in self.backends.links() {
+            if link.is_up() {
+                let _ = monoio::time::timeout(
+                    Duration::from_secs(1),
+                    link.call("destroy", None, &[], false, |_| Ok(())),
+                )
+                .await;
+            }
+        }
+    }
+
     /// Runs `f` on shard `target` (here at once when it is this shard).
     pub fn run_on(self: &Rc<Self>, target: usize, f: impl FnOnce(&Rc<Shard>) + Send + 'static) {
         if target == self.id {
