@@ -453,3 +453,32 @@ fn backend_that_comes_back_is_used_again() {
         "the new handle must be on the restarted backend"
     );
 }
+
+#[test]
+fn sigterm_releases_backend_handles_at_once() {
+    // On SIGTERM the proxy destroys its backend sessions, so the backend frees the
+    // handles now instead of when its session timeout (60 s) runs out.
+    let be = Backends::own("cluster-release", 1, 18698, 19000);
+    let mut p = Proxy::start(ProxyConfig::new(be.servers()));
+    p.wait_echotest_ready(Duration::from_secs(15));
+    let mut c = p.client();
+    let sid = c.create_session();
+    for _ in 0..3 {
+        c.attach(sid, "janus.plugin.echotest");
+    }
+    assert_eq!(be.handle_count(0), 3);
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(p.child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while p.is_running() {
+        assert!(Instant::now() < deadline, "proxy did not exit on SIGTERM");
+        poll_pause();
+    }
+    assert_eq!(
+        be.handle_count(0),
+        0,
+        "backend handles left behind after SIGTERM"
+    );
+}

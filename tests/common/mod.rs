@@ -23,6 +23,7 @@
 //! | cluster-rr      | 18788-18789 | 17788-17789 | 10000-11999   | tests/cluster.rs        |
 //! | (loadtest-*)    | 18888-18889 | 17888-17889 | 30000-31999   | loadtest/tests/smoke.rs |
 //! | videocall-kill  | 18988-18989 | 17988-17989 | 14000-15999   | tests/videocall.rs      |
+//! | cluster-release | 18698       | 17698       | 19000-19999   | tests/cluster.rs        |
 //!
 //! Nothing here sleeps for synchronisation: every wait is a poll with a deadline or a blocking
 //! read with a timeout.
