@@ -10,7 +10,10 @@
 # 2. cargo build --workspace --all-targets
 # 3. cargo nextest run --workspace ARGS   (when cargo-nextest is installed)
 #    else cargo test --workspace ARGS
-#    The exit status is the test runner's.
+# 4. scripts/client-tests.sh: janode and janus.js (headless Chromium) against janus-proxy; it
+#    installs Debian's chromium and the npm packages of clients/ when missing
+#    (skipped with JANUS_CLOUD_SKIP_CLIENT_TESTS=1).
+#    The exit status is the test runner's, else the client tests'.
 #
 # The integration tests start their own Janus instances with
 #   $JANUS_BACKENDS_SCRIPT start N PORT $JANUS_CLOUD_TEST_DIR/<name>
@@ -24,6 +27,7 @@
 #   JANUS_BACKENDS_SCRIPT     exported; absolute path of scripts/janus-backends.sh
 #   JANUS_CLOUD_TEST_RUNNER   nextest | cargo (default: nextest when installed, else cargo)
 #   JANUS_CLOUD_NO_INSTALL=1  never run apt-get (fail later if something is missing)
+#   JANUS_CLOUD_SKIP_CLIENT_TESTS=1  do not run scripts/client-tests.sh
 #   CI=true                   also print the versions of the tools used
 
 # shellcheck disable=SC2317  # functions run from traps
@@ -248,5 +252,13 @@ if [[ $rc -eq 0 ]]; then
   log "tests passed"
 else
   log "tests FAILED (exit $rc); logs of the test Janus instances: $JANUS_CLOUD_TEST_DIR/*/janus-*/janus.log"
+fi
+
+# standard clients (janode, janus.js in Chromium) against janus-proxy; the workspace is built
+if [[ "${JANUS_CLOUD_SKIP_CLIENT_TESTS:-0}" != "1" ]]; then
+  crc=0
+  log "+ scripts/client-tests.sh"
+  JANUS_CLOUD_NO_BUILD=1 "$ROOT/scripts/client-tests.sh" || crc=$?
+  [[ $rc -ne 0 ]] || rc=$crc
 fi
 exit "$rc"

@@ -24,6 +24,7 @@
 //! | (loadtest-*)    | 18888-18889 | 17888-17889 | 30000-31999   | loadtest/tests/smoke.rs |
 //! | videocall-kill  | 18988-18989 | 17988-17989 | 14000-15999   | tests/videocall.rs      |
 //! | cluster-release | 18698       | 17698       | 19000-19999   | tests/cluster.rs        |
+//! | (clients-*)     | 19188-19191 | 19198-19201 | 34000-37999   | clients/test (node)     |
 //!
 //! Nothing here sleeps for synchronisation: every wait is a poll with a deadline or a blocking
 //! read with a timeout.

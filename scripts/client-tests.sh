@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# client-tests.sh - part of janus-cloud: standard Janus clients, unchanged, against janus-proxy.
+#
+# Usage: scripts/client-tests.sh [NODE_TEST_ARGS...]   (from any directory)
+#
+#   clients/test/janode.test.mjs   janode 1.8 (Node.js): sessions, echotest, a VideoCall call
+#                                  between two janode sessions, keep-alives, timeout, destroy
+#   clients/test/janusjs.test.mjs  janus.js 1.4 in headless Chromium (html/echotest.html): an
+#                                  EchoTest with real audio/video over 127.0.0.1, signalling
+#                                  through the proxy
+#
+# 1. Installs what is missing: Debian's chromium (apt, when /usr/bin/chromium is missing;
+#    root or sudo; with a temporary policy-rc.d so that no package starts a service), g++,
+#    make and python3 when the npm packages need building, and the npm packages of clients/
+#    with `npm ci` when clients/node_modules is missing, older than clients/package-lock.json
+#    or lacks janode's native unix-dgram addon. node and npm must be on PATH.
+# 2. Builds target/debug/janus-proxy (cargo build --bin janus-proxy) unless
+#    JANUS_CLOUD_NO_BUILD=1 (scripts/test.sh sets it: it has built the workspace already).
+# 3. node --test [NODE_TEST_ARGS...] clients/test/*.test.mjs; the exit status is node's.
+#
+# Each test file starts its own Janus backends (scripts/janus-backends.sh, under
+# $JANUS_CLOUD_TEST_DIR/clients-*) and janus-proxy processes (config files under
+# $JANUS_CLOUD_TEST_DIR/proxies/clients-*), and stops them at the end; on exit this script
+# also stops whatever of those is left (a test run killed hard).
+#
+# Environment:
+#   JANUS_CLOUD_TEST_DIR      exported; default ${TMPDIR:-/tmp}/janus-cloud-tests
+#   JANUS_BACKENDS_SCRIPT     exported; absolute path of scripts/janus-backends.sh
+#   JANUS_CLOUD_NO_INSTALL=1  never run apt-get
+#   JANUS_CLOUD_NO_BUILD=1    do not build janus-proxy
+#   CLIENT_TEST_TARGET=direct point the clients at a Janus backend instead of the proxy
+#                             (to tell a proxy bug from a test problem)
+#   JANODE_LOG=debug          print every frame janode sends and receives
+#   CHROMIUM                  browser binary (default /usr/bin/chromium)
+
+# shellcheck disable=SC2317  # functions run from traps
+set -euo pipefail
+
+PROG=$(basename "$0")
+log() { printf '[%s] %s\n' "$PROG" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+
+JANUS_CLOUD_TEST_DIR=${JANUS_CLOUD_TEST_DIR:-${TMPDIR:-/tmp}/janus-cloud-tests}
+case "$JANUS_CLOUD_TEST_DIR" in /*) ;; *) JANUS_CLOUD_TEST_DIR="$PWD/$JANUS_CLOUD_TEST_DIR" ;; esac
+JANUS_CLOUD_TEST_DIR=${JANUS_CLOUD_TEST_DIR%/}
+[[ -n "$JANUS_CLOUD_TEST_DIR" && "$JANUS_CLOUD_TEST_DIR" != "/" ]] || die "refusing JANUS_CLOUD_TEST_DIR '/'"
+JANUS_BACKENDS_SCRIPT=${JANUS_BACKENDS_SCRIPT:-$ROOT/scripts/janus-backends.sh}
+export JANUS_CLOUD_TEST_DIR JANUS_BACKENDS_SCRIPT
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+  PATH="$HOME/.cargo/bin:$PATH"
+  export PATH
+fi
+
+# ---------------------------------------------------------------- cleanup
+
+made_policy=0
+SUDO=()
+
+remove_policy() {
+  if [[ $made_policy -eq 1 ]]; then
+    log "+ removing the temporary /usr/sbin/policy-rc.d"
+    "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d || true
+    made_policy=0
+  fi
+}
+
+# Janus sets and janus-proxy processes of the client tests only (the ones of the Rust tests
+# belong to scripts/test.sh).
+stop_leftovers() {
+  [[ -d "$JANUS_CLOUD_TEST_DIR" ]] || return 0
+  local d pid cmdline pids=()
+  for d in "$JANUS_CLOUD_TEST_DIR"/clients-*/; do
+    [[ -d "$d" ]] || continue
+    compgen -G "${d}janus-*/janus.pid" >/dev/null || continue
+    "$JANUS_BACKENDS_SCRIPT" stop "${d%/}" || log "WARNING: stopping the Janus instances in $d failed"
+  done
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    [[ "$(cat "$d/comm" 2>/dev/null)" == janus-proxy ]] || continue
+    cmdline=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+    [[ "$cmdline" == *"$JANUS_CLOUD_TEST_DIR/proxies/clients-"* ]] && pids+=("$pid")
+  done
+  [[ ${#pids[@]} -gt 0 ]] || return 0
+  log "killing leftover client-test proxies: ${pids[*]}"
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  local waited=0
+  while [[ $waited -lt 20 ]]; do
+    for pid in "${pids[@]}"; do
+      [[ -d "/proc/$pid" && "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" != "Z" ]] && break
+      pid=""
+    done
+    [[ -n "$pid" ]] || return 0
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  remove_policy
+  stop_leftovers || true
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "caught SIGINT"; exit 130' INT
+trap 'log "caught SIGTERM"; exit 143' TERM
+trap 'log "caught SIGHUP"; exit 129' HUP
+
+# ---------------------------------------------------------------- install what is missing
+
+command -v node >/dev/null 2>&1 || die "node not found: install Node.js (>= 18) first"
+command -v npm >/dev/null 2>&1 || die "npm not found: install npm first"
+
+# npm packages to build: janode depends on unix-dgram, a native addon (node-gyp: python3,
+# make, a C++ compiler)
+need_native_build() {
+  [[ ! -f "$ROOT/clients/node_modules/unix-dgram/build/Release/unix_dgram.node" ]]
+}
+
+install_missing() {
+  local pkgs=()
+  [[ -x "$CHROMIUM" ]] || pkgs+=(chromium)
+  if need_native_build; then
+    command -v c++ >/dev/null 2>&1 || pkgs+=(g++)
+    command -v make >/dev/null 2>&1 || pkgs+=(make)
+    command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
+  fi
+  [[ ${#pkgs[@]} -gt 0 ]] || return 0
+  log "missing: ${pkgs[*]}"
+  if [[ "${JANUS_CLOUD_NO_INSTALL:-0}" == "1" ]]; then
+    log "JANUS_CLOUD_NO_INSTALL=1: not installing"
+    return 0
+  fi
+  if [[ " ${pkgs[*]} " == *" chromium "* && "$CHROMIUM" != /usr/bin/chromium ]]; then
+    die "$CHROMIUM is missing (CHROMIUM is set: not installing Debian's chromium)"
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not available: install ${pkgs[*]} by hand"
+  local say=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install ${pkgs[*]}"
+    SUDO=(sudo)
+    say="sudo "
+  fi
+  # chromium pulls in packages (cups, dbus, ...) whose postinst would start services
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    log "+ creating a temporary /usr/sbin/policy-rc.d (exit 101) so no package starts a service"
+    made_policy=1
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
+  fi
+  local try ok=0
+  for try in 1 2 3; do
+    log "+ ${say}apt-get update (try $try)"
+    if "${SUDO[@]}" apt-get update -q; then ok=1; break; fi
+    sleep $((try * 5))
+  done
+  [[ $ok -eq 1 ]] || die "apt-get update failed"
+  ok=0
+  for try in 1 2; do
+    log "+ ${say}apt-get install -y ${pkgs[*]} (try $try)"
+    if "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}"; then
+      ok=1
+      break
+    fi
+    sleep 5
+  done
+  remove_policy
+  [[ $ok -eq 1 ]] || die "apt-get install ${pkgs[*]} failed"
+  [[ -x "$CHROMIUM" ]] || die "$CHROMIUM still missing after apt-get install"
+}
+
+install_node_modules() {
+  local dir="$ROOT/clients" stamp="$ROOT/clients/node_modules/.package-lock.json"
+  # npm ci writes node_modules/.package-lock.json; older than package-lock.json = stale
+  if [[ -f "$stamp" && ! "$dir/package-lock.json" -nt "$stamp" && ! "$dir/package.json" -nt "$stamp" ]] &&
+    ! need_native_build; then
+    return 0
+  fi
+  # install scripts stay on: unix-dgram's builds the addon (playwright-core has none; it never
+  # downloads a browser)
+  log "+ npm ci (in clients/)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
+}
+
+install_missing
+install_node_modules
+
+if [[ "${JANUS_CLOUD_NO_BUILD:-0}" != "1" ]]; then
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (rustup) first"
+  log "+ cargo build --bin janus-proxy"
+  cargo build --bin janus-proxy
+fi
+[[ -x "$ROOT/target/debug/janus-proxy" ]] || die "target/debug/janus-proxy is missing: build the workspace first"
+
+# ---------------------------------------------------------------- test
+
+mkdir -p "$JANUS_CLOUD_TEST_DIR"
+stop_leftovers
+tests=(clients/test/*.test.mjs)
+log "+ node --test $* ${tests[*]}"
+rc=0
+node --test "$@" "${tests[@]}" || rc=$?
+if [[ $rc -eq 0 ]]; then
+  log "client tests passed"
+else
+  log "client tests FAILED (exit $rc); logs: $JANUS_CLOUD_TEST_DIR/clients-*/janus-*/janus.log, $JANUS_CLOUD_TEST_DIR/proxies/clients-*/proxy.log"
+fi
+exit "$rc"
