@@ -5,8 +5,8 @@
 #   --quick      a short run (seconds per phase, few clients): checks the set works
 #   --only LIST  comma-separated phases to run (default all):
 #                echo-max, echo-latency, fake, connect, idle, videocall
-#   --profile    also record a CPU profile of janus-proxy during echo-max (perf if it works
-#                here, else nothing) into DIR/perf-proxy.txt
+#   --profile    also record CPU profiles of janus-proxy during echo-max and fake (perf with
+#                the software clock, if perf works here) into DIR/perf-*.txt
 #   --out DIR    where the JSON/SVG reports and logs go (default $BENCH_DIR/results-<time>)
 #
 # What it starts (all on 127.0.0.1, all stopped on exit):
@@ -25,7 +25,7 @@
 #   echo-max      echotest closed loop, 200 / 50 clients, no think time, 30 / 5 s: throughput
 #                 and CPU per client WebSocket message of each target (direct, haproxy, proxy,
 #                 proxy-compact)
-#   echo-latency  echotest, 1000 / 200 clients with 200 ms think time (machine not saturated):
+#   echo-latency  echotest, 1000 / 200 clients with 1 s think time (machine not saturated):
 #                 latency added over direct Janus
 #   fake          echotest through proxy-compact on fake-backend, 200 / 50 clients, 30 / 5 s
 #   connect       connection storm (connect, create, attach, destroy, close), 50 / 10 clients
@@ -42,6 +42,7 @@
 #                    while scripts/test.sh runs)
 #   BENCH_NO_BUILD=1 skip cargo build --release
 #   BENCH_THREADS    generator threads (default 1)
+#   BENCH_LAT_THINK_MS  think time of echo-latency (default 1000)
 #   BENCH_VC_HOLD_MS / BENCH_VC_THINK_MS  videocall time in a call / between calls (default
 #                    4000 / 6000: about 40 % of the pairs are in a call at any time, which keeps
 #                    the PeerConnections per Janus within its RTP port span)
@@ -79,6 +80,7 @@ BASE=${BENCH_BASE_PORT:-19088}
 RTP_BASE=${BENCH_RTP_BASE:-14000}
 RTP_SPAN=${BENCH_RTP_SPAN:-3000}
 THREADS=${BENCH_THREADS:-1}
+LAT_THINK=${BENCH_LAT_THINK_MS:-1000}
 VC_HOLD=${BENCH_VC_HOLD_MS:-4000}
 VC_THINK=${BENCH_VC_THINK_MS:-6000}
 OUT=${OUT:-$BENCH_DIR/results-$(date +%Y%m%d-%H%M%S)}
@@ -270,6 +272,30 @@ lt() {
   grep -E '^(message|cycle|keepalive|incomingcall) |^target|^generator|^errors' "$OUT/$name.txt" | sed 's/^/    /' >&2 || true
 }
 
+# profile_start PID NAME: with --profile, sample PID's stacks (perf, software clock: no
+# hardware counters needed) during the next run; profile_end writes DIR/perf-NAME.txt
+PERF_PID=""
+PERF_NAME=""
+profile_start() {
+  [[ $PROFILE -eq 1 ]] || return 0
+  if ! perf record -e cpu-clock -o /dev/null true >/dev/null 2>&1; then
+    log "perf does not work here: no profile (try valgrind --tool=callgrind on a short run)"
+    return 0
+  fi
+  PERF_NAME=$2
+  perf record -e cpu-clock -F 999 -g -p "$1" -o "$OUT/perf-$PERF_NAME.data" -- sleep "$((D - 2))" \
+    >/dev/null 2>&1 &
+  PERF_PID=$!
+}
+profile_end() {
+  [[ -n "$PERF_PID" ]] || return 0
+  wait "$PERF_PID" || true
+  perf report -i "$OUT/perf-$PERF_NAME.data" --stdio --no-children -g none --percent-limit 0.5 \
+    --sort symbol >"$OUT/perf-$PERF_NAME.txt" 2>/dev/null || true
+  log "profile: $OUT/perf-$PERF_NAME.txt"
+  PERF_PID=""
+}
+
 janus_args=(-u "${JANUS_URLS[0]}" -u "${JANUS_URLS[1]}")
 jpids=(--pid "${JANUS_PIDS[0]}" --pid "${JANUS_PIDS[1]}")
 
@@ -277,23 +303,14 @@ if wants echo-max; then
   common=(-c "$ECHO_MAX_C" -d "$D" --ramp-up 1)
   lt echo-max-direct echotest "${janus_args[@]}" "${jpids[@]}" "${common[@]}"
   lt echo-max-haproxy echotest -u "ws://127.0.0.1:$P_HAPROXY" --pid "$HAPROXY_PID" "${jpids[@]}" "${common[@]}"
-  if [[ $PROFILE -eq 1 ]] && perf record -e cpu-clock -o /dev/null true >/dev/null 2>&1; then
-    perf record -e cpu-clock -F 999 -g -p "$PROXY_PID" -o "$OUT/perf-proxy.data" -- sleep "$((D - 2))" \
-      >/dev/null 2>&1 &
-    PERF_PID=$!
-  fi
+  profile_start "$PROXY_PID" echo-max-proxy
   lt echo-max-proxy echotest -u "ws://127.0.0.1:$P_PROXY" --pid "$PROXY_PID" "${jpids[@]}" "${common[@]}"
-  if [[ -n "${PERF_PID:-}" ]]; then
-    wait "$PERF_PID" || true
-    perf report -i "$OUT/perf-proxy.data" --stdio --no-children --percent-limit 1 \
-      >"$OUT/perf-proxy.txt" 2>/dev/null || true
-    log "profile: $OUT/perf-proxy.txt"
-  fi
+  profile_end
   lt echo-max-compact echotest -u "ws://127.0.0.1:$P_COMPACT" --pid "$COMPACT_PID" "${jpids[@]}" "${common[@]}"
 fi
 
 if wants echo-latency; then
-  common=(-c "$ECHO_LAT_C" -d "$D" --ramp-up 2 --think-ms 200)
+  common=(-c "$ECHO_LAT_C" -d "$D" --ramp-up 2 --think-ms "$LAT_THINK")
   lt echo-lat-direct echotest "${janus_args[@]}" "${jpids[@]}" "${common[@]}"
   lt echo-lat-haproxy echotest -u "ws://127.0.0.1:$P_HAPROXY" --pid "$HAPROXY_PID" "${jpids[@]}" "${common[@]}"
   lt echo-lat-proxy echotest -u "ws://127.0.0.1:$P_PROXY" --pid "$PROXY_PID" "${jpids[@]}" "${common[@]}"
@@ -301,8 +318,10 @@ if wants echo-latency; then
 fi
 
 if wants fake; then
+  profile_start "$PROXY_FAKE_PID" fake-proxy
   lt fake-proxy echotest -u "ws://127.0.0.1:$P_PROXY_FAKE" --pid "$PROXY_FAKE_PID" --pid "$FAKE_PID" \
     -c "$FAKE_C" -d "$D" --ramp-up 1
+  profile_end
 fi
 
 if wants connect; then
