@@ -58,16 +58,9 @@ fi
 
 # ---------------------------------------------------------------- cleanup
 
-made_policy=0
-SUDO=()
+# shellcheck source=lib/apt.sh
+. "$ROOT/scripts/lib/apt.sh"
 
-remove_policy() {
-  if [[ $made_policy -eq 1 ]]; then
-    log "+ removing the temporary /usr/sbin/policy-rc.d"
-    "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d || true
-    made_policy=0
-  fi
-}
 
 # Janus sets and janus-proxy processes of the client tests only (the ones of the Rust tests
 # belong to scripts/test.sh).
@@ -104,7 +97,7 @@ stop_leftovers() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
-  remove_policy
+  apt_cleanup
   stop_leftovers || true
   exit "$rc"
 }
@@ -141,38 +134,7 @@ install_missing() {
   if [[ " ${pkgs[*]} " == *" chromium "* && "$CHROMIUM" != /usr/bin/chromium ]]; then
     die "$CHROMIUM is missing (CHROMIUM is set: not installing Debian's chromium)"
   fi
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not available: install ${pkgs[*]} by hand"
-  local say=""
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install ${pkgs[*]}"
-    SUDO=(sudo)
-    say="sudo "
-  fi
-  # chromium pulls in packages (cups, dbus, ...) whose postinst would start services
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    log "+ creating a temporary /usr/sbin/policy-rc.d (exit 101) so no package starts a service"
-    made_policy=1
-    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-    "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
-  fi
-  local try ok=0
-  for try in 1 2 3; do
-    log "+ ${say}apt-get update (try $try)"
-    if "${SUDO[@]}" apt-get update -q; then ok=1; break; fi
-    sleep $((try * 5))
-  done
-  [[ $ok -eq 1 ]] || die "apt-get update failed"
-  ok=0
-  for try in 1 2; do
-    log "+ ${say}apt-get install -y ${pkgs[*]} (try $try)"
-    if "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}"; then
-      ok=1
-      break
-    fi
-    sleep 5
-  done
-  remove_policy
-  [[ $ok -eq 1 ]] || die "apt-get install ${pkgs[*]} failed"
+  apt_install "${pkgs[@]}"
   [[ -x "$CHROMIUM" ]] || die "$CHROMIUM still missing after apt-get install"
 }
 

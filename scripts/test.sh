@@ -56,16 +56,9 @@ fi
 
 # ---------------------------------------------------------------- cleanup
 
-made_policy=0
-SUDO=()
+# shellcheck source=lib/apt.sh
+. "$ROOT/scripts/lib/apt.sh"
 
-remove_policy() {
-  if [[ $made_policy -eq 1 ]]; then
-    log "+ removing the temporary /usr/sbin/policy-rc.d"
-    "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d || true
-    made_policy=0
-  fi
-}
 
 # true if process $1 is a janus-proxy or redis-server that belongs to $JANUS_CLOUD_TEST_DIR:
 # its command line mentions the folder, or its working folder is inside it, or it was started
@@ -138,7 +131,7 @@ stop_leftovers() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
-  remove_policy
+  apt_cleanup
   stop_leftovers || true
   exit "$rc"
 }
@@ -167,40 +160,7 @@ install_missing() {
     log "JANUS_CLOUD_NO_INSTALL=1: not installing"
     return 0
   fi
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not available: install ${pkgs[*]} by hand"
-  local say=""
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install ${pkgs[*]}"
-    SUDO=(sudo)
-    say="sudo "
-  fi
-  # The postinst scripts of janus and redis-server run 'invoke-rc.d <service> start', which
-  # would start a system-wide Janus (8188, 7188, ...) or Redis (6379) unless a policy-rc.d
-  # forbids it.
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    log "+ creating a temporary /usr/sbin/policy-rc.d (exit 101) so no package starts a service"
-    made_policy=1
-    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-    "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
-  fi
-  local try ok=0
-  for try in 1 2 3; do
-    log "+ ${say}apt-get update (try $try)"
-    if "${SUDO[@]}" apt-get update -q; then ok=1; break; fi
-    sleep $((try * 5))
-  done
-  [[ $ok -eq 1 ]] || die "apt-get update failed"
-  ok=0
-  for try in 1 2; do
-    log "+ ${say}apt-get install -y ${pkgs[*]} (try $try)"
-    if "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}"; then
-      ok=1
-      break
-    fi
-    sleep 5
-  done
-  remove_policy
-  [[ $ok -eq 1 ]] || die "apt-get install ${pkgs[*]} failed"
+  apt_install "${pkgs[@]}"
   have_janus || die "janus still missing after apt-get install"
   have_redis || die "redis-server still missing after apt-get install"
   have_cc || die "cc still missing after apt-get install"
