@@ -15,24 +15,21 @@
 //! interface.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crossbeam_channel::Sender;
-use serde::Serialize;
 use serde_json::{json, Value};
 use tiny_http::Method;
-use tracing::{info, warn};
+use tracing::info;
+
+use janus_cloud::admin::http::{self, Reply};
 
 use crate::config::Poster;
 use crate::load;
 use crate::state::Shared;
 use crate::status::Event;
 use crate::supervisor::Command;
-
-/// Largest request body read.
-const MAX_BODY: u64 = 64 * 1024;
 
 /// Routes and their methods (for 404s and CORS preflight).
 const ROUTES: [(&str, &str); 3] = [
@@ -41,114 +38,14 @@ const ROUTES: [(&str, &str); 3] = [
     ("/sentinel/posters", "GET"),
 ];
 
-/// An answer before it becomes a tiny_http response.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    /// Empty for an empty 200.
-    pub body: String,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl Reply {
-    pub fn empty() -> Reply {
-        Reply {
-            status: 200,
-            body: String::new(),
-            headers: Vec::new(),
-        }
-    }
-
-    /// A JSON body indented by 4 spaces.
-    pub fn json(status: u16, value: &impl Serialize) -> Reply {
-        let mut out = Vec::new();
-        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-        let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-        let body = match value.serialize(&mut ser) {
-            Ok(()) => String::from_utf8(out).unwrap_or_default(),
-            Err(_) => "null".into(),
-        };
-        Reply {
-            status,
-            body,
-            headers: Vec::new(),
-        }
-    }
-
-    /// `{"info": ..., "exception": ...}`.
-    pub fn error(status: u16, exception: &str, info: impl Into<String>) -> Reply {
-        Reply::json(
-            status,
-            &json!({"info": info.into(), "exception": exception}),
-        )
-    }
-}
-
-fn not_found(method: &str, path: &str) -> Reply {
-    Reply::error(
-        404,
-        "NotFound",
-        format!("Resource {path} not found or method {method} not supported"),
-    )
+/// The route's methods, for CORS preflight.
+fn methods_of(path: &str) -> Option<&'static str> {
+    ROUTES.iter().find(|(p, _)| *p == path).map(|(_, m)| *m)
 }
 
 /// The CORS preflight answer for `path`.
 pub fn preflight(path: &str, asked: Option<&str>) -> Reply {
-    let Some(&(_, methods)) = ROUTES.iter().find(|(p, _)| *p == path) else {
-        return not_found("OPTIONS", path);
-    };
-    if let Some(m) = asked {
-        if !methods.split(',').any(|x| x.eq_ignore_ascii_case(m.trim())) {
-            return Reply::error(
-                401,
-                "Forbidden",
-                format!("method {m} not allowed on {path}"),
-            );
-        }
-    }
-    let mut r = Reply::empty();
-    r.headers = vec![
-        ("Access-Control-Allow-Methods", methods.to_string()),
-        (
-            "Access-Control-Allow-Headers",
-            "Origin, X-Requested-With, Content-Type, Accept, Authorization".to_string(),
-        ),
-        ("Access-Control-Max-Age", "86400".to_string()),
-    ];
-    r
-}
-
-/// Request parameters: query string, overlaid by a form body, or by a JSON object body
-/// when the content type says JSON (values become strings).
-///
-/// # Errors
-/// Malformed JSON, or JSON that is not an object.
-pub fn params(
-    query: &str,
-    content_type: &str,
-    body: &[u8],
-) -> Result<BTreeMap<String, String>, String> {
-    let mut out: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(out);
-    }
-    if content_type.to_ascii_lowercase().contains("json") {
-        let v: Value =
-            serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
-        let obj = v.as_object().ok_or("JSON body must be an object")?;
-        for (k, v) in obj {
-            let s = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            out.insert(k.clone(), s);
-        }
-    } else {
-        out.extend(form_urlencoded::parse(body).into_owned());
-    }
-    Ok(out)
+    http::preflight(methods_of(path), path, asked)
 }
 
 /// Local date-time text "YYYY-MM-DD HH:MM:SS.ffffff".
@@ -173,7 +70,7 @@ impl Rest {
             (Method::Get, "/sentinel/info") => Reply::json(200, &self.info()),
             (Method::Get, "/sentinel/posters") => Reply::json(200, &self.posters()),
             (Method::Post, "/sentinel/op") => self.op(params.get("op").map(|s| s.trim())),
-            (m, p) => not_found(m.as_str(), p),
+            (m, p) => http::not_found(m.as_str(), p),
         }
     }
 
@@ -261,55 +158,21 @@ impl Rest {
     /// Serves one tiny_http request.
     pub fn handle(&self, mut req: tiny_http::Request) {
         let method = req.method().clone();
-        let url = req.url().to_owned();
-        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-        let header = |name: &'static str| {
-            req.headers()
-                .iter()
-                .find(|h| h.field.equiv(name))
-                .map(|h| h.value.as_str().to_owned())
-        };
+        let path = req.url().split('?').next().unwrap_or("/").to_owned();
         let reply = if method == Method::Options {
-            preflight(path, header("Access-Control-Request-Method").as_deref())
+            let asked = req
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Access-Control-Request-Method"))
+                .map(|h| h.value.as_str().to_owned());
+            preflight(&path, asked.as_deref())
         } else {
-            let content_type = header("Content-Type").unwrap_or_default();
-            let mut body = Vec::new();
-            match req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body) {
-                Err(e) => Reply::error(400, "ValidationError", format!("cannot read body: {e}")),
-                Ok(_) if body.len() as u64 > MAX_BODY => Reply::error(
-                    413,
-                    "ValidationError",
-                    format!("body larger than {MAX_BODY} bytes"),
-                ),
-                Ok(_) => match params(query, &content_type, &body) {
-                    Ok(p) => self.route(&method, path, &p),
-                    Err(e) => Reply::error(400, "ValidationError", e),
-                },
+            match http::params(&mut req) {
+                Ok(p) => self.route(&method, &path, &p),
+                Err(e) => Reply::error(400, "ValidationError", e),
             }
         };
-        respond(req, reply);
-    }
-}
-
-fn respond(req: tiny_http::Request, reply: Reply) {
-    let content_type = if reply.body.is_empty() {
-        "text/plain; charset=utf-8"
-    } else {
-        "application/json"
-    };
-    let mut r = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
-    let mut headers = vec![
-        ("Content-Type", content_type.to_string()),
-        ("Access-Control-Allow-Origin", "*".to_string()),
-    ];
-    headers.extend(reply.headers);
-    for (k, v) in headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            r.add_header(h);
-        }
-    }
-    if let Err(e) = req.respond(r) {
-        warn!("REST: cannot send the answer: {e}");
+        http::respond(req, reply);
     }
 }
 
@@ -352,12 +215,7 @@ mod tests {
     }
 
     fn op(r: &Rest, op: &str) -> Reply {
-        let p = params(
-            "",
-            "application/x-www-form-urlencoded",
-            format!("op={op}").as_bytes(),
-        )
-        .expect("form");
+        let p = BTreeMap::from([("op".to_string(), op.to_string())]);
         r.route(&Method::Post, "/sentinel/op", &p)
     }
 
@@ -424,28 +282,6 @@ mod tests {
         assert!(p
             .headers
             .contains(&("Access-Control-Allow-Methods", "GET".to_string())));
-    }
-
-    #[test]
-    fn params_sources() {
-        let p = params("op=a&x=1", "", b"").expect("query");
-        assert_eq!(p["op"], "a");
-        let p = params(
-            "op=a",
-            "application/json; charset=utf-8",
-            br#"{"op": "b", "n": 2}"#,
-        )
-        .expect("json");
-        assert_eq!((p["op"].as_str(), p["n"].as_str()), ("b", "2"));
-        assert!(params("", "application/json", b"[1]").is_err());
-        assert!(params("", "application/json", b"{").is_err());
-        let p = params(
-            "",
-            "application/x-www-form-urlencoded",
-            b"op=stop_maintenance",
-        )
-        .expect("form");
-        assert_eq!(p["op"], "stop_maintenance");
     }
 
     #[test]

@@ -85,6 +85,42 @@ impl Reply {
     }
 }
 
+/// The answer to an unknown route or method (the original's text).
+pub fn not_found(method: &str, path: &str) -> Reply {
+    Reply::error(
+        404,
+        "NotFound",
+        format!("Resource {path} not found or method {method} not supported"),
+    )
+}
+
+/// The CORS preflight answer (spec 02 §6) for a route accepting `methods` (comma list;
+/// `None` = no such route): 401 when the asked method is not one of them.
+pub fn preflight(methods: Option<&str>, path: &str, asked: Option<&str>) -> Reply {
+    let Some(methods) = methods else {
+        return not_found("OPTIONS", path);
+    };
+    if let Some(m) = asked {
+        if !methods.split(',').any(|x| x.eq_ignore_ascii_case(m.trim())) {
+            return Reply::error(
+                401,
+                "Forbidden",
+                format!("method {m} not allowed on {path}"),
+            );
+        }
+    }
+    let mut r = Reply::empty();
+    r.headers = vec![
+        ("Access-Control-Allow-Methods", methods.to_string()),
+        (
+            "Access-Control-Allow-Headers",
+            "Origin, X-Requested-With, Content-Type, Accept, Authorization".to_string(),
+        ),
+        ("Access-Control-Max-Age", "86400".to_string()),
+    ];
+    r
+}
+
 /// Reads the request parameters: query string, overlaid by a form body, overlaid by a
 /// JSON object body when the content type says JSON (values become strings, as a form
 /// post would carry them).

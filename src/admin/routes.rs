@@ -76,36 +76,7 @@ pub fn bearer_matches(header: Option<&str>, secret: &str) -> bool {
 
 /// The CORS preflight answer (spec 02 §6).
 pub fn preflight(path: &str, asked: Option<&str>) -> Reply {
-    let Some(methods) = methods_of(path) else {
-        return not_found("OPTIONS", path);
-    };
-    if let Some(m) = asked {
-        if !methods.split(',').any(|x| x.eq_ignore_ascii_case(m)) {
-            return Reply::error(
-                401,
-                "Forbidden",
-                format!("method {m} not allowed on {path}"),
-            );
-        }
-    }
-    let mut r = Reply::empty();
-    r.headers = vec![
-        ("Access-Control-Allow-Methods", methods.to_string()),
-        (
-            "Access-Control-Allow-Headers",
-            "Origin, X-Requested-With, Content-Type, Accept, Authorization".to_string(),
-        ),
-        ("Access-Control-Max-Age", "86400".to_string()),
-    ];
-    r
-}
-
-fn not_found(method: &str, path: &str) -> Reply {
-    Reply::error(
-        404,
-        "NotFound",
-        format!("Resource {path} not found or method {method} not supported"),
-    )
+    http::preflight(methods_of(path), path, asked)
 }
 
 fn store_error(e: crate::store::StoreError) -> Reply {
@@ -166,7 +137,7 @@ pub fn route(
                     }
                     Err(e) => store_error(e),
                 },
-                _ => not_found(m.as_str(), p),
+                _ => http::not_found(m.as_str(), p),
             }
         }
         (Method::Post, p)
@@ -181,7 +152,7 @@ pub fn route(
         {
             super::plugin_routes::p2pcall_relay(state, p, params)
         }
-        (m, p) => not_found(m.as_str(), p),
+        (m, p) => http::not_found(m.as_str(), p),
     }
 }
 
