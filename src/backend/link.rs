@@ -11,7 +11,7 @@
 //! goes to the frontend handle that owns that backend handle (through the shard's sink).
 
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -614,9 +614,6 @@ pub fn backend_error(m: &RawObject) -> JanusError {
         .map_or_else(|| "Backend error".to_string(), |r| r.into_owned());
     JanusError::from_backend(code, reason)
 }
-
-/// Keeps a weak link for plugin state that must not keep a link alive on its own.
-pub type WeakLink = Weak<Link>;
 
 #[cfg(test)]
 mod tests {
