@@ -317,22 +317,6 @@ impl serde_json::ser::Formatter for PlainFormatter {
     }
 }
 
-/// Splits a text frame into the JSON documents it holds (Janus 1.1.2 accepts several
-/// concatenated objects in one frame and handles them in order). Yields raw slices, or
-/// the parse error of the first malformed document, after which nothing more is yielded.
-pub fn split_documents(text: &str) -> impl Iterator<Item = Result<&str, serde_json::Error>> {
-    serde_json::Deserializer::from_str(text)
-        .into_iter::<&RawValue>()
-        .map(|r| r.map(RawValue::get))
-        .scan(false, |failed, r| {
-            if *failed {
-                return None;
-            }
-            *failed = r.is_err();
-            Some(r)
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,15 +390,5 @@ mod tests {
                 "{d}"
             );
         }
-    }
-
-    #[test]
-    fn splits_concatenated_documents() {
-        let docs: Vec<_> = split_documents(r#"{"a":1} {"b":2}{"c":3}"#).collect();
-        assert_eq!(docs.len(), 3);
-        assert_eq!(docs[1].as_ref().unwrap(), &r#"{"b":2}"#);
-        let docs: Vec<_> = split_documents(r#"{"a":1}{bad"#).collect();
-        assert_eq!(docs.len(), 2);
-        assert!(docs[1].is_err());
     }
 }

@@ -92,11 +92,16 @@ impl<'a> Request<'a> {
         let fields = RawObject::parse(text).map_err(|e| Rejected {
             session_id: 0,
             transaction: None,
-            error: JanusError::new(
-                super::error::Code::InvalidJson,
-                format!("Invalid Janus API request - {e}"),
-            ),
+            error: invalid_json(&e.to_string()),
         })?;
+        Request::from_fields(fields)
+    }
+
+    /// Builds a request from a document already parsed into fields.
+    ///
+    /// # Errors
+    /// As [`Request::parse`], but for malformed JSON.
+    pub fn from_fields(fields: RawObject<'a>) -> Result<Request<'a>, Rejected<'a>> {
         let mut session_id = 0;
         let mut handle_id = 0;
         let mut id_error = None;
@@ -167,6 +172,14 @@ impl<'a> Request<'a> {
                 .ok_or_else(|| JanusError::wrong_type(key, "a string")),
         }
     }
+}
+
+/// Error 454 for a frame that is not a JSON object.
+pub fn invalid_json(why: &str) -> JanusError {
+    JanusError::new(
+        super::error::Code::InvalidJson,
+        format!("Invalid Janus API request - {why}"),
+    )
 }
 
 /// Session and handle ids: a JSON integer, or (leniently, as the original proxy) a

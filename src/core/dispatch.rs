@@ -11,20 +11,31 @@ use std::time::Instant;
 
 use super::session::ConnRef;
 use super::{handle_verbs, session_verbs};
-use crate::api::error::{Code, JanusError};
-use crate::api::json;
+use crate::api::error::JanusError;
+use crate::api::json::RawObject;
 use crate::api::reply;
-use crate::api::request::{Request, Verb};
+use crate::api::request::{invalid_json, Request, Verb};
 use crate::runtime::shard::{Shard, ShardMsg};
 
-/// Handles one text frame from a client connection of this shard.
+/// Handles one text frame from a client connection of this shard. Each JSON document
+/// of the frame is parsed once, straight into its fields; the document's text is kept
+/// only for the rare request that must wait or travel to another shard.
 pub fn handle_frame(shard: &Rc<Shard>, text: &str, from: ConnRef) {
+    let mut docs = serde_json::Deserializer::from_str(text).into_iter::<RawObject>();
+    let mut start = 0;
     let mut any = false;
-    for doc in json::split_documents(text) {
+    while let Some(parsed) = docs.next() {
         any = true;
-        match doc {
-            Ok(d) => submit(shard, d, from),
-            Err(e) => shard.reply_error(from, 0, None, &invalid_json(&e.to_string())),
+        let end = docs.byte_offset();
+        let doc = text[start..end].trim();
+        start = end;
+        match parsed {
+            Ok(fields) => submit(shard, doc, fields, from),
+            Err(e) => {
+                // The rest of the frame cannot be delimited any more.
+                shard.reply_error(from, 0, None, &invalid_json(&e.to_string()));
+                return;
+            }
         }
     }
     if !any {
@@ -32,22 +43,18 @@ pub fn handle_frame(shard: &Rc<Shard>, text: &str, from: ConnRef) {
     }
 }
 
-fn invalid_json(why: &str) -> JanusError {
-    JanusError::new(
-        Code::InvalidJson,
-        format!("Invalid Janus API request - {why}"),
-    )
-}
-
 /// Routes a document now, or queues it behind a request still away on another shard.
-fn submit(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
+fn submit(shard: &Rc<Shard>, doc: &str, fields: RawObject, from: ConnRef) {
     if let Some(c) = shard.conns.borrow().get(&from.id) {
         if c.inflight.get() > 0 {
             c.queued.borrow_mut().push_back(doc.to_owned());
             return;
         }
     }
-    route(shard, doc, from);
+    match Request::from_fields(fields) {
+        Ok(req) => route_request(shard, doc, req, from),
+        Err(rej) => shard.reply_error(from, rej.session_id, rej.transaction, &rej.error),
+    }
 }
 
 /// A request forwarded by this connection was handled: route what waited behind it.
@@ -81,12 +88,14 @@ pub fn handle_forwarded(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
 
 /// Processes one JSON document here, or forwards it to the shard owning its session.
 pub fn route(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
-    let req = match Request::parse(doc) {
-        Ok(r) => r,
-        Err(rej) => {
-            return shard.reply_error(from, rej.session_id, rej.transaction, &rej.error);
-        }
-    };
+    match Request::parse(doc) {
+        Ok(req) => route_request(shard, doc, req, from),
+        Err(rej) => shard.reply_error(from, rej.session_id, rej.transaction, &rej.error),
+    }
+}
+
+/// Processes a parsed request here, or forwards its text (`doc`) to the owning shard.
+fn route_request(shard: &Rc<Shard>, doc: &str, req: Request, from: ConnRef) {
     let key = if req.session_id != 0 {
         Some(req.session_id)
     } else if req.verb == Verb::Create {
