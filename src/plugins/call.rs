@@ -310,6 +310,29 @@ pub async fn directory_request(
     })
 }
 
+/// The call state of a handle of a call plugin.
+pub fn state(state: &HandleState) -> Option<&Rc<RefCell<CallState>>> {
+    match state {
+        HandleState::Call(st) => Some(st),
+        _ => None,
+    }
+}
+
+/// `attach` of a call plugin: a fresh, unregistered call state.
+pub fn new_handle() -> LocalFuture<Result<HandleState, JanusError>> {
+    Box::pin(async { Ok(HandleState::Call(Rc::default())) })
+}
+
+/// Splits raw candidates (`candidate` object or `candidates` array) into single objects.
+pub fn split_candidates(t: &super::Trickle) -> Vec<String> {
+    if t.field == "candidate" {
+        return vec![t.value.get().to_string()];
+    }
+    serde_json::from_str::<Vec<&serde_json::value::RawValue>>(t.value.get())
+        .map(|v| v.into_iter().map(|c| c.get().to_string()).collect())
+        .unwrap_or_default()
+}
+
 /// `{"videocall":"event","result":R}` (p2pcall uses the same key).
 pub fn result_data(result: &Value) -> String {
     json!({"videocall": "event", "result": result}).to_string()

@@ -42,13 +42,6 @@ pub enum Item {
     Core { janus: String, reason: String },
 }
 
-fn call_state(state: &HandleState) -> Option<&Rc<RefCell<CallState>>> {
-    match state {
-        HandleState::Call(st) => Some(st),
-        _ => None,
-    }
-}
-
 /// Applies an item on the receiving handle (runs on the receiver's shard).
 ///
 /// # Errors
@@ -339,14 +332,26 @@ fn current_peer(st: &Rc<RefCell<CallState>>, text: &str) -> Result<(String, Stri
     }
 }
 
-async fn accept(ctx: HandleCtx, st: Rc<RefCell<CallState>>, jsep: Option<String>) -> Outcome {
-    let (me, peer) = current_peer(&st, "No incoming call to accept")?;
+/// Sends the peer of the current call `event` with this side's JSEP; returns own name.
+async fn send_jsep_to_peer(
+    ctx: &HandleCtx,
+    st: &Rc<RefCell<CallState>>,
+    no_call: &str,
+    event: &str,
+    jsep: Option<String>,
+) -> Result<String, JanusError> {
+    let (me, peer) = current_peer(st, no_call)?;
     let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
-    let answer = Item::Event {
-        result: json!({"event": "accepted", "username": me}),
+    let item = Item::Event {
+        result: json!({"event": event, "username": me}),
         jsep: Some(jsep),
     };
-    deliver_to_peer(&ctx, &peer, &me, answer).await?;
+    deliver_to_peer(ctx, &peer, &me, item).await?;
+    Ok(me)
+}
+
+async fn accept(ctx: HandleCtx, st: Rc<RefCell<CallState>>, jsep: Option<String>) -> Outcome {
+    send_jsep_to_peer(&ctx, &st, "No incoming call to accept", "accepted", jsep).await?;
     ctx.push(crate::api::reply::handle_event(
         "webrtcup",
         ctx.addr(),
@@ -356,13 +361,7 @@ async fn accept(ctx: HandleCtx, st: Rc<RefCell<CallState>>, jsep: Option<String>
 }
 
 async fn set(ctx: HandleCtx, st: Rc<RefCell<CallState>>, jsep: Option<String>) -> Outcome {
-    let (me, peer) = current_peer(&st, "Not in call")?;
-    let jsep = jsep.ok_or_else(|| err(code::MISSING_SDP, "Missing SDP"))?;
-    let update = Item::Event {
-        result: json!({"event": "update", "username": me}),
-        jsep: Some(jsep),
-    };
-    deliver_to_peer(&ctx, &peer, &me, update).await?;
+    send_jsep_to_peer(&ctx, &st, "Not in call", "update", jsep).await?;
     Ok((json!({"event": "set"}), None))
 }
 
@@ -414,7 +413,7 @@ impl Plugin for P2pCall {
     }
 
     fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
-        Box::pin(async { Ok(HandleState::Call(Rc::default())) })
+        call::new_handle()
     }
 
     fn is_async(&self, _msg: &PluginMessage) -> bool {
@@ -422,15 +421,15 @@ impl Plugin for P2pCall {
     }
 
     fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
-        call::enqueue(ctx, call_state(state)?, PACKAGE, Job::from(msg), run);
+        call::enqueue(ctx, call::state(state)?, PACKAGE, Job::from(msg), run);
         None
     }
 
     fn trickle(&self, ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
-        let Some(st) = call_state(state) else {
+        let Some(st) = call::state(state) else {
             return respond(Ok(()));
         };
-        let candidates = super::videocall::split_candidates(&t);
+        let candidates = call::split_candidates(&t);
         let (me, peer) = {
             let mut s = st.borrow_mut();
             match &s.user {
@@ -448,7 +447,7 @@ impl Plugin for P2pCall {
     }
 
     fn hangup(&self, ctx: &HandleCtx, state: &HandleState, respond: Respond) {
-        let peer = call_state(state).and_then(|st| {
+        let peer = call::state(state).and_then(|st| {
             let s = st.borrow();
             s.incall.then(|| (s.own_name(), s.peer.clone()))
         });
@@ -466,7 +465,9 @@ impl Plugin for P2pCall {
     }
 
     fn detach(&self, ctx: &HandleCtx, state: HandleState) {
-        let Some(st) = call_state(&state) else { return };
+        let Some(st) = call::state(&state) else {
+            return;
+        };
         let (user, peer) = {
             let mut s = st.borrow_mut();
             let peer = s.incall.then(|| s.peer.clone());

@@ -40,13 +40,6 @@ static META: PluginMeta = PluginMeta {
     version_string: "0.0.6",
 };
 
-fn call_state(state: &HandleState) -> Option<&Rc<RefCell<CallState>>> {
-    match state {
-        HandleState::Call(st) => Some(st),
-        _ => None,
-    }
-}
-
 /// A fresh backend username for `name`.
 fn alias(name: &str) -> String {
     format!("{name}~{:016x}", fastrand::u64(..))
@@ -426,23 +419,13 @@ fn dealias_result(mut result: Value) -> Value {
     result
 }
 
-/// Splits raw candidates (`candidate` object or `candidates` array) into single objects.
-pub fn split_candidates(t: &Trickle) -> Vec<String> {
-    if t.field == "candidate" {
-        return vec![t.value.get().to_string()];
-    }
-    serde_json::from_str::<Vec<&serde_json::value::RawValue>>(t.value.get())
-        .map(|v| v.into_iter().map(|c| c.get().to_string()).collect())
-        .unwrap_or_default()
-}
-
 impl Plugin for VideoCall {
     fn meta(&self) -> &'static PluginMeta {
         &META
     }
 
     fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
-        Box::pin(async { Ok(HandleState::Call(Rc::default())) })
+        call::new_handle()
     }
 
     fn is_async(&self, _msg: &PluginMessage) -> bool {
@@ -450,12 +433,12 @@ impl Plugin for VideoCall {
     }
 
     fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
-        call::enqueue(ctx, call_state(state)?, PACKAGE, Job::from(msg), run);
+        call::enqueue(ctx, call::state(state)?, PACKAGE, Job::from(msg), run);
         None
     }
 
     fn trickle(&self, _ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
-        let Some(st) = call_state(state) else {
+        let Some(st) = call::state(state) else {
             return respond(Ok(()));
         };
         let backend = {
@@ -473,14 +456,14 @@ impl Plugin for VideoCall {
             None => {
                 st.borrow_mut()
                     .pending_candidates
-                    .extend(split_candidates(&t));
+                    .extend(call::split_candidates(&t));
                 respond(Ok(()));
             }
         }
     }
 
     fn hangup(&self, _ctx: &HandleCtx, state: &HandleState, respond: Respond) {
-        let backend = call_state(state).and_then(|st| st.borrow().backend.clone());
+        let backend = call::state(state).and_then(|st| st.borrow().backend.clone());
         match backend {
             Some(b) => b.link.send(
                 "hangup",
@@ -494,7 +477,9 @@ impl Plugin for VideoCall {
     }
 
     fn detach(&self, ctx: &HandleCtx, state: HandleState) {
-        let Some(st) = call_state(&state) else { return };
+        let Some(st) = call::state(&state) else {
+            return;
+        };
         let (user, b) = {
             let mut s = st.borrow_mut();
             let b = if s.incall { s.end_call() } else { None };
@@ -509,7 +494,7 @@ impl Plugin for VideoCall {
     }
 
     fn backend_lost(&self, ctx: &HandleCtx, state: &HandleState, _reason: &str) -> bool {
-        let Some(st) = call_state(state) else {
+        let Some(st) = call::state(state) else {
             return false;
         };
         let (was_in_call, name) = {
@@ -534,7 +519,7 @@ impl Plugin for VideoCall {
     }
 
     fn backend_event(&self, ctx: &HandleCtx, state: &HandleState, msg: &RawObject, janus: &str) {
-        let Some(st) = call_state(state) else { return };
+        let Some(st) = call::state(state) else { return };
         if janus != "event" {
             ctx.push(crate::api::reply::relay(msg, janus, ctx.addr(), None));
             return;
