@@ -482,6 +482,18 @@ fn registered_server_gets_work_and_deleted_one_does_not() {
     assert_eq!(ev["plugindata"]["data"]["result"], "ok", "{ev}");
 }
 
+/// Registers (or updates) a static-like server with `status` through the admin API.
+fn set_status(base: &str, name: &str, url: &str, status: u8) {
+    let body = format!(r#"{{"name":"{name}","url":"{url}","status":{status},"expire":0}}"#);
+    let h = http(
+        "POST",
+        &format!("{base}/backend_servers"),
+        Some(("application/json", &body)),
+        None,
+    );
+    assert_eq!(h.status, 200, "{}", h.body);
+}
+
 #[test]
 fn maintenance_drains_a_server() {
     let b = shared_backends();
@@ -499,20 +511,7 @@ fn maintenance_drains_a_server() {
     }
     assert!(b.handle_count(0) > before0, "janus-0 got no handle");
     // Drain janus-0.
-    let body = format!(
-        r#"{{"name":"janus-0","url":"{}","status":2,"expire":0}}"#,
-        b.ws_url(0)
-    );
-    assert_eq!(
-        http(
-            "POST",
-            &format!("{base}/backend_servers"),
-            Some(("application/json", &body)),
-            None
-        )
-        .status,
-        200
-    );
+    set_status(&base, "janus-0", &b.ws_url(0), 2);
     let on0 = b.handle_count(0);
     for _ in 0..6 {
         let sid = c.create_session();
@@ -532,20 +531,7 @@ fn maintenance_drains_a_server() {
         assert_eq!(ev["plugindata"]["data"]["result"], "ok", "{ev}");
     }
     // Back to normal: it gets work again.
-    let body = format!(
-        r#"{{"name":"janus-0","url":"{}","status":0,"expire":0}}"#,
-        b.ws_url(0)
-    );
-    assert_eq!(
-        http(
-            "POST",
-            &format!("{base}/backend_servers"),
-            Some(("application/json", &body)),
-            None
-        )
-        .status,
-        200
-    );
+    set_status(&base, "janus-0", &b.ws_url(0), 0);
     for _ in 0..4 {
         let sid = c.create_session();
         c.attach(sid, "janus.plugin.echotest");
