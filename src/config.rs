@@ -24,6 +24,8 @@ pub struct Config {
     pub backend: BackendConf,
     pub videocall: CallPluginConf,
     pub p2pcall: CallPluginConf,
+    /// Bounds on what one client may hold or cost.
+    pub limits: Limits,
     /// Static backend Janus servers, registered at start and never expiring.
     pub janus_server: Vec<JanusServer>,
 }
@@ -40,6 +42,7 @@ impl Default for Config {
             backend: BackendConf::default(),
             videocall: CallPluginConf::default(),
             p2pcall: CallPluginConf::default(),
+            limits: Limits::default(),
             janus_server: Vec::new(),
         }
     }
@@ -240,6 +243,53 @@ impl Default for BackendConf {
             connect_timeout: 10,
             reconnect_min_ms: 200,
             reconnect_max_ms: 5000,
+        }
+    }
+}
+
+/// `[limits]`: what one client may hold or cost (not in the original's config). A client
+/// over a limit gets a Janus error, or is disconnected where no error can reach it; other
+/// clients never notice.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Most client connections (WebSocket or in handshake) at once, proxy-wide; more are
+    /// answered `503 Service Unavailable` and closed.
+    pub max_connections: usize,
+    /// Seconds allowed for a client's WebSocket handshake.
+    pub handshake_timeout: u64,
+    /// Seconds a client connection may stay open without holding any session (0 = no
+    /// limit). Janus clients create a session right after connecting.
+    pub no_session_timeout: u64,
+    /// Seconds of silence before TCP keepalive probes start on client sockets (0 = off),
+    /// so that connections of vanished hosts end.
+    pub tcp_keepalive: u64,
+    /// Most bytes queued for one client connection that it has not read yet; a client
+    /// over it is disconnected (and counted in `/metrics`).
+    pub max_queued_bytes_per_connection: usize,
+    /// Most handles one session may hold (attaches in progress included).
+    pub max_handles_per_session: usize,
+    /// Most plugin requests one handle may have waiting behind the one in progress.
+    pub max_queued_requests_per_handle: usize,
+    /// Most ICE candidates the proxy buffers for one handle before its call exists.
+    pub max_candidates_per_handle: usize,
+    /// Deepest nesting of arrays and objects accepted in a JSON message from a client
+    /// or a backend; deeper messages are refused as malformed JSON (454).
+    pub max_json_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            handshake_timeout: 10,
+            no_session_timeout: 60,
+            tcp_keepalive: 60,
+            max_queued_bytes_per_connection: 1024 * 1024,
+            max_handles_per_session: 256,
+            max_queued_requests_per_handle: 64,
+            max_candidates_per_handle: 256,
+            max_json_depth: 32,
         }
     }
 }
@@ -513,6 +563,7 @@ impl Config {
                 "must be > 0 and <= reconnect_max_ms",
             ));
         }
+        self.limits.validate()?;
         let mut names = std::collections::HashSet::new();
         for s in &self.janus_server {
             if s.name.is_empty()
@@ -569,6 +620,62 @@ impl Config {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let ranges: [(&'static str, usize, usize, usize); 9] = [
+            ("limits.max_connections", self.max_connections, 1, 1_000_000),
+            (
+                "limits.handshake_timeout",
+                self.handshake_timeout as usize,
+                1,
+                300,
+            ),
+            (
+                "limits.no_session_timeout",
+                self.no_session_timeout as usize,
+                0,
+                86_400,
+            ),
+            ("limits.tcp_keepalive", self.tcp_keepalive as usize, 0, 7200),
+            (
+                "limits.max_queued_bytes_per_connection",
+                self.max_queued_bytes_per_connection,
+                64 * 1024,
+                1 << 30,
+            ),
+            (
+                "limits.max_handles_per_session",
+                self.max_handles_per_session,
+                1,
+                65_536,
+            ),
+            (
+                "limits.max_queued_requests_per_handle",
+                self.max_queued_requests_per_handle,
+                1,
+                65_536,
+            ),
+            (
+                "limits.max_candidates_per_handle",
+                self.max_candidates_per_handle,
+                1,
+                65_536,
+            ),
+            ("limits.max_json_depth", self.max_json_depth, 8, 1024),
+        ];
+        for (key, value, lo, hi) in ranges {
+            if !(lo..=hi).contains(&value) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: value.to_string(),
+                    why: "out of range (see conf/janus-proxy.toml)",
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -633,5 +740,7 @@ url = "ws://127.0.0.1:8188"
         assert!(err("plugins = [\"nope\"]").contains("nope"));
         assert!(err("[ws_transport]\njson = \"pretty\"").contains("pretty"));
         assert!(err("[log]\ndebug_level = \"LOUD\"").contains("LOUD"));
+        assert!(err("[limits]\nmax_json_depth = 2").contains("limits.max_json_depth"));
+        assert!(err("[limits]\nmax_connections = 0").contains("limits.max_connections"));
     }
 }

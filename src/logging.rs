@@ -87,6 +87,19 @@ impl Write for RotatingFile {
 ///
 /// # Errors
 /// The log file cannot be opened.
+/// Makes any panic end the whole process (after the usual message on stderr and a log
+/// line), so that a supervisor restarts it. A panicking shard thread would otherwise leave
+/// a half-alive process: admin API answering, a share of client connections hanging.
+pub fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let thread = std::thread::current();
+        tracing::error!(thread = thread.name().unwrap_or("?"), %info, "panic: aborting the process");
+        std::process::abort();
+    }));
+}
+
 pub fn init(conf: &Log) -> io::Result<Vec<WorkerGuard>> {
     let level = log_level(&conf.debug_level).unwrap_or(tracing::Level::INFO);
     let mut guards = Vec::new();

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    janus_cloud::logging::abort_on_panic();
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -108,6 +109,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         remote_dirs,
         rr_counter: Arc::new(AtomicUsize::new(0)),
         metrics: metrics.clone(),
+        open_conns: Arc::new(AtomicUsize::new(0)),
     };
     for (id, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
         let shared = shared.clone();

@@ -20,6 +20,12 @@ pub struct CodeLabel {
     pub code: u16,
 }
 
+/// Why the proxy closed a client connection (or refused one).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServerLabel {
     pub server: String,
@@ -51,6 +57,8 @@ pub struct Metrics {
     /// One entry per shard.
     pub shards: Vec<Arc<ShardCounters>>,
     pub errors: Family<CodeLabel, Counter>,
+    /// Client connections the proxy closed or refused, by reason.
+    pub disconnects: Family<ReasonLabel, Counter>,
     backend_up: Family<ServerLabel, Gauge>,
     backend_status: Family<ServerLabel, Gauge>,
     backend_handles: Family<ServerLabel, Gauge>,
@@ -73,6 +81,15 @@ impl Metrics {
 
     pub fn error(&self, code: u16) {
         self.errors.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Counts a client connection the proxy closed or refused for `reason`.
+    pub fn disconnect(&self, reason: &str) {
+        self.disconnects
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Renders the text exposition, with backend gauges taken from `servers` now.
@@ -137,6 +154,11 @@ impl Metrics {
             self.errors.clone(),
         );
         r.register(
+            "client_disconnects",
+            "Client connections the proxy closed or refused, by reason (slow_reader, over_capacity, no_session, handshake, protocol)",
+            self.disconnects.clone(),
+        );
+        r.register(
             "backend_links_up",
             "Shards whose link to the backend is up",
             self.backend_up.clone(),
@@ -165,6 +187,7 @@ mod tests {
         ShardCounters::bump(&m.shards[1].client_in);
         m.error(458);
         m.error(458);
+        m.disconnect("slow_reader");
         let text = m.render(std::iter::empty());
         assert!(
             text.contains("janus_proxy_client_messages_received_total 2"),
@@ -172,6 +195,10 @@ mod tests {
         );
         assert!(
             text.contains("janus_proxy_errors_total{code=\"458\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("janus_proxy_client_disconnects_total{reason=\"slow_reader\"} 1"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));

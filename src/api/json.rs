@@ -50,6 +50,38 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
     }
 }
 
+/// Whether `text` nests arrays and objects deeper than `max` anywhere. One pass over the
+/// bytes, strings skipped, no allocation: run it before parsing input from the network,
+/// so that no later step (parse, relay, re-indent) ever sees pathological nesting.
+/// Malformed text is not judged here; the parser rejects it.
+pub fn too_deep(text: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// What a raw JSON value is, judged from its first byte (serde_json already validated it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -223,7 +255,17 @@ fn newline(out: &mut Vec<u8>, depth: usize) {
     out.resize(out.len() + depth * 3, b' ');
 }
 
+/// Most bytes re-indenting may add beyond the input's own size, as a multiple of it plus a
+/// constant: indentation grows with depth, so deep nesting of tiny values could multiply
+/// the size. Past this the document is sent compact instead, keeping output linear.
+const INDENT_GROWTH: usize = 8;
+const INDENT_SLACK: usize = 64 * 1024;
+
 fn reformat(input: &[u8], pretty: bool) -> Vec<u8> {
+    let budget = input
+        .len()
+        .saturating_mul(INDENT_GROWTH)
+        .saturating_add(INDENT_SLACK);
     let mut out = Vec::with_capacity(input.len() + input.len() / 2);
     let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
     let mut i = 0;
@@ -247,6 +289,7 @@ fn reformat(input: &[u8], pretty: bool) -> Vec<u8> {
                 in_str = true;
                 out.push(b);
             }
+            b'{' | b'[' | b',' if out.len() > budget => return input.to_vec(),
             b'{' | b'[' => {
                 let close = if b == b'{' { b'}' } else { b']' };
                 let next = input[i..].iter().position(|c| !c.is_ascii_whitespace());
@@ -346,6 +389,28 @@ mod tests {
         let mut w = ObjectWriter::new();
         w.str("k", "a\"b\n").raw("r", "[1]").bool("t", true);
         assert_eq!(w.finish(), br#"{"k":"a\"b\n","r":[1],"t":true}"#);
+    }
+
+    #[test]
+    fn depth_limit_skips_strings() {
+        assert!(!too_deep(br#"{"a":[{"b":1}]}"#, 3));
+        assert!(too_deep(br#"{"a":[{"b":[1]}]}"#, 3));
+        // Brackets inside strings (escaped quotes too) do not count.
+        assert!(!too_deep(br#"{"a":"[[[[\"[[[[","b":[]}"#, 2));
+        let deep = "[".repeat(5000) + &"]".repeat(5000);
+        assert!(too_deep(deep.as_bytes(), 32));
+        assert!(!too_deep(deep.as_bytes(), 5000));
+    }
+
+    #[test]
+    fn indenting_stays_linear_in_size() {
+        // Depth 30, thousands of tiny values: fully indented this would be ~50x the input.
+        let inner = vec!["0"; 20_000].join(",");
+        let doc = "[".repeat(30) + &inner + &"]".repeat(30);
+        let out = JsonStyle::Indented.apply(doc.clone().into_bytes());
+        assert!(out.len() <= doc.len() * (INDENT_GROWTH + 1) + INDENT_SLACK);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, serde_json::from_str::<serde_json::Value>(&doc).unwrap());
     }
 
     #[test]

@@ -23,13 +23,17 @@ use super::server::ServerEntry;
 use crate::admin::metrics::ShardCounters;
 use crate::api::error::{Code, JanusError};
 use crate::api::json::{self, ObjectWriter, RawObject};
-use crate::runtime::local_queue::{queue, QueueTx};
+use crate::runtime::local_queue::{queue, QueueTx, SendError};
 use crate::transport::client;
 use crate::transport::frame::Incoming;
 use crate::transport::ws::{self, Killer, Outbound, WsReader};
 
 /// Backend messages can be large (videoroom lists, SDPs); this bounds a broken peer.
 const MAX_BACKEND_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// Most bytes queued for a backend that does not read them; past this the backend is
+/// treated as broken and its link is cut (and reconnected).
+const MAX_BACKEND_QUEUE: usize = 64 * 1024 * 1024;
 
 /// The frontend handle a backend handle belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +81,8 @@ pub struct LinkConf {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub api_secret: Option<String>,
+    /// Deepest JSON nesting accepted from the backend (`limits.max_json_depth`).
+    pub max_json_depth: usize,
 }
 
 struct Pending {
@@ -272,9 +278,19 @@ impl Link {
             },
         );
         ShardCounters::bump(&self.counters.backend_out);
-        if !live.tx.send(Outbound::Text(w.finish())) {
-            drop(guard);
-            self.complete(txn, Err(self.unavailable("connection closing")));
+        match live.tx.send(Outbound::Text(w.finish())) {
+            Ok(()) => {}
+            Err(SendError::Closed) => {
+                drop(guard);
+                self.complete(txn, Err(self.unavailable("connection closing")));
+            }
+            Err(SendError::Full) => {
+                let generation = live.generation;
+                drop(guard);
+                warn!(server = %self.server.name, "backend does not read its requests; cutting the link");
+                self.complete(txn, Err(self.unavailable("backend not reading")));
+                self.kill(generation);
+            }
         }
     }
 
@@ -359,7 +375,7 @@ impl Link {
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
         let (r, w) = monoio::io::Splitable::into_split(stream);
-        let (tx, rx) = queue();
+        let (tx, rx) = queue(MAX_BACKEND_QUEUE);
         *self.live.borrow_mut() = Some(Live {
             tx,
             killer,
@@ -513,7 +529,7 @@ impl Link {
                 },
                 Ok(Some(Incoming::Ping(p))) => {
                     if let Some(l) = self.live.borrow().as_ref() {
-                        l.tx.send(Outbound::Pong(p));
+                        let _ = l.tx.send(Outbound::Pong(p));
                     }
                 }
                 Ok(Some(Incoming::Close(_))) => return "backend closed the WebSocket".into(),
@@ -530,6 +546,10 @@ impl Link {
     /// Routes one backend message (spec 02 §7.3).
     fn dispatch(&self, text: &str) {
         ShardCounters::bump(&self.counters.backend_in);
+        if json::too_deep(text.as_bytes(), self.conf.max_json_depth) {
+            warn!(server = %self.server.name, "backend message nested too deeply, dropped");
+            return;
+        }
         let msg = match RawObject::parse(text) {
             Ok(m) => m,
             Err(e) => {

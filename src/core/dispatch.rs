@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::session::ConnRef;
 use super::{handle_verbs, session_verbs};
-use crate::api::error::JanusError;
+use crate::api::error::{Code, JanusError};
 use crate::api::json::RawObject;
 use crate::api::reply;
 use crate::api::request::{invalid_json, Request, Verb};
@@ -21,6 +21,12 @@ use crate::runtime::shard::{Shard, ShardMsg};
 /// of the frame is parsed once, straight into its fields; the document's text is kept
 /// only for the rare request that must wait or travel to another shard.
 pub fn handle_frame(shard: &Rc<Shard>, text: &str, from: ConnRef) {
+    let max_depth = shard.config.limits.max_json_depth;
+    if crate::api::json::too_deep(text.as_bytes(), max_depth) {
+        let why = format!("JSON nested deeper than {max_depth} levels");
+        shard.reply_error(from, 0, None, &invalid_json(&why));
+        return;
+    }
     let mut docs = serde_json::Deserializer::from_str(text).into_iter::<RawObject>();
     let mut start = 0;
     let mut any = false;
@@ -45,11 +51,30 @@ pub fn handle_frame(shard: &Rc<Shard>, text: &str, from: ConnRef) {
 
 /// Routes a document now, or queues it behind a request still away on another shard.
 fn submit(shard: &Rc<Shard>, doc: &str, fields: RawObject, from: ConnRef) {
-    if let Some(c) = shard.conns.borrow().get(&from.id) {
-        if c.inflight.get() > 0 {
-            c.queued.borrow_mut().push_back(doc.to_owned());
-            return;
+    let waits = match shard.conns.borrow().get(&from.id) {
+        Some(c) if c.inflight.get() > 0 => {
+            let bytes = c.queued_bytes.get() + doc.len();
+            if bytes > shard.config.limits.max_queued_bytes_per_connection {
+                Some(Err(()))
+            } else {
+                c.queued_bytes.set(bytes);
+                c.queued.borrow_mut().push_back(doc.to_owned());
+                Some(Ok(()))
+            }
         }
+        _ => None,
+    };
+    match waits {
+        Some(Ok(())) => return,
+        // Only a client piling up requests behind one still away on another shard.
+        Some(Err(())) => {
+            let e = JanusError::new(
+                Code::ServiceUnavailable,
+                "Too many requests waiting on this connection",
+            );
+            return shard.reply_error(from, 0, None, &e);
+        }
+        None => {}
     }
     match Request::from_fields(fields) {
         Ok(req) => route_request(shard, doc, req, from),
@@ -68,7 +93,14 @@ pub fn forwarded_done(shard: &Rc<Shard>, conn: u64) {
     };
     loop {
         let next = match shard.conns.borrow().get(&conn) {
-            Some(c) if c.inflight.get() == 0 => c.queued.borrow_mut().pop_front(),
+            Some(c) if c.inflight.get() == 0 => {
+                let doc = c.queued.borrow_mut().pop_front();
+                if let Some(d) = &doc {
+                    c.queued_bytes
+                        .set(c.queued_bytes.get().saturating_sub(d.len()));
+                }
+                doc
+            }
             _ => None,
         };
         // Stops when the queue is empty or a routed request went away again.
@@ -96,6 +128,18 @@ pub fn route(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
 
 /// Processes a parsed request here, or forwards its text (`doc`) to the owning shard.
 fn route_request(shard: &Rc<Shard>, doc: &str, req: Request, from: ConnRef) {
+    // Sessions per connection are counted here, on the connection's shard, whichever
+    // shard the session lives on.
+    let adds_session = (req.verb == Verb::Create && req.session_id == 0)
+        || (req.verb == Verb::Claim && req.session_id != 0);
+    let max = shard.config.ws_transport.max_sessions_per_connection;
+    if adds_session && shard.sessions_of(from.id) as usize >= max {
+        let e = JanusError::new(
+            Code::NotAcceptingSessions,
+            format!("Too many sessions on this connection (max {max})"),
+        );
+        return shard.reply_error(from, req.session_id, Some(req.transaction), &e);
+    }
     let key = if req.session_id != 0 {
         Some(req.session_id)
     } else if req.verb == Verb::Create {
@@ -179,5 +223,28 @@ pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) {
 
 fn secret_ok(shard: &Shard, req: &Request) -> bool {
     let secret = &shard.config.general.api_secret;
-    secret.is_empty() || req.apisecret.as_deref() == Some(secret.as_str())
+    secret.is_empty()
+        || req
+            .apisecret
+            .as_deref()
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), secret.as_bytes()))
+}
+
+/// Compares two secrets in time that depends only on their lengths, so response timing
+/// does not reveal how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn secrets_compare() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
 }

@@ -30,12 +30,21 @@ pub fn attach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         Ok(o) => o.map(|o| o.as_ref().into()),
         Err(e) => return fail(e),
     };
+    let max = shard.config.limits.max_handles_per_session;
     let handle_id = {
-        let sessions = shard.sessions.borrow();
-        let Some(s) = sessions.get(sid) else {
+        let mut sessions = shard.sessions.borrow_mut();
+        let Some(s) = sessions.get_mut(sid) else {
             drop(sessions);
             return fail(JanusError::no_session(sid));
         };
+        if s.handles.len() + s.attaching as usize >= max {
+            drop(sessions);
+            return fail(JanusError::new(
+                Code::PluginAttach,
+                format!("Too many handles in this session (max {max})"),
+            ));
+        }
+        s.attaching += 1;
         loop {
             let id = fastrand::u64(1..=MAX_ID);
             if !s.handles.contains_key(&id) {
@@ -52,7 +61,11 @@ pub fn attach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     let transaction = transaction.to_owned();
     let shard = shard.clone();
     monoio::spawn(async move {
-        match plugin.attach(ctx.clone()).await {
+        let attached = plugin.attach(ctx.clone()).await;
+        if let Some(s) = shard.sessions.borrow_mut().get_mut(sid) {
+            s.attaching = s.attaching.saturating_sub(1);
+        }
+        match attached {
             Ok(state) => {
                 let mut sessions = shard.sessions.borrow_mut();
                 if let Some(s) = sessions.get_mut(sid) {

@@ -31,6 +31,8 @@ pub struct Session {
     pub last_activity: Instant,
     pub orphaned_at: Option<Instant>,
     pub handles: AHashMap<u64, Handle>,
+    /// Attaches still waiting for their plugin (they count against the handle limit).
+    pub attaching: u32,
 }
 
 /// Why a session is being destroyed by the shard itself.
@@ -83,6 +85,7 @@ impl Sessions {
                 last_activity: now,
                 orphaned_at: None,
                 handles: AHashMap::new(),
+                attaching: 0,
             },
         );
         self.by_conn.entry(owner).or_default().insert(id);
@@ -105,11 +108,10 @@ impl Sessions {
         }
     }
 
-    /// Moves a session to `conn` (claim). False if there is no such session.
-    pub fn claim(&mut self, id: u64, conn: ConnRef, now: Instant) -> bool {
-        let Some(s) = self.map.get_mut(&id) else {
-            return false;
-        };
+    /// Moves a session to `conn` (claim). `None` if there is no such session, else the
+    /// connection that owned it before (`Some(None)` when it was orphaned).
+    pub fn claim(&mut self, id: u64, conn: ConnRef, now: Instant) -> Option<Option<ConnRef>> {
+        let s = self.map.get_mut(&id)?;
         let old = s.owner.replace(conn);
         s.orphaned_at = None;
         s.last_activity = now;
@@ -117,7 +119,7 @@ impl Sessions {
             self.unindex(o, id);
         }
         self.by_conn.entry(conn).or_default().insert(id);
-        true
+        Some(old)
     }
 
     /// The connection `conn` closed: its sessions become orphans (to be claimed within
@@ -180,10 +182,10 @@ mod tests {
         let mut s = Sessions::default();
         s.insert(10, A, now);
         assert_eq!(s.count_of(A), 1);
-        assert!(s.claim(10, B, now));
+        assert_eq!(s.claim(10, B, now), Some(Some(A)));
         assert_eq!((s.count_of(A), s.count_of(B)), (0, 1));
         assert_eq!(s.get(10).unwrap().owner, Some(B));
-        assert!(!s.claim(11, B, now));
+        assert_eq!(s.claim(11, B, now), None);
         // The old connection closing no longer affects the session.
         assert!(s.connection_closed(A, Duration::ZERO, now).is_empty());
         assert!(s.contains(10));
@@ -221,7 +223,7 @@ mod tests {
             Duration::from_secs(5),
         );
         assert_eq!(due, [(1, Expiry::NotReclaimed)]);
-        assert!(s.claim(1, B, t0));
+        assert_eq!(s.claim(1, B, t0), Some(None));
         assert!(s
             .expired(
                 t0 + Duration::from_secs(9),

@@ -38,15 +38,7 @@ pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let max = shard.config.ws_transport.max_sessions_per_connection;
     let mut sessions = shard.sessions.borrow_mut();
-    if sessions.count_of(from) >= max {
-        drop(sessions);
-        return fail(JanusError::new(
-            Code::NotAcceptingSessions,
-            format!("Too many sessions on this connection (max {max})"),
-        ));
-    }
     let id = match requested {
         Some(id) if sessions.contains(id) => {
             drop(sessions);
@@ -69,6 +61,7 @@ pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     drop(sessions);
     shard.metrics.sessions.inc();
     shard.deliver(from, reply::created(req.transaction, id));
+    shard.sessions_changed(from, 1);
 }
 
 pub fn destroy(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
@@ -84,11 +77,17 @@ pub fn claim(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         .sessions
         .borrow_mut()
         .claim(req.session_id, from, Instant::now());
-    if claimed {
+    if let Some(previous) = claimed {
         shard.deliver(
             from,
             reply::session_reply("success", req.session_id, req.transaction),
         );
+        if previous != Some(from) {
+            if let Some(old) = previous {
+                shard.sessions_changed(old, -1);
+            }
+            shard.sessions_changed(from, 1);
+        }
     } else {
         shard.reply_error(
             from,

@@ -78,6 +78,25 @@ impl CallState {
         self.generation
     }
 
+    /// Keeps candidates that cannot be sent on yet, up to `max` per handle.
+    ///
+    /// # Errors
+    /// 503 when the buffer is full (the candidates are dropped).
+    pub fn buffer_candidates(
+        &mut self,
+        candidates: Vec<String>,
+        max: usize,
+    ) -> Result<(), JanusError> {
+        if self.pending_candidates.len() + candidates.len() > max {
+            return Err(JanusError::new(
+                crate::api::error::Code::ServiceUnavailable,
+                format!("Too many candidates buffered for this handle (max {max})"),
+            ));
+        }
+        self.pending_candidates.extend(candidates);
+        Ok(())
+    }
+
     pub fn own_name(&self) -> String {
         self.user.clone().unwrap_or_else(|| "unknown".into())
     }
@@ -114,8 +133,25 @@ pub fn enqueue(
     job: Job,
     run: Runner,
 ) {
+    let max = ctx.shard.config.limits.max_queued_requests_per_handle;
     {
         let mut s = st.borrow_mut();
+        if s.jobs.len() >= max {
+            drop(s);
+            let e = JanusError::new(
+                crate::api::error::Code::ServiceUnavailable,
+                format!("Too many requests queued for this handle (max {max})"),
+            );
+            let data = error_data(&e);
+            ctx.push(reply::plugin_event(
+                ctx.addr(),
+                Some(&job.transaction),
+                package,
+                &data,
+                None,
+            ));
+            return;
+        }
         s.jobs.push_back(job);
         if s.running {
             return;
@@ -480,6 +516,20 @@ mod tests {
             merge_set(&mut p, &json!({"audio":"yes"})).unwrap_err().code,
             474
         );
+    }
+
+    #[test]
+    fn candidate_buffer_is_bounded() {
+        let mut s = CallState::default();
+        s.buffer_candidates(vec!["{}".into(); 3], 4).unwrap();
+        assert_eq!(
+            s.buffer_candidates(vec!["{}".into(); 2], 4)
+                .unwrap_err()
+                .code,
+            503
+        );
+        s.buffer_candidates(vec!["{}".into()], 4).unwrap();
+        assert_eq!(s.pending_candidates.len(), 4);
     }
 
     #[test]

@@ -57,17 +57,15 @@ pub struct BackendHandle {
 /// Per-handle message queue. Janus handles requests on a thread pool, so a slow request
 /// (an SDP offer) followed at once by a fast one is often answered out of order; sending
 /// one message at a time per handle keeps the client's order (as the original did).
-#[derive(Default)]
 struct Fifo {
     busy: std::cell::Cell<bool>,
     waiting: std::cell::RefCell<std::collections::VecDeque<Queued>>,
+    /// Most messages waiting (`limits.max_queued_requests_per_handle`).
+    capacity: usize,
 }
 
 /// A message waiting in a [`Fifo`]: its raw fields and its completion.
 type Queued = (Vec<(&'static str, String)>, Done);
-
-/// Most messages one handle may have queued behind the one in flight.
-pub const FIFO_CAPACITY: usize = 1024;
 
 impl BackendHandle {
     /// Attaches a handle of backend plugin `package` on `link` for the frontend handle of
@@ -101,7 +99,11 @@ impl BackendHandle {
         Ok(BackendHandle {
             link: link.clone(),
             id,
-            fifo: Rc::default(),
+            fifo: Rc::new(Fifo {
+                busy: Default::default(),
+                waiting: Default::default(),
+                capacity: ctx.shard.config.limits.max_queued_requests_per_handle,
+            }),
         })
     }
 
@@ -109,15 +111,18 @@ impl BackendHandle {
     /// Fields are copied only when the message has to wait.
     ///
     /// # Errors
-    /// `done` gets 500 when the queue is full.
+    /// `done` gets 503 when the queue is full.
     pub fn send_in_order(&self, fields: &[(&'static str, &str)], done: Done) {
         if self.fifo.busy.get() {
             let mut w = self.fifo.waiting.borrow_mut();
-            if w.len() >= FIFO_CAPACITY {
+            if w.len() >= self.fifo.capacity {
                 drop(w);
                 return done(Err(JanusError::new(
-                    crate::api::error::Code::InternalError,
-                    "Too many messages queued for this handle",
+                    crate::api::error::Code::ServiceUnavailable,
+                    format!(
+                        "Too many requests queued for this handle (max {})",
+                        self.fifo.capacity
+                    ),
                 )));
             }
             w.push_back((

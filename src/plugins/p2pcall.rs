@@ -435,8 +435,8 @@ impl Plugin for P2pCall {
             match &s.user {
                 Some(me) if s.incall && !s.hold_trickles => (me.clone(), s.peer.clone()),
                 _ => {
-                    s.pending_candidates.extend(candidates);
-                    return respond(Ok(()));
+                    let max = ctx.shard.config.limits.max_candidates_per_handle;
+                    return respond(s.buffer_candidates(candidates, max));
                 }
             }
         };

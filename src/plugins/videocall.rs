@@ -437,7 +437,7 @@ impl Plugin for VideoCall {
         None
     }
 
-    fn trickle(&self, _ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
+    fn trickle(&self, ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
         let Some(st) = call::state(state) else {
             return respond(Ok(()));
         };
@@ -454,10 +454,11 @@ impl Plugin for VideoCall {
                 Box::new(move |r| respond(r.map(|_| ()))),
             ),
             None => {
-                st.borrow_mut()
-                    .pending_candidates
-                    .extend(call::split_candidates(&t));
-                respond(Ok(()));
+                let max = ctx.shard.config.limits.max_candidates_per_handle;
+                let buffered = st
+                    .borrow_mut()
+                    .buffer_candidates(call::split_candidates(&t), max);
+                respond(buffered);
             }
         }
     }

@@ -1,7 +1,12 @@
-//! A single-threaded unbounded queue: many senders on one shard, one receiver task.
+//! A single-threaded queue with a byte budget: many senders on one shard, one receiver
+//! task.
 //!
 //! Connection writers and backend writers drain one of these. No atomics: everything on a
-//! shard runs on one thread, so `Rc<RefCell<_>>` is enough.
+//! shard runs on one thread, so `Rc<RefCell<_>>` is enough. Each item has a weight (its
+//! bytes); a send that would take the queued weight over the budget is refused with
+//! [`SendError::Full`], and the sender decides what that means (a client that does not
+//! read is cut off). An item is always accepted into an empty queue, so one large
+//! message never wedges a connection whose budget is smaller.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -9,8 +14,26 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+/// How much of the byte budget an item uses.
+pub trait Weight {
+    fn weight(&self) -> usize;
+}
+
+/// Why an item was not queued (it is dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The receiver is gone.
+    Closed,
+    /// The queued items already weigh the budget: the receiver is not keeping up.
+    Full,
+}
+
 struct Inner<T> {
-    items: VecDeque<T>,
+    items: VecDeque<(T, usize)>,
+    /// Total weight of `items`.
+    bytes: usize,
+    /// Most weight `items` may hold (`usize::MAX` = unbounded).
+    budget: usize,
     waker: Option<Waker>,
     senders: usize,
     receiver_alive: bool,
@@ -24,9 +47,12 @@ pub struct QueueRx<T> {
     inner: Rc<RefCell<Inner<T>>>,
 }
 
-pub fn queue<T>() -> (QueueTx<T>, QueueRx<T>) {
+/// A queue whose items may weigh at most `budget` bytes in all.
+pub fn queue<T: Weight>(budget: usize) -> (QueueTx<T>, QueueRx<T>) {
     let inner = Rc::new(RefCell::new(Inner {
         items: VecDeque::new(),
+        bytes: 0,
+        budget,
         waker: None,
         senders: 1,
         receiver_alive: true,
@@ -39,20 +65,35 @@ pub fn queue<T>() -> (QueueTx<T>, QueueRx<T>) {
     )
 }
 
-impl<T> QueueTx<T> {
-    /// Queues `item`; false (and the item dropped) when the receiver is gone.
-    pub fn send(&self, item: T) -> bool {
+impl<T: Weight> QueueTx<T> {
+    /// Queues `item`.
+    ///
+    /// # Errors
+    /// The receiver is gone, or the budget is used up (the item is dropped).
+    pub fn send(&self, item: T) -> Result<(), SendError> {
         let mut i = self.inner.borrow_mut();
         if !i.receiver_alive {
-            return false;
+            return Err(SendError::Closed);
         }
-        i.items.push_back(item);
+        let w = item.weight();
+        if i.bytes > 0 && i.bytes.saturating_add(w) > i.budget {
+            return Err(SendError::Full);
+        }
+        i.bytes += w;
+        i.items.push_back((item, w));
         if let Some(w) = i.waker.take() {
             w.wake();
         }
-        true
+        Ok(())
     }
 
+    /// Weight of what is queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.borrow().bytes
+    }
+}
+
+impl<T> QueueTx<T> {
     pub fn is_closed(&self) -> bool {
         !self.inner.borrow().receiver_alive
     }
@@ -84,7 +125,7 @@ impl<T> QueueRx<T> {
     pub async fn recv(&mut self) -> Option<T> {
         poll_fn(|cx| {
             let mut i = self.inner.borrow_mut();
-            if let Some(item) = i.items.pop_front() {
+            if let Some(item) = i.pop() {
                 return Poll::Ready(Some(item));
             }
             if i.senders == 0 {
@@ -97,7 +138,15 @@ impl<T> QueueRx<T> {
     }
 
     pub fn try_recv(&mut self) -> Option<T> {
-        self.inner.borrow_mut().items.pop_front()
+        self.inner.borrow_mut().pop()
+    }
+}
+
+impl<T> Inner<T> {
+    fn pop(&mut self) -> Option<T> {
+        let (item, w) = self.items.pop_front()?;
+        self.bytes -= w;
+        Some(item)
     }
 }
 
@@ -106,6 +155,7 @@ impl<T> Drop for QueueRx<T> {
         let mut i = self.inner.borrow_mut();
         i.receiver_alive = false;
         i.items.clear();
+        i.bytes = 0;
     }
 }
 
@@ -113,20 +163,48 @@ impl<T> Drop for QueueRx<T> {
 mod tests {
     use super::*;
 
+    impl Weight for u32 {
+        fn weight(&self) -> usize {
+            *self as usize
+        }
+    }
+
+    impl Weight for u8 {
+        fn weight(&self) -> usize {
+            1
+        }
+    }
+
+    #[test]
+    fn budget_refuses_when_full_and_frees_on_receive() {
+        let (tx, mut rx) = queue::<u32>(10);
+        // Larger than the budget, but the queue is empty: accepted.
+        assert_eq!(tx.send(25), Ok(()));
+        assert_eq!(tx.send(1), Err(SendError::Full));
+        assert_eq!(rx.try_recv(), Some(25));
+        assert_eq!(tx.queued_bytes(), 0);
+        assert_eq!(tx.send(6), Ok(()));
+        assert_eq!(tx.send(4), Ok(()));
+        assert_eq!(tx.send(1), Err(SendError::Full));
+        assert_eq!(tx.queued_bytes(), 10);
+        assert_eq!(rx.try_recv(), Some(6));
+        assert_eq!(tx.send(1), Ok(()));
+    }
+
     #[test]
     fn delivers_in_order_and_ends_when_senders_go() {
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .build()
             .unwrap();
         rt.block_on(async {
-            let (tx, mut rx) = queue();
+            let (tx, mut rx) = queue::<u32>(usize::MAX);
             let tx2 = tx.clone();
             monoio::spawn(async move {
                 for i in 0..3 {
-                    tx2.send(i);
+                    tx2.send(i).unwrap();
                 }
             });
-            tx.send(10);
+            tx.send(10).unwrap();
             drop(tx);
             let mut got = Vec::new();
             while let Some(v) = rx.recv().await {
@@ -138,9 +216,9 @@ mod tests {
 
     #[test]
     fn send_after_receiver_drop_fails() {
-        let (tx, rx) = queue::<u8>();
+        let (tx, rx) = queue::<u8>(usize::MAX);
         drop(rx);
-        assert!(!tx.send(1));
+        assert_eq!(tx.send(1), Err(SendError::Closed));
         assert!(tx.is_closed());
     }
 }

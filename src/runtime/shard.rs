@@ -13,7 +13,7 @@ use ahash::AHashMap;
 use tracing::{debug, error, info, warn};
 
 use super::jump_hash::jump_hash;
-use super::local_queue::QueueTx;
+use super::local_queue::{QueueTx, SendError};
 use super::mailbox::{mailbox, Mailbox, MailboxSender};
 use crate::admin::metrics::{Metrics, ShardCounters};
 use crate::api::error::JanusError;
@@ -28,6 +28,7 @@ use crate::core::session::{ConnRef, Sessions};
 use crate::core::{dispatch, events};
 use crate::plugins::directory::RemoteDirs;
 use crate::plugins::{self, HandleCtx, Plugin};
+use crate::transport::server::{self, Slot};
 use crate::transport::ws::{Killer, Outbound};
 
 /// Messages between shards.
@@ -38,6 +39,9 @@ pub enum ShardMsg {
     Deliver { conn: u64, frame: Vec<u8> },
     /// A request forwarded from this shard's connection `conn` was handled.
     Done { conn: u64 },
+    /// The number of sessions this shard's connection `conn` owns changed by `delta`
+    /// (a session of it was created, claimed, claimed away or destroyed elsewhere).
+    SessionsDelta { conn: u64, delta: i32 },
     /// A client connection closed; its sessions here are orphaned or destroyed.
     ConnClosed { conn: ConnRef },
     /// A backend server was registered: open a link to it.
@@ -50,7 +54,8 @@ pub enum ShardMsg {
 /// Work sent to a shard: runs there, with the shard.
 pub type Work = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
-/// A client connection of this shard: its writer queue and the means to cut it.
+/// A client connection of this shard: its writer queue, the means to cut it, and what
+/// the limits and idle checks need to know about it.
 pub struct ConnEntry {
     pub tx: QueueTx<Outbound>,
     pub killer: Killer,
@@ -58,6 +63,58 @@ pub struct ConnEntry {
     pub inflight: Cell<u32>,
     /// Requests waiting for those, in arrival order.
     pub queued: RefCell<std::collections::VecDeque<String>>,
+    /// Bytes of `queued` (bounded by `limits.max_queued_bytes_per_connection`).
+    pub queued_bytes: Cell<usize>,
+    /// Sessions this connection owns, on every shard (kept here by `SessionsDelta`).
+    pub sessions: Cell<u32>,
+    /// Since when the connection has owned no session; `None` while it owns one.
+    pub sessionless_since: Cell<Option<Instant>>,
+    /// When the client last sent anything.
+    pub last_heard: Cell<Instant>,
+    /// When the proxy pinged it and is still waiting for any answer.
+    pub pinged_at: Cell<Option<Instant>>,
+    /// The proxy is closing it: nothing more is queued or counted.
+    pub closing: Cell<bool>,
+    /// Its place under `limits.max_connections`, freed with the entry.
+    _slot: Slot,
+}
+
+impl ConnEntry {
+    pub fn new(tx: QueueTx<Outbound>, killer: Killer, slot: Slot) -> ConnEntry {
+        let now = Instant::now();
+        ConnEntry {
+            tx,
+            killer,
+            inflight: Cell::new(0),
+            queued: RefCell::default(),
+            queued_bytes: Cell::new(0),
+            sessions: Cell::new(0),
+            sessionless_since: Cell::new(Some(now)),
+            last_heard: Cell::new(now),
+            pinged_at: Cell::new(None),
+            closing: Cell::new(false),
+            _slot: slot,
+        }
+    }
+
+    /// Cuts the connection (once): its socket is shut down, which ends its tasks.
+    fn cut(&self, metrics: &Metrics, reason: &'static str) {
+        if !self.closing.replace(true) {
+            debug!(reason, "closing client connection");
+            metrics.disconnect(reason);
+            self.killer.kill();
+        }
+    }
+
+    /// Queues a frame; a client that does not read its frames fast enough is cut off.
+    fn send(&self, item: Outbound, metrics: &Metrics) {
+        if self.closing.get() {
+            return;
+        }
+        if self.tx.send(item) == Err(SendError::Full) {
+            self.cut(metrics, "slow_reader");
+        }
+    }
 }
 
 /// What every shard gets from `main`.
@@ -69,6 +126,8 @@ pub struct Shared {
     pub rr_counter: Arc<AtomicUsize>,
     pub metrics: Arc<Metrics>,
     pub remote_dirs: Arc<RemoteDirs>,
+    /// Client connections open proxy-wide.
+    pub open_conns: Arc<AtomicUsize>,
 }
 
 pub struct Shard {
@@ -87,6 +146,8 @@ pub struct Shard {
     pub metrics: Arc<Metrics>,
     /// This shard's own per-message counters.
     pub counters: Arc<ShardCounters>,
+    /// Client connections open proxy-wide (`limits.max_connections`).
+    pub open_conns: Arc<AtomicUsize>,
     link_conf: LinkConf,
     plugins: Vec<&'static dyn Plugin>,
     /// `server_info` after the transaction, built once.
@@ -108,6 +169,7 @@ impl Shard {
             reconnect_max: Duration::from_millis(cfg.backend.reconnect_max_ms),
             api_secret: (!cfg.general.api_secret.is_empty())
                 .then(|| cfg.general.api_secret.clone()),
+            max_json_depth: cfg.limits.max_json_depth,
         };
         let algorithm =
             Algorithm::parse(&cfg.general.server_select).unwrap_or(Algorithm::RoundRobin);
@@ -124,6 +186,7 @@ impl Shard {
             remote_dirs: shared.remote_dirs.clone(),
             backends: Backends::new(algorithm, shared.rr_counter.clone()),
             counters: shared.metrics.shards.get(id).cloned().unwrap_or_default(),
+            open_conns: shared.open_conns.clone(),
             metrics: shared.metrics.clone(),
             link_conf: conf,
             plugins,
@@ -209,7 +272,91 @@ impl Shard {
     fn send_local(&self, conn: u64, frame: Vec<u8>) {
         if let Some(c) = self.conns.borrow().get(&conn) {
             ShardCounters::bump(&self.counters.client_out);
-            c.tx.send(Outbound::Text(frame));
+            c.send(Outbound::Text(frame), &self.metrics);
+        }
+    }
+
+    /// Queues a control frame (pong, close) for one of this shard's connections.
+    pub fn send_control(&self, conn: u64, item: Outbound) {
+        if let Some(c) = self.conns.borrow().get(&conn) {
+            c.send(item, &self.metrics);
+        }
+    }
+
+    /// The client of connection `conn` sent something.
+    pub fn heard_from(&self, conn: u64) {
+        if let Some(c) = self.conns.borrow().get(&conn) {
+            c.last_heard.set(Instant::now());
+        }
+    }
+
+    /// Records that connection `conn` (of any shard) owns `delta` more sessions.
+    pub fn sessions_changed(&self, conn: ConnRef, delta: i32) {
+        if conn.shard as usize == self.id {
+            self.apply_sessions_delta(conn.id, delta);
+        } else {
+            self.forward(
+                conn.shard as usize,
+                ShardMsg::SessionsDelta {
+                    conn: conn.id,
+                    delta,
+                },
+            );
+        }
+    }
+
+    fn apply_sessions_delta(&self, conn: u64, delta: i32) {
+        if let Some(c) = self.conns.borrow().get(&conn) {
+            let n = (c.sessions.get() as i64 + delta as i64).max(0) as u32;
+            c.sessions.set(n);
+            c.sessionless_since
+                .set((n == 0).then(|| c.sessionless_since.get().unwrap_or_else(Instant::now)));
+        }
+    }
+
+    /// Sessions owned by this shard's connection `conn`, on every shard.
+    pub fn sessions_of(&self, conn: u64) -> u32 {
+        self.conns
+            .borrow()
+            .get(&conn)
+            .map_or(0, |c| c.sessions.get())
+    }
+
+    /// The once-a-second look at this shard's connections: pings idle clients
+    /// (`ws_transport.pingpong_trigger`), cuts those that do not answer in time, and those
+    /// that have held no session for `limits.no_session_timeout`.
+    pub fn sweep_connections(&self, now: Instant) {
+        let ws = &self.config.ws_transport;
+        let trigger = Duration::from_secs(ws.pingpong_trigger);
+        let pong_timeout = Duration::from_secs(ws.pingpong_timeout);
+        let no_session = Duration::from_secs(self.config.limits.no_session_timeout);
+        for c in self.conns.borrow().values() {
+            if c.closing.get() {
+                continue;
+            }
+            if !no_session.is_zero() && c.inflight.get() == 0 {
+                if let Some(since) = c.sessionless_since.get() {
+                    if now.duration_since(since) >= no_session {
+                        c.cut(&self.metrics, "no_session");
+                        continue;
+                    }
+                }
+            }
+            if trigger.is_zero() {
+                continue;
+            }
+            match c.pinged_at.get() {
+                Some(t) if c.last_heard.get() > t => c.pinged_at.set(None),
+                Some(t) if now.duration_since(t) >= pong_timeout => {
+                    c.cut(&self.metrics, "no_pong");
+                }
+                Some(_) => {}
+                None if now.duration_since(c.last_heard.get()) >= trigger => {
+                    c.send(Outbound::Ping, &self.metrics);
+                    c.pinged_at.set(Some(now));
+                }
+                None => {}
+            }
         }
     }
 
@@ -226,6 +373,9 @@ impl Shard {
         let Some(session) = self.sessions.borrow_mut().remove(id) else {
             return;
         };
+        if let Some(owner) = session.owner {
+            self.sessions_changed(owner, -1);
+        }
         self.metrics.sessions.dec();
         self.metrics.handles.dec_by(session.handles.len() as i64);
         for (hid, h) in session.handles {
@@ -307,6 +457,7 @@ impl Shard {
         match msg {
             ShardMsg::Request { text, from } => dispatch::handle_forwarded(self, &text, from),
             ShardMsg::Done { conn } => dispatch::forwarded_done(self, conn),
+            ShardMsg::SessionsDelta { conn, delta } => self.apply_sessions_delta(conn, delta),
             ShardMsg::Deliver { conn, frame } => self.send_local(conn, frame),
             ShardMsg::ConnClosed { conn } => events::connection_closed(self, conn),
             ShardMsg::AddServer(server) => self.add_server(server),
@@ -392,7 +543,9 @@ pub fn run(id: usize, shared: Shared, inbox: Mailbox<ShardMsg>, listener: StdLis
         monoio::spawn(async move {
             loop {
                 monoio::time::sleep(Duration::from_secs(1)).await;
-                events::sweep(&me, Instant::now());
+                let now = Instant::now();
+                events::sweep(&me, now);
+                me.sweep_connections(now);
                 me.backends.prune();
             }
         });
@@ -403,12 +556,20 @@ pub fn run(id: usize, shared: Shared, inbox: Mailbox<ShardMsg>, listener: StdLis
                 std::process::exit(1);
             }
         };
+        let max_conns = shard.config.limits.max_connections;
         loop {
             match listener.accept().await {
-                Ok((stream, peer)) => {
-                    debug!(shard = id, %peer, "client connected");
-                    monoio::spawn(crate::transport::server::serve(shard.clone(), stream));
-                }
+                Ok((stream, peer)) => match Slot::take(&shard.open_conns, max_conns) {
+                    Some(slot) => {
+                        debug!(shard = id, %peer, "client connected");
+                        monoio::spawn(server::serve(shard.clone(), stream, slot));
+                    }
+                    None => {
+                        debug!(shard = id, %peer, max_conns, "connection refused: at capacity");
+                        shard.metrics.disconnect("over_capacity");
+                        monoio::spawn(server::refuse(stream));
+                    }
+                },
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     warn!(shard = id, error = %e, "accept failed");

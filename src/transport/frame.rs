@@ -97,13 +97,14 @@ impl Decoder {
                 return Err(FrameError::InterleavedMessage);
             }
             let open = self.partial.as_ref().map_or(0, |(_, b)| b.len() as u64);
-            if self.discarding || open + len > self.max_message {
+            // `len` is whatever the peer declared (up to 2^64 - 1): never add it unchecked.
+            if self.discarding || len > self.max_message.saturating_sub(open) {
                 if !self.discarding {
                     self.discarding = true;
                     self.skipped_total = open;
                     self.partial = None;
                 }
-                self.skipped_total += len;
+                self.skipped_total = self.skipped_total.saturating_add(len);
                 self.skip = len;
                 self.skip_final = header.is_final;
                 if len == 0 && header.is_final {
@@ -112,6 +113,8 @@ impl Decoder {
                 return Ok((hlen, None));
             }
         }
+        // Control frames are at most 125 bytes and data frames at most `max_message`
+        // (checked above), so this cannot overflow.
         let total = hlen + len as usize;
         if input.len() < total {
             return Ok((0, None));
@@ -327,6 +330,48 @@ mod tests {
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
             assert_eq!(*x, y ^ [7, 8, 9, 10][i % 4]);
         }
+    }
+
+    /// A raw frame header with any declared length (the encoder would refuse some).
+    fn raw_header(opcode: u8, fin: bool, len: u64) -> Vec<u8> {
+        let mut v = vec![opcode | if fin { 0x80 } else { 0 }, 0x80 | 127];
+        v.extend_from_slice(&len.to_be_bytes());
+        v.extend_from_slice(&[1, 2, 3, 4]);
+        v
+    }
+
+    #[test]
+    fn huge_declared_lengths_never_overflow() {
+        // An open fragment of 2 bytes, then a continuation declaring 2^64 - 1 bytes:
+        // `open + len` would wrap past 2^64.
+        let mut s = Vec::new();
+        FrameHeader {
+            is_final: false,
+            opcode: OpCode::Data(Data::Text),
+            mask: Some([1, 2, 3, 4]),
+            ..FrameHeader::default()
+        }
+        .format(2, &mut s)
+        .unwrap();
+        s.extend_from_slice(b"ab");
+        for len in [u64::MAX, u64::MAX - 1, u64::MAX / 2 + 1, (1 << 63) - 1] {
+            let mut input = s.clone();
+            input.extend(raw_header(0x0, true, len));
+            input.extend_from_slice(&[0; 64]);
+            let mut d = Decoder::new(1024);
+            let (n, m) = d.decode(&input).unwrap();
+            assert_eq!((n, m), (8, None));
+            // The continuation is being skipped as an over-long message.
+            let (n, m) = d.decode(&input[n..]).unwrap();
+            assert_eq!((n, m), (14, None));
+            assert!(d.discarding);
+            // And the skip itself never overflows either.
+            assert_eq!(d.decode(&[0; 64]).unwrap(), (64, None));
+        }
+        // A first frame declaring the largest lengths is skipped too.
+        let mut d = Decoder::new(1024);
+        let (n, m) = d.decode(&raw_header(0x1, true, u64::MAX)).unwrap();
+        assert_eq!((n, m), (14, None));
     }
 
     #[test]

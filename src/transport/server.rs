@@ -1,10 +1,14 @@
-//! A client connection: the upgrade, then a reading loop that hands each text message to
-//! `core` in arrival order, a writer task that formats and batches outgoing frames, and
-//! an optional ping/pong watchdog.
+//! A client connection: a slot under `limits.max_connections`, the upgrade within
+//! `limits.handshake_timeout`, then a reading loop that hands each text message to `core`
+//! in arrival order and a writer task that formats and batches outgoing frames from a
+//! byte-bounded queue. Idle checks (ping/pong, no session) run in the shard's sweep, not
+//! in a task per connection.
 
-use std::cell::Cell;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
@@ -20,31 +24,64 @@ use crate::core::dispatch;
 use crate::runtime::local_queue::queue;
 use crate::runtime::shard::{ConnEntry, Shard};
 
-/// Time allowed for the HTTP upgrade.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Holds one of the proxy-wide connection slots (`limits.max_connections`) while a
+/// client connection lives, from accept to close.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a slot, or `None` when all `max` are taken.
+    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        let prev = open.fetch_add(1, Ordering::Relaxed);
+        if prev >= max {
+            open.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What an over-capacity client gets before the socket closes.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n";
+
+/// Answers a connection that found no free slot, then drops it.
+pub async fn refuse(mut stream: TcpStream) {
+    let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY)).await;
+}
 
 /// Serves one accepted client socket until it closes.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, slot: Slot) {
     let _ = stream.set_nodelay(true);
+    let limits = &shard.config.limits;
+    if limits.tcp_keepalive > 0 {
+        set_keepalive(&stream, Duration::from_secs(limits.tcp_keepalive));
+    }
     let mut stream = stream;
-    let leftover = match monoio::time::timeout(HANDSHAKE_TIMEOUT, upgrade(&mut stream)).await {
+    let within = Duration::from_secs(limits.handshake_timeout);
+    let leftover = match monoio::time::timeout(within, upgrade(&mut stream)).await {
         Ok(Ok(rest)) => rest,
-        Ok(Err(e)) => return debug!(error = %e, "client handshake failed"),
-        Err(_) => return debug!("client handshake timed out"),
+        Ok(Err(e)) => {
+            shard.metrics.disconnect("handshake");
+            return debug!(error = %e, "client handshake failed");
+        }
+        Err(_) => {
+            shard.metrics.disconnect("handshake");
+            return debug!("client handshake timed out");
+        }
     };
     let killer = Killer::new(&stream);
     let (r, w) = stream.into_split();
-    let (tx, rx) = queue();
+    let (tx, rx) = queue(limits.max_queued_bytes_per_connection);
     let conn = shard.new_conn_id();
-    shard.conns.borrow_mut().insert(
-        conn.id,
-        ConnEntry {
-            tx: tx.clone(),
-            killer,
-            inflight: Default::default(),
-            queued: Default::default(),
-        },
-    );
+    shard
+        .conns
+        .borrow_mut()
+        .insert(conn.id, ConnEntry::new(tx.clone(), killer, slot));
     shard.metrics.connections.inc();
     let style = shard.config.ws_transport.json;
     monoio::spawn(async move {
@@ -52,17 +89,6 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             debug!(error = %e, "client write failed");
         }
     });
-    let last_heard = Rc::new(Cell::new(Instant::now()));
-    let trigger = shard.config.ws_transport.pingpong_trigger;
-    if trigger > 0 {
-        monoio::spawn(watchdog(
-            shard.clone(),
-            conn.id,
-            last_heard.clone(),
-            Duration::from_secs(trigger),
-            Duration::from_secs(shard.config.ws_transport.pingpong_timeout),
-        ));
-    }
     let max = shard.config.ws_transport.max_message_size;
     let mut reader = WsReader::new(r, max, &leftover);
     loop {
@@ -70,11 +96,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             Ok(Some(m)) => m,
             Ok(None) => break,
             Err(e) => {
+                shard.metrics.disconnect("protocol");
                 debug!(error = %e, "client read ended");
                 break;
             }
         };
-        last_heard.set(Instant::now());
+        shard.heard_from(conn.id);
         match msg {
             Incoming::Text(bytes) => {
                 ShardCounters::bump(&shard.counters.client_in);
@@ -96,11 +123,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 );
                 shard.reply_error(conn, 0, None, &e);
             }
-            Incoming::Ping(p) => {
-                tx.send(Outbound::Pong(p));
-            }
+            Incoming::Ping(p) => shard.send_control(conn.id, Outbound::Pong(p)),
             Incoming::Close(_) => {
-                tx.send(Outbound::Close);
+                shard.send_control(conn.id, Outbound::Close);
                 break;
             }
             Incoming::Binary(_) | Incoming::Pong => {}
@@ -109,6 +134,20 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // Unregister before the socket halves can be dropped (see `Killer`).
     shard.connection_closed(conn);
     drop(tx);
+}
+
+/// TCP keepalive: probes after `idle` of silence, then every `idle / 6`, 6 times, so a
+/// vanished host's connection ends about `2 * idle` after it went quiet.
+fn set_keepalive(stream: &TcpStream, idle: Duration) {
+    // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval((idle / 6).max(Duration::from_secs(1)))
+        .with_retries(6);
+    if let Err(e) = socket2::SockRef::from(&fd).set_tcp_keepalive(&ka) {
+        debug!(error = %e, "cannot enable TCP keepalive");
+    }
 }
 
 /// Reads the HTTP upgrade and answers it. Returns bytes received after the head.
@@ -137,40 +176,6 @@ async fn upgrade(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
                 res?;
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
             }
-        }
-    }
-}
-
-/// Pings an idle client and cuts it off when the pong does not come.
-async fn watchdog(
-    shard: Rc<Shard>,
-    conn: u64,
-    last_heard: Rc<Cell<Instant>>,
-    trigger: Duration,
-    timeout: Duration,
-) {
-    let mut pinged_at: Option<Instant> = None;
-    loop {
-        monoio::time::sleep(Duration::from_secs(1)).await;
-        let conns = shard.conns.borrow();
-        let Some(entry) = conns.get(&conn) else {
-            return;
-        };
-        let now = Instant::now();
-        let idle = now.duration_since(last_heard.get());
-        match pinged_at {
-            Some(t) if last_heard.get() > t => pinged_at = None,
-            Some(t) if now.duration_since(t) >= timeout => {
-                debug!(conn, "no pong from client, closing");
-                entry.killer.kill();
-                return;
-            }
-            Some(_) => {}
-            None if idle >= trigger => {
-                entry.tx.send(Outbound::Ping);
-                pinged_at = Some(now);
-            }
-            None => {}
         }
     }
 }

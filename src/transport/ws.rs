@@ -10,7 +10,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf
 use monoio::net::TcpStream;
 
 use super::frame::{self, Decoder, Incoming, Outgoing};
-use crate::runtime::local_queue::QueueRx;
+use crate::runtime::local_queue::{QueueRx, Weight};
 
 /// Initial read buffer: small, because an idle connection keeps it pinned by its
 /// pending read. It grows for large messages and shrinks back afterwards.
@@ -95,6 +95,20 @@ pub enum Outbound {
     Close,
 }
 
+impl Weight for Outbound {
+    /// Payload bytes; control frames count their header so a ping flood is bounded too.
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::Text(t) => t.len(),
+            Outbound::Pong(p) => p.len() + 2,
+            Outbound::Ping | Outbound::Close => 2,
+        }
+    }
+}
+
+/// Largest write the writer batches from its queue before writing.
+const MAX_BATCH: usize = 256 * 1024;
+
 /// Drains `rx` into the socket until the queue ends or a `Close` is sent. Everything
 /// queued at the moment of a wake-up goes out in one write. `style` re-formats text
 /// payloads (client side); `mask` is required for client-to-server frames.
@@ -121,7 +135,7 @@ pub async fn write_loop(
                     break;
                 }
             }
-            next = if out.len() < 256 * 1024 {
+            next = if out.len() < MAX_BATCH {
                 rx.try_recv()
             } else {
                 None
@@ -133,7 +147,7 @@ pub async fn write_loop(
         if closing {
             break;
         }
-        if out.capacity() > 256 * 1024 {
+        if out.capacity() > MAX_BATCH {
             out = Vec::with_capacity(1024);
         }
     }
