@@ -200,6 +200,9 @@ pub struct CallPluginConf {
     /// Seconds between refreshes of this proxy's entries in Redis; entries live three
     /// times as long.
     pub refresh_interval: u64,
+    /// Whether `register` may take a name another handle holds (the newest wins, the
+    /// old handle gets a 476 event). Off: such a register fails with 476, as in Janus.
+    pub allow_takeover: bool,
 }
 
 impl Default for CallPluginConf {
@@ -207,6 +210,7 @@ impl Default for CallPluginConf {
         CallPluginConf {
             user_db: "memory".into(),
             refresh_interval: 10,
+            allow_takeover: false,
         }
     }
 }
@@ -612,6 +616,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The `[videocall]` or `[p2pcall]` section, by namespace.
+    pub fn call_plugin(&self, ns: &str) -> &CallPluginConf {
+        if ns == "p2pcall" {
+            &self.p2pcall
+        } else {
+            &self.videocall
+        }
     }
 
     /// The number of shards to run.

@@ -30,12 +30,17 @@ fn proxy() -> Proxy {
 }
 
 fn multi_proxy(redis: &RedisServer) -> Proxy {
+    multi_proxy_with(redis, false)
+}
+
+fn multi_proxy_with(redis: &RedisServer, allow_takeover: bool) -> Proxy {
     Proxy::start(
         plugins(ProxyConfig::without_backends())
             .set_str("videocall", "user_db", &redis.url())
             .set("videocall", "refresh_interval", "1")
             .set_str("p2pcall", "user_db", &redis.url())
             .set("p2pcall", "refresh_interval", "1")
+            .set("p2pcall", "allow_takeover", &allow_takeover.to_string())
             .set_str("admin_api", "public_url", ""),
     )
 }
@@ -350,8 +355,37 @@ fn offer_answer_trickles_update_and_hangup_are_relayed() {
 }
 
 #[test]
-fn reregistration_takes_the_name_over() {
+fn a_taken_username_is_refused_with_476() {
     let p = proxy();
+    let name = unique_name("alice");
+    let mut first = CallParty::attach(&p.url(), P2P, &name);
+    first.register();
+    let mut second = CallParty::attach(&p.url(), P2P, &name);
+    second.expect_error(
+        json!({"request": "register", "username": name}),
+        None,
+        476,
+        Some(&format!("Username '{name}' already taken")),
+    );
+    // The first keeps it; once it leaves, the name is free again.
+    assert!(second.exists(&name));
+    let r = first.core("detach");
+    assert_eq!(r["janus"], "success", "{r}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while second.exists(&name) {
+        assert!(Instant::now() < deadline, "{name} still registered");
+        poll_pause();
+    }
+    second.register();
+}
+
+#[test]
+fn reregistration_takes_the_name_over_when_allowed() {
+    let p = Proxy::start(plugins(ProxyConfig::without_backends()).set(
+        "p2pcall",
+        "allow_takeover",
+        "true",
+    ));
     let name = unique_name("alice");
     let mut old = CallParty::attach(&p.url(), P2P, &name);
     old.register();
@@ -459,10 +493,28 @@ fn multi_proxy_calls_both_ways() {
 }
 
 #[test]
-fn multi_proxy_reregistration_takes_the_name_over() {
+fn multi_proxy_taken_username_is_refused_with_476() {
     let redis = RedisServer::start();
     let pa = multi_proxy(&redis);
     let pb = multi_proxy(&redis);
+    let name = unique_name("alice");
+    let mut first = CallParty::attach(&pa.url(), P2P, &name);
+    first.register();
+    let mut second = CallParty::attach(&pb.url(), P2P, &name);
+    second.expect_error(
+        json!({"request": "register", "username": name}),
+        None,
+        476,
+        Some(&format!("Username '{name}' already taken")),
+    );
+    assert!(second.exists(&name), "the first registration was lost");
+}
+
+#[test]
+fn multi_proxy_reregistration_takes_the_name_over_when_allowed() {
+    let redis = RedisServer::start();
+    let pa = multi_proxy_with(&redis, true);
+    let pb = multi_proxy_with(&redis, true);
     let name = unique_name("alice");
     let mut old = CallParty::attach(&pa.url(), P2P, &name);
     old.register();

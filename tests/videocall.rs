@@ -44,7 +44,16 @@ fn multi_config(servers: Vec<(String, String)>, redis: &RedisServer) -> ProxyCon
 }
 
 fn multi_proxy(redis: &RedisServer) -> Proxy {
-    let p = Proxy::start(multi_config(shared_backends().servers(), redis));
+    multi_proxy_with(redis, false)
+}
+
+fn multi_proxy_with(redis: &RedisServer, allow_takeover: bool) -> Proxy {
+    let config = multi_config(shared_backends().servers(), redis).set(
+        "videocall",
+        "allow_takeover",
+        &allow_takeover.to_string(),
+    );
+    let p = Proxy::start(config);
     p.wait_echotest_ready(Duration::from_secs(10));
     p
 }
@@ -607,8 +616,33 @@ fn calls_are_spread_over_the_backends_and_released_after_hangup() {
 }
 
 #[test]
-fn reregistration_takes_the_name_over() {
+fn a_taken_username_is_refused_with_476() {
     let p = proxy();
+    let name = unique_name("alice");
+    let mut first = CallParty::attach(&p.url(), VC, &name);
+    first.register();
+    let mut second = CallParty::attach(&p.url(), VC, &name);
+    second.expect_error(
+        json!({"request": "register", "username": name}),
+        None,
+        476,
+        Some(&format!("Username '{name}' already taken")),
+    );
+    // The first keeps it; once it leaves, the name is free again.
+    assert!(second.exists(&name));
+    let r = first.core("detach");
+    assert_eq!(r["janus"], "success", "{r}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while second.exists(&name) {
+        assert!(Instant::now() < deadline, "{name} still registered");
+        poll_pause();
+    }
+    second.register();
+}
+
+#[test]
+fn reregistration_takes_the_name_over_when_allowed() {
+    let p = Proxy::start(plugins(ProxyConfig::shared()).set("videocall", "allow_takeover", "true"));
     let name = unique_name("alice");
     let mut old = CallParty::attach(&p.url(), VC, &name);
     old.register();
@@ -864,10 +898,28 @@ fn multi_proxy_directory_and_calls_both_ways() {
 }
 
 #[test]
-fn multi_proxy_reregistration_takes_the_name_over() {
+fn multi_proxy_taken_username_is_refused_with_476() {
     let redis = RedisServer::start();
     let pa = multi_proxy(&redis);
     let pb = multi_proxy(&redis);
+    let name = unique_name("alice");
+    let mut first = CallParty::attach(&pa.url(), VC, &name);
+    first.register();
+    let mut second = CallParty::attach(&pb.url(), VC, &name);
+    second.expect_error(
+        json!({"request": "register", "username": name}),
+        None,
+        476,
+        Some(&format!("Username '{name}' already taken")),
+    );
+    assert!(second.exists(&name), "the first registration was lost");
+}
+
+#[test]
+fn multi_proxy_reregistration_takes_the_name_over_when_allowed() {
+    let redis = RedisServer::start();
+    let pa = multi_proxy_with(&redis, true);
+    let pb = multi_proxy_with(&redis, true);
     let name = unique_name("alice");
     let mut old = CallParty::attach(&pa.url(), VC, &name);
     old.register();

@@ -216,9 +216,9 @@ pub fn find(shard: &Rc<Shard>, loc: HandleLoc) -> Option<(HandleCtx, Rc<RefCell<
 /// Ends the call of a handle that lost its name (plugin-specific cleanup).
 pub type EndCall = fn(&HandleCtx, &Rc<RefCell<CallState>>);
 
-/// `register`: the name goes to this handle; a previous owner loses it and is told
-/// with a 476 error event (Janus would refuse a taken name; the proxy lets the newest
-/// registration win, as the original).
+/// `register`: the name goes to this handle. A name another handle holds is refused with
+/// 476, as Janus does; with `allow_takeover` the newest registration wins instead (as the
+/// original did) and the previous owner is told with a 476 error event.
 pub async fn register(
     ctx: HandleCtx,
     st: Rc<RefCell<CallState>>,
@@ -234,7 +234,8 @@ pub async fn register(
         ));
     }
     let name = username_of(&body)?;
-    let previous = directory::register(&ctx.shard, ns, &name, loc(&ctx)).await?;
+    let takeover = ctx.shard.config.call_plugin(ns).allow_takeover;
+    let previous = directory::register(&ctx.shard, ns, &name, loc(&ctx), takeover).await?;
     st.borrow_mut().user = Some(name.clone());
     if let Some(prev) = previous {
         let taken = name.clone();

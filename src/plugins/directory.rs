@@ -33,18 +33,23 @@ pub struct Partitions {
 }
 
 impl Partitions {
-    /// Registers `name` to `loc`; returns the previous owner if it was another handle.
+    /// Registers `name` to `loc`; `Ok` with the previous owner if it was another handle
+    /// (taken over), `Err` with the owner when another handle has it and `allow_takeover`
+    /// is off (nothing changes then).
     pub fn register(
         &mut self,
         ns: &'static str,
         name: String,
         loc: HandleLoc,
-    ) -> Option<HandleLoc> {
-        self.by_ns
-            .entry(ns)
-            .or_default()
-            .insert(name, loc)
-            .filter(|prev| *prev != loc)
+        allow_takeover: bool,
+    ) -> Result<Option<HandleLoc>, HandleLoc> {
+        let names = self.by_ns.entry(ns).or_default();
+        if let Some(owner) = names.get(&name).copied().filter(|o| *o != loc) {
+            if !allow_takeover {
+                return Err(owner);
+            }
+        }
+        Ok(names.insert(name, loc).filter(|prev| *prev != loc))
     }
 
     pub fn lookup(&self, ns: &str, name: &str) -> Option<HandleLoc> {
@@ -121,14 +126,21 @@ async fn register_local(
     ns: &'static str,
     name: &str,
     loc: HandleLoc,
-) -> Option<HandleLoc> {
+    allow_takeover: bool,
+) -> Result<Option<HandleLoc>, JanusError> {
     let key = name.to_string();
     shard
         .ask(partition_of(name, shard.count), move |s| {
-            s.users.borrow_mut().register(ns, key, loc)
+            s.users.borrow_mut().register(ns, key, loc, allow_takeover)
         })
         .await
-        .flatten()
+        .unwrap_or(Ok(None))
+        .map_err(|_| taken(name))
+}
+
+/// Janus's error for a name another handle holds.
+fn taken(name: &str) -> JanusError {
+    JanusError::from_backend(476, format!("Username '{name}' already taken"))
 }
 
 async fn lookup_local(shard: &Rc<Shard>, ns: &'static str, name: &str) -> Option<HandleLoc> {
@@ -141,28 +153,35 @@ async fn lookup_local(shard: &Rc<Shard>, ns: &'static str, name: &str) -> Option
         .flatten()
 }
 
-/// Registers `name` to `loc`; returns the previous owner if it was another local handle.
+/// Registers `name` to `loc`; returns the previous owner if it was another local handle
+/// (possible only with `allow_takeover`).
 ///
 /// # Errors
-/// 503 when the Redis directory is unavailable (the local entry is then rolled back).
+/// 476 when another handle (here, or of another proxy) holds the name and
+/// `allow_takeover` is off, as Janus answers; 503 when the Redis directory is
+/// unavailable. The local entry is rolled back in both cases.
 pub async fn register(
     shard: &Rc<Shard>,
     ns: &'static str,
     name: &str,
     loc: HandleLoc,
+    allow_takeover: bool,
 ) -> Result<Option<HandleLoc>, JanusError> {
-    let previous = register_local(shard, ns, name, loc).await;
+    let previous = register_local(shard, ns, name, loc, allow_takeover).await?;
     if let Some(users) = shard.remote_dirs.get(ns) {
-        if let Err(e) = users.register(name).await {
-            let key = name.to_string();
-            shard.run_on(partition_of(name, shard.count), move |s| {
-                s.users.borrow_mut().unregister(ns, &key, loc);
-                if let Some(prev) = previous {
-                    s.users.borrow_mut().register(ns, key, prev);
-                }
-            });
-            return Err(unavailable(e));
-        }
+        let outcome = match users.register(name, allow_takeover).await {
+            Ok(true) => return Ok(previous),
+            Ok(false) => taken(name),
+            Err(e) => unavailable(e),
+        };
+        let key = name.to_string();
+        shard.run_on(partition_of(name, shard.count), move |s| {
+            s.users.borrow_mut().unregister(ns, &key, loc);
+            if let Some(prev) = previous {
+                let _ = s.users.borrow_mut().register(ns, key, prev, true);
+            }
+        });
+        return Err(outcome);
     }
     Ok(previous)
 }
@@ -266,13 +285,19 @@ mod tests {
     #[test]
     fn take_over_and_guarded_unregister() {
         let mut p = Partitions::default();
-        assert_eq!(p.register("vc", "alice".into(), A), None);
+        assert_eq!(p.register("vc", "alice".into(), A, false), Ok(None));
         assert_eq!(
-            p.register("vc", "alice".into(), A),
-            None,
+            p.register("vc", "alice".into(), A, false),
+            Ok(None),
             "same handle again"
         );
-        assert_eq!(p.register("vc", "alice".into(), B), Some(A));
+        assert_eq!(
+            p.register("vc", "alice".into(), B, false),
+            Err(A),
+            "taken, no takeover"
+        );
+        assert_eq!(p.lookup("vc", "alice"), Some(A));
+        assert_eq!(p.register("vc", "alice".into(), B, true), Ok(Some(A)));
         assert!(
             !p.unregister("vc", "alice", A),
             "old owner cannot remove the new one"

@@ -34,7 +34,7 @@ pub enum Owner {
 }
 
 enum Op {
-    Register(String, oneshot::Sender<Result<(), StoreError>>),
+    Register(String, bool, oneshot::Sender<Result<bool, StoreError>>),
     Unregister(String),
     Lookup(String, oneshot::Sender<Result<Owner, StoreError>>),
     List(oneshot::Sender<Result<Vec<String>, StoreError>>),
@@ -51,8 +51,13 @@ pub struct RedisUsers {
     pub uuid: String,
 }
 
+/// Returns the previous owner ('' for none), or '!taken' (and changes nothing) when
+/// another proxy owns the name and takeover is not allowed (ARGV[5] = '0').
 const REGISTER: &str = r#"
 local old = redis.call('HGET', KEYS[1], 'proxy_uuid')
+if old and old ~= '' and old ~= ARGV[2] and ARGV[5] == '0' then
+  return '!taken'
+end
 redis.call('HSET', KEYS[1], 'username', ARGV[1], 'proxy_uuid', ARGV[2], 'utime', ARGV[3], 'incall', '', 'peer_name', '')
 redis.call('HSETNX', KEYS[1], 'ctime', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -107,20 +112,26 @@ impl Worker {
         format!("januscloud:{}_proxies:{uuid}", self.ns)
     }
 
-    fn register(&mut self, name: &str) -> Result<(), StoreError> {
+    /// True when the name is now ours; false when another proxy owns it and
+    /// `allow_takeover` is off.
+    fn register(&mut self, name: &str, allow_takeover: bool) -> Result<bool, StoreError> {
         let key = self.user_key(name);
         let (uuid, ttl) = (self.uuid.clone(), self.ttl);
-        self.conn.with(|c| {
+        let old = self.conn.with(|c| {
             redis::Script::new(REGISTER)
                 .key(&key)
                 .arg(name)
                 .arg(&uuid)
                 .arg(now_s())
                 .arg(ttl)
+                .arg(if allow_takeover { "1" } else { "0" })
                 .invoke::<String>(c)
         })?;
+        if old == "!taken" {
+            return Ok(false);
+        }
         self.local.insert(name.to_string());
-        Ok(())
+        Ok(true)
     }
 
     fn unregister(&mut self, name: &str) {
@@ -232,8 +243,8 @@ impl Worker {
                 next = Instant::now() + every;
             }
             match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                Ok(Op::Register(name, reply)) => {
-                    let _ = reply.send(self.register(&name));
+                Ok(Op::Register(name, takeover, reply)) => {
+                    let _ = reply.send(self.register(&name, takeover));
                 }
                 Ok(Op::Unregister(name)) => self.unregister(&name),
                 Ok(Op::Lookup(name, reply)) => {
@@ -294,11 +305,14 @@ impl RedisUsers {
             .unwrap_or_else(|_| Err(StoreError::Unavailable("directory thread stopped".into())))
     }
 
+    /// Registers `name` to this proxy. False when another proxy owns it and
+    /// `allow_takeover` is off (nothing changed then).
+    ///
     /// # Errors
     /// Redis unavailable.
-    pub async fn register(&self, name: &str) -> Result<(), StoreError> {
+    pub async fn register(&self, name: &str, allow_takeover: bool) -> Result<bool, StoreError> {
         let name = name.to_string();
-        self.ask(|r| Op::Register(name, r)).await
+        self.ask(|r| Op::Register(name, allow_takeover, r)).await
     }
 
     pub fn unregister(&self, name: &str) {
