@@ -44,20 +44,36 @@ pub struct HandleOwner {
 
 /// What a link reports to its shard.
 pub enum LinkEvent<'a> {
-    /// An unsolicited message from a backend handle (plugin event or core event).
+    /// An unsolicited message from backend handle `handle` (plugin event or core event).
     Message {
         owner: HandleOwner,
+        handle: u64,
         msg: &'a RawObject<'a>,
         janus: &'a str,
     },
-    /// The backend detached a handle on its own.
-    Detached { owner: HandleOwner },
-    /// The connection or the backend session is gone with all these handles.
+    /// The backend detached its handle `handle` on its own.
+    Detached { owner: HandleOwner, handle: u64 },
+    /// The connection or the backend session is gone with all these handles
+    /// (owner, backend handle).
     Lost {
-        owners: Vec<HandleOwner>,
+        owners: Vec<(HandleOwner, u64)>,
         reason: &'a str,
     },
 }
+
+/// What a tapped backend handle hears (see [`Link::tap_handle`]).
+pub enum TapEvent<'a> {
+    /// An unsolicited message from the handle.
+    Message {
+        janus: &'a str,
+        msg: &'a RawObject<'a>,
+    },
+    /// The handle is gone: detached by the backend, or the link went down.
+    Gone,
+}
+
+/// A per-handle receiver that replaces the shard's sink for one backend handle.
+pub type Tap = Box<dyn Fn(TapEvent<'_>)>;
 
 /// The shard-side receiver of link events. Must not block; must not call back into the
 /// link synchronously in a way that re-enters dispatch (sending new requests is fine).
@@ -109,6 +125,8 @@ pub struct Link {
     generation: Cell<u64>,
     pending: RefCell<AHashMap<u64, Pending>>,
     handles: RefCell<AHashMap<u64, HandleOwner>>,
+    /// Handles whose events go to their own receiver instead of the shard's sink.
+    taps: RefCell<AHashMap<u64, Rc<Tap>>>,
     next_transaction: Cell<u64>,
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     sink: Sink,
@@ -135,6 +153,7 @@ impl Link {
             generation: Cell::new(0),
             pending: RefCell::new(AHashMap::new()),
             handles: RefCell::new(AHashMap::new()),
+            taps: RefCell::new(AHashMap::new()),
             next_transaction: Cell::new(fastrand::u64(1..1 << 40)),
             waiters: RefCell::new(Vec::new()),
             sink,
@@ -201,8 +220,19 @@ impl Link {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Sends the events of a registered backend handle to `tap` from now on, instead of
+    /// to the shard (the handle outlives its client handle's use of it, e.g. while a
+    /// plugin winds it down). The tap goes with [`Link::unregister_handle`].
+    pub fn tap_handle(&self, backend_handle: u64, tap: Tap) {
+        if self.handles.borrow().contains_key(&backend_handle) {
+            self.taps.borrow_mut().insert(backend_handle, Rc::new(tap));
+        }
+    }
+
     /// Forgets a backend handle; true if it was known (it is then no longer relayed).
     pub fn unregister_handle(&self, backend_handle: u64) -> bool {
+        let tap = self.taps.borrow_mut().remove(&backend_handle);
+        drop(tap);
         let known = self.handles.borrow_mut().remove(&backend_handle).is_some();
         if known {
             self.server
@@ -511,11 +541,24 @@ impl Link {
         for p in pending {
             (p.done)(Err(self.unavailable(reason)));
         }
-        let owners: Vec<HandleOwner> = self.handles.borrow_mut().drain().map(|(_, o)| o).collect();
+        let all: Vec<(HandleOwner, u64)> = self
+            .handles
+            .borrow_mut()
+            .drain()
+            .map(|(h, o)| (o, h))
+            .collect();
+        self.server
+            .proxy_handles
+            .fetch_sub(all.len() as i64, std::sync::atomic::Ordering::Relaxed);
+        let taps = std::mem::take(&mut *self.taps.borrow_mut());
+        let owners: Vec<(HandleOwner, u64)> = all
+            .into_iter()
+            .filter(|(_, h)| !taps.contains_key(h))
+            .collect();
+        for tap in taps.into_values() {
+            tap(TapEvent::Gone);
+        }
         if !owners.is_empty() {
-            self.server
-                .proxy_handles
-                .fetch_sub(owners.len() as i64, std::sync::atomic::Ordering::Relaxed);
             (self.sink)(self, LinkEvent::Lost { owners, reason });
         }
     }
@@ -582,19 +625,31 @@ impl Link {
             }
             ("detached", Some(h)) => {
                 let owner = self.handles.borrow().get(&h).copied();
+                let tap = self.taps.borrow().get(&h).cloned();
                 if let Some(owner) = owner {
                     self.unregister_handle(h);
-                    (self.sink)(self, LinkEvent::Detached { owner });
+                    match tap {
+                        Some(tap) => tap(TapEvent::Gone),
+                        None => (self.sink)(self, LinkEvent::Detached { owner, handle: h }),
+                    }
                 }
             }
             ("ack", _) => {}
             (j, Some(h)) => {
+                let tap = self.taps.borrow().get(&h).cloned();
+                if let Some(tap) = tap {
+                    return tap(TapEvent::Message {
+                        janus: j,
+                        msg: &msg,
+                    });
+                }
                 let owner = self.handles.borrow().get(&h).copied();
                 match owner {
                     Some(owner) => (self.sink)(
                         self,
                         LinkEvent::Message {
                             owner,
+                            handle: h,
                             msg: &msg,
                             janus: j,
                         },

@@ -16,7 +16,12 @@ use crate::runtime::shard::Shard;
 /// Receives the events of one of this shard's backend links.
 pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {
     match ev {
-        LinkEvent::Message { owner, msg, janus } => {
+        LinkEvent::Message {
+            owner,
+            handle,
+            msg,
+            janus,
+        } => {
             let found = {
                 let sessions = shard.sessions.borrow();
                 sessions
@@ -31,20 +36,21 @@ pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {
                     handle_id: owner.handle_id,
                     opaque_id,
                 };
-                plugin.backend_event(&ctx, &state, msg, janus);
+                plugin.backend_event(&ctx, &state, handle, msg, janus);
             }
         }
-        LinkEvent::Detached { owner } => {
+        LinkEvent::Detached { owner, handle } => {
             backend_handle_gone(
                 shard,
                 owner,
+                handle,
                 &format!("Backend server {} detached the handle", link.server.name),
             );
         }
         LinkEvent::Lost { owners, reason } => {
             let why = format!("Backend server {} gone: {reason}", link.server.name);
-            for owner in owners {
-                backend_handle_gone(shard, owner, &why);
+            for (owner, handle) in owners {
+                backend_handle_gone(shard, owner, handle, &why);
             }
         }
     }
@@ -53,7 +59,7 @@ pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {
 /// The backend handle behind a frontend handle is gone: the client gets `hangup` and
 /// `detached` (the original sent nothing and left the handle broken), and the handle
 /// is removed.
-fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, reason: &str) {
+fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, backend_handle: u64, reason: &str) {
     let found = {
         let sessions = shard.sessions.borrow();
         sessions
@@ -71,7 +77,7 @@ fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, reason: &str) {
         opaque_id,
     };
     // Plugins whose handles outlive a call (videocall) keep the frontend handle.
-    if !plugin.backend_lost(&ctx, &state, reason) {
+    if !plugin.backend_lost(&ctx, &state, backend_handle, reason) {
         return;
     }
     let removed = shard

@@ -47,6 +47,10 @@ pub struct CallState {
     pub backend: Option<BackendHandle>,
     /// videocall callee: the backend's `incomingcall` arrived (stops the 10 s timer).
     pub got_incoming: bool,
+    /// videocall: Janus has paired this call's backend handle with the peer's (the
+    /// caller's `call` was answered, or the callee got `incomingcall`). Kept after the
+    /// call ends, for its retirement; reset when the next call begins.
+    pub peered: bool,
     /// Candidates (raw JSON objects) received while they could not be sent on.
     pub pending_candidates: Vec<String>,
     /// videocall: `set` fields received before the backend handle existed.
@@ -74,6 +78,7 @@ impl CallState {
         self.incall = true;
         self.peer = peer.to_string();
         self.got_incoming = false;
+        self.peered = false;
         self.generation += 1;
         self.generation
     }

@@ -174,6 +174,15 @@ impl HandleCtx {
     pub fn push(&self, frame: Vec<u8>) {
         self.shard.push_to_session(self.session_id, frame);
     }
+
+    /// Whether the client still has this handle (it was not detached meanwhile).
+    pub fn is_attached(&self) -> bool {
+        self.shard
+            .sessions
+            .borrow()
+            .get(self.session_id)
+            .is_some_and(|s| s.handles.contains_key(&self.handle_id))
+    }
 }
 
 /// A `message` request as a plugin sees it.
@@ -219,16 +228,29 @@ pub trait Plugin {
     /// holds. Nothing is sent to the client from here.
     fn detach(&self, ctx: &HandleCtx, state: HandleState);
 
-    /// The backend handle died (backend gone, or detached by the backend). Returns
-    /// whether the frontend handle goes too; then the client gets a core `hangup` (with
-    /// `reason`) and `detached`. Default: yes.
-    fn backend_lost(&self, _ctx: &HandleCtx, _state: &HandleState, _reason: &str) -> bool {
+    /// Backend handle `backend_handle` of this handle died (backend gone, or detached by
+    /// the backend). Returns whether the frontend handle goes too; then the client gets a
+    /// core `hangup` (with `reason`) and `detached`. Default: yes.
+    fn backend_lost(
+        &self,
+        _ctx: &HandleCtx,
+        _state: &HandleState,
+        _backend_handle: u64,
+        _reason: &str,
+    ) -> bool {
         true
     }
 
-    /// An unsolicited message from the backend handle. Default: relay it to the client
-    /// with the ids rewritten (spec 01 §7.1).
-    fn backend_event(&self, ctx: &HandleCtx, _state: &HandleState, msg: &RawObject, janus: &str) {
+    /// An unsolicited message from this handle's backend handle `backend_handle`.
+    /// Default: relay it to the client with the ids rewritten (spec 01 §7.1).
+    fn backend_event(
+        &self,
+        ctx: &HandleCtx,
+        _state: &HandleState,
+        _backend_handle: u64,
+        msg: &RawObject,
+        janus: &str,
+    ) {
         ctx.push(reply::relay(msg, janus, ctx.addr(), None));
     }
 }

@@ -482,7 +482,7 @@ impl Plugin for P2pCall {
         }
     }
 
-    fn backend_lost(&self, _ctx: &HandleCtx, _state: &HandleState, _reason: &str) -> bool {
+    fn backend_lost(&self, _ctx: &HandleCtx, _state: &HandleState, _b: u64, _reason: &str) -> bool {
         false
     }
 }

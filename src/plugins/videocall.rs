@@ -6,6 +6,31 @@
 //! instance, and a user who hangs up and calls again at once would otherwise collide
 //! with its previous, still detaching, backend handle. Aliases never reach clients:
 //! `username` fields of relayed results are mapped back.
+//!
+//! # Ending a call without crashing Janus
+//! Janus 1.1.2's VideoCall handles every request of every handle on one thread. Its
+//! `hangup`, `accept` and `set` handlers read the peer's session pointer without holding
+//! a reference (`janus_videocall.c` l.1765–1814, 1345, 1499) and `hangup` never clears
+//! it; only the session's `hangup_media` (its PeerConnection closing, or its detach)
+//! clears it, and that runs on another thread. Detaching a handle while its peer still
+//! points at it, or while a request that read that pointer is still being handled, frees
+//! the session under the handler: a segfault in `janus_plugin_session_is_alive`.
+//!
+//! So a backend handle of a call is never detached at once; it is *retired*
+//! ([`retire`]):
+//! 1. its own `hangup` is sent and answered, when this side ends the call;
+//! 2. if Janus had paired it with a peer, the peer's "Remote WebRTC hangup" event is
+//!    awaited: Janus sends it right after clearing the peer's pointer to this handle
+//!    (`janus_videocall_hangup_media_internal`). Clients cannot forge that reason: the
+//!    proxy rewrites it in their `hangup` requests;
+//! 3. a no-op `set` goes through the handle and is answered: the single handler thread
+//!    has then finished every request queued before it, the peer's included;
+//! 4. Janus's core `hangup` for the handle (its PeerConnection closed) is awaited at most
+//!    [`CLOSE_WAIT`] and relayed to the client as Janus would send it, unless the client
+//!    started another call meanwhile;
+//! 5. detach.
+//!
+//! The other events of a retiring handle are dropped.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,7 +38,7 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use serde_json::{json, Value};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::call::{self, code, err, find, CallState, Job, Outcome};
 use super::directory::{self, HandleLoc, Peer};
@@ -21,7 +46,7 @@ use super::remote;
 use super::*;
 use crate::api::error::Code;
 use crate::api::json::RawObject;
-use crate::backend::link::Link;
+use crate::backend::link::{Link, TapEvent};
 
 pub struct VideoCall;
 
@@ -30,6 +55,19 @@ const NS: &str = "videocall";
 
 /// How long a callee waits for the backend's `incomingcall` before giving up.
 const INCOMING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a retired backend handle waits for Janus to close its PeerConnection (Janus
+/// does it from a once-a-second timer) before it is detached anyway.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a retiring handle waits for Janus to release the peer's pointer to it.
+/// Janus does it within about a second; past this something is wrong, and the handle is
+/// detached anyway (with a warning) rather than kept forever.
+const RELEASE_WAIT: Duration = Duration::from_secs(15);
+
+/// The reason Janus gives when a session's media is torn down; it also marks the moment
+/// the sender dropped its pointer to this handle (step 2 of the module doc).
+const RELEASED: &str = "Remote WebRTC hangup";
 
 static META: PluginMeta = PluginMeta {
     package: PACKAGE,
@@ -89,7 +127,8 @@ async fn send_message(
         .unwrap_or_else(|_| Err(JanusError::new(Code::BadGateway, "backend request dropped")))
 }
 
-/// Forgets a backend handle and detaches it (no more events from it).
+/// Forgets a backend handle and detaches it at once: only for a handle that never was
+/// in a call (its set-up failed). Every other one is [`retire`]d.
 fn drop_backend(b: &BackendHandle) {
     if b.link.unregister_handle(b.id) {
         b.link
@@ -97,15 +136,84 @@ fn drop_backend(b: &BackendHandle) {
     }
 }
 
-/// Ends the backend side of a call: `hangup` (so Janus tells the peer), then detach.
-fn hang_up_backend(b: &BackendHandle, reason: &str) {
-    let body = json!({"request": "hangup", "reason": reason}).to_string();
-    b.send_in_order(&[("body", &body)], Box::new(|_| {}));
-    drop_backend(b);
+/// Retires the backend handle of a call that ended, as the module doc describes.
+/// `hangup_reason`: this side ends the call and sends `hangup` first. `released`: the
+/// peer's "Remote WebRTC hangup" already arrived (it ended the call). The handle's events
+/// go to the retirement from now on, whether or not the client keeps its handle.
+fn retire(
+    ctx: &HandleCtx,
+    st: &Rc<RefCell<CallState>>,
+    b: BackendHandle,
+    hangup_reason: Option<&str>,
+    released: bool,
+) {
+    let (released_tx, released_rx) = oneshot::channel::<()>();
+    let (closed_tx, closed_rx) = oneshot::channel::<()>();
+    let (peered, generation) = {
+        let s = st.borrow();
+        (s.peered && !released, s.generation)
+    };
+    let waiters = RefCell::new((Some(released_tx), Some(closed_tx)));
+    let (client, call_state) = (ctx.clone(), st.clone());
+    b.link.tap_handle(
+        b.id,
+        Box::new(move |ev| match ev {
+            TapEvent::Message {
+                janus: "hangup",
+                msg,
+            } => {
+                let Some(tx) = waiters.borrow_mut().1.take() else {
+                    return;
+                };
+                let _ = tx.send(());
+                // Janus closed the PeerConnection: the client hears it as from Janus,
+                // unless it detached or started another call meanwhile.
+                let s = call_state.borrow();
+                if s.generation == generation && !s.incall && client.is_attached() {
+                    client.push(crate::api::reply::relay(msg, "hangup", client.addr(), None));
+                }
+            }
+            TapEvent::Message {
+                janus: "event",
+                msg,
+            } => {
+                if event_result(msg).is_some_and(|r| released_by_peer(&r)) {
+                    if let Some(tx) = waiters.borrow_mut().0.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+            TapEvent::Message { .. } => {}
+            // Gone with the link or detached by Janus: nothing left to wait for.
+            TapEvent::Gone => *waiters.borrow_mut() = (None, None),
+        }),
+    );
+    let hangup = hangup_reason.map(|reason| json!({"request": "hangup", "reason": reason}));
+    monoio::spawn(async move {
+        let server = b.link.server.name.clone();
+        if let Some(body) = hangup {
+            // Any answer will do, even an error event.
+            let _ = send_message(&b, body, None).await;
+        }
+        if peered
+            && monoio::time::timeout(RELEASE_WAIT, released_rx)
+                .await
+                .is_err()
+        {
+            warn!(%server, backend_handle = b.id, "Janus did not release the call's peer in time; detaching anyway");
+        }
+        if let Err(e) = send_message(&b, json!({"request": "set"}), None).await {
+            if e.code == Code::GatewayTimeout as u16 {
+                warn!(%server, backend_handle = b.id, "no answer to a retiring handle's barrier; detaching anyway");
+            }
+        }
+        let _ = monoio::time::timeout(CLOSE_WAIT, closed_rx).await;
+        drop_backend(&b);
+    });
 }
 
 /// Resets the handle if call `generation` is still the current one.
-fn abandon(st: &Rc<RefCell<CallState>>, generation: u64) {
+fn abandon(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>, generation: u64) {
     let b = {
         let mut s = st.borrow_mut();
         if s.generation != generation {
@@ -114,7 +222,7 @@ fn abandon(st: &Rc<RefCell<CallState>>, generation: u64) {
         s.end_call()
     };
     if let Some(b) = b {
-        drop_backend(&b);
+        retire(ctx, st, b, None, false);
     }
 }
 
@@ -186,7 +294,7 @@ pub async fn incoming(
         (name, s.begin_call(&caller))
     };
     let Some(link) = shard.backends.by_url(&server) else {
-        abandon(&st, generation);
+        abandon(&ctx, &st, generation);
         return Err(JanusError::new(
             Code::BadGateway,
             format!("Backend server {server} unknown"),
@@ -194,10 +302,10 @@ pub async fn incoming(
     };
     let my_alias = alias(&name);
     if let Err(e) = connect_backend(&ctx, &st, generation, &link, &my_alias).await {
-        abandon(&st, generation);
+        abandon(&ctx, &st, generation);
         return Err(e);
     }
-    let timer_state = st.clone();
+    let (timer_ctx, timer_state) = (ctx.clone(), st.clone());
     monoio::spawn(async move {
         monoio::time::sleep(INCOMING_TIMEOUT).await;
         let expired = {
@@ -206,7 +314,7 @@ pub async fn incoming(
         };
         if expired {
             debug!(user = %name, "no incomingcall from the backend in time; call dropped");
-            abandon(&timer_state, generation);
+            abandon(&timer_ctx, &timer_state, generation);
         }
     });
     Ok(my_alias)
@@ -285,10 +393,10 @@ pub fn taken(shard: &Rc<crate::runtime::shard::Shard>, loc: HandleLoc, name: &st
 }
 
 /// Ends a call of a handle whose name was taken over: the backend is hung up.
-fn end_taken_over(_ctx: &HandleCtx, st: &Rc<RefCell<CallState>>) {
+fn end_taken_over(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>) {
     let b = st.borrow_mut().end_call();
     if let Some(b) = b {
-        hang_up_backend(&b, "Username registered elsewhere");
+        retire(ctx, st, b, Some("Username registered elsewhere"), false);
     }
 }
 
@@ -314,34 +422,46 @@ async fn place_call(
     let callee_alias = match answered {
         Ok(a) => a,
         Err(e) if e.code == code::ALREADY_IN_CALL => {
-            abandon(&st, generation);
+            abandon(&ctx, &st, generation);
             return Ok((
                 json!({"event": "hangup", "username": me, "reason": "User busy"}),
                 None,
             ));
         }
         Err(e) => {
-            abandon(&st, generation);
+            abandon(&ctx, &st, generation);
             return Err(e);
         }
     };
     let b = match connect_backend(&ctx, &st, generation, &link, &alias(&me)).await {
         Ok(b) => b,
         Err(e) => {
-            abandon(&st, generation);
+            abandon(&ctx, &st, generation);
             return Err(e);
         }
     };
-    match send_message(
+    let answer = send_message(
         &b,
         json!({"request": "call", "username": callee_alias}),
         Some(jsep),
     )
-    .await
+    .await;
+    // Janus pairs the two backend handles when it handles `call`; after a timeout it may
+    // have, so the retirement must assume it did.
+    let maybe_paired = match &answer {
+        Ok(_) => true,
+        Err(e) => e.code == Code::GatewayTimeout as u16,
+    };
     {
+        let mut s = st.borrow_mut();
+        if s.generation == generation {
+            s.peered = maybe_paired;
+        }
+    }
+    match answer {
         Ok(result) => Ok((dealias_result(result), None)),
         Err(e) => {
-            abandon(&st, generation);
+            abandon(&ctx, &st, generation);
             Err(e)
         }
     }
@@ -371,18 +491,15 @@ async fn set(st: Rc<RefCell<CallState>>, body: Value, jsep: Option<String>) -> O
     }
 }
 
-fn hangup_request(st: &Rc<RefCell<CallState>>, body: &Value) -> Outcome {
-    let reason = body
-        .get("reason")
-        .and_then(Value::as_str)
-        .unwrap_or("We did the hangup");
+fn hangup_request(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>, body: &Value) -> Outcome {
+    let reason = client_reason(body.get("reason").and_then(Value::as_str));
     let (name, b) = {
         let mut s = st.borrow_mut();
         let b = if s.incall { s.end_call() } else { None };
         (s.own_name(), b)
     };
     if let Some(b) = b {
-        hang_up_backend(&b, reason);
+        retire(ctx, st, b, Some(reason), false);
     }
     Ok((
         json!({"event": "hangup", "username": name, "reason": "Explicit hangup"}),
@@ -401,13 +518,42 @@ fn run(ctx: HandleCtx, st: Rc<RefCell<CallState>>, job: Job) -> LocalFuture<Outc
             "call" => place_call(ctx, st, job.body, job.jsep).await,
             "accept" => accept(st, job.body, job.jsep).await,
             "set" => set(st, job.body, job.jsep).await,
-            "hangup" => hangup_request(&st, &job.body),
+            "hangup" => hangup_request(&ctx, &st, &job.body),
             other => Err(err(
                 code::INVALID_REQUEST,
                 format!("Unknown request '{other}'"),
             )),
         }
     })
+}
+
+/// Whether `backend_handle` is the handle of the current call.
+fn is_current(st: &Rc<RefCell<CallState>>, backend_handle: u64) -> bool {
+    st.borrow()
+        .backend
+        .as_ref()
+        .is_some_and(|b| b.id == backend_handle)
+}
+
+/// `plugindata.data.result` of a backend event, usernames not yet mapped back.
+fn event_result(msg: &RawObject) -> Option<Value> {
+    let plugindata: Value = serde_json::from_str(msg.get("plugindata")?.get()).ok()?;
+    plugindata.get("data")?.get("result").cloned()
+}
+
+/// Whether a `hangup` result is Janus's "Remote WebRTC hangup": sent by the peer's media
+/// teardown right after it dropped its pointer to this handle.
+fn released_by_peer(result: &Value) -> bool {
+    result["event"] == "hangup" && result["reason"] == RELEASED
+}
+
+/// A client's `hangup` reason as sent on: never Janus's own teardown reason, which the
+/// proxy reads as a release signal.
+fn client_reason(reason: Option<&str>) -> &str {
+    match reason {
+        Some(r) if r != RELEASED => r,
+        _ => "We did the hangup",
+    }
 }
 
 /// A backend `result` with its `username` alias mapped back to the client's name.
@@ -490,14 +636,17 @@ impl Plugin for VideoCall {
             directory::unregister(&ctx.shard, NS, &name, call::loc(ctx));
         }
         if let Some(b) = b {
-            hang_up_backend(&b, "We did the hangup");
+            retire(ctx, st, b, Some("We did the hangup"), false);
         }
     }
 
-    fn backend_lost(&self, ctx: &HandleCtx, state: &HandleState, _reason: &str) -> bool {
+    fn backend_lost(&self, ctx: &HandleCtx, state: &HandleState, from: u64, _reason: &str) -> bool {
         let Some(st) = call::state(state) else {
             return false;
         };
+        if !is_current(st, from) {
+            return false;
+        }
         let (was_in_call, name) = {
             let mut s = st.borrow_mut();
             let was = s.incall;
@@ -519,19 +668,29 @@ impl Plugin for VideoCall {
         false
     }
 
-    fn backend_event(&self, ctx: &HandleCtx, state: &HandleState, msg: &RawObject, janus: &str) {
+    fn backend_event(
+        &self,
+        ctx: &HandleCtx,
+        state: &HandleState,
+        from: u64,
+        msg: &RawObject,
+        janus: &str,
+    ) {
         let Some(st) = call::state(state) else { return };
-        if janus != "event" {
+        let current = is_current(st, from);
+        if current && janus != "event" {
             ctx.push(crate::api::reply::relay(msg, janus, ctx.addr(), None));
             return;
         }
-        let data: Value = msg
-            .get("plugindata")
-            .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-            .map(|p| p["data"].clone())
-            .unwrap_or(Value::Null);
-        let Some(result) = data.get("result").cloned() else {
-            debug!(handle = ctx.handle_id, %data, "backend event without result dropped");
+        if !current {
+            // Not this call's handle (a retiring one reports to its retirement).
+            return;
+        }
+        let Some(result) = event_result(msg) else {
+            debug!(
+                handle = ctx.handle_id,
+                "backend event without result dropped"
+            );
             return;
         };
         let result = dealias_result(result);
@@ -554,7 +713,7 @@ impl Plugin for VideoCall {
                     }
                 };
                 if let Some(b) = b {
-                    drop_backend(&b);
+                    retire(ctx, st, b, None, released_by_peer(&result));
                 }
                 true
             }
@@ -563,6 +722,7 @@ impl Plugin for VideoCall {
                 let ok = from_peer(&s);
                 if ok {
                     s.got_incoming = true;
+                    s.peered = true;
                 }
                 ok
             }
@@ -578,6 +738,22 @@ impl Plugin for VideoCall {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_signal_cannot_be_forged() {
+        assert!(released_by_peer(
+            &json!({"event": "hangup", "username": "a~1", "reason": "Remote WebRTC hangup"})
+        ));
+        assert!(!released_by_peer(
+            &json!({"event": "hangup", "reason": "We did the hangup"})
+        ));
+        assert_eq!(
+            client_reason(Some("Remote WebRTC hangup")),
+            "We did the hangup"
+        );
+        assert_eq!(client_reason(Some("bye")), "bye");
+        assert_eq!(client_reason(None), "We did the hangup");
+    }
 
     #[test]
     fn aliases_map_back() {
