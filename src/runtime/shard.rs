@@ -392,6 +392,7 @@ pub fn run(id: usize, shared: Shared, inbox: Mailbox<ShardMsg>, listener: StdLis
         monoio::spawn(async move {
             loop {
                 monoio::time::sleep(Duration::from_secs(1)).await;
+                me.counters.beat();
                 events::sweep(&me, Instant::now());
                 me.backends.prune();
             }
