@@ -100,8 +100,8 @@ pub fn route(
         },
         (m, p) if p.starts_with("/backend_servers/") && p.len() > "/backend_servers/".len() => {
             let name = &p["/backend_servers/".len()..];
-            match m {
-                &Method::GET => match state.store.list() {
+            match *m {
+                Method::GET => match state.store.list() {
                     Ok(list) => match list.into_iter().find(|r| r.name == name) {
                         Some(r) => Reply::json(200, &r),
                         None => {
@@ -110,8 +110,8 @@ pub fn route(
                     },
                     Err(e) => store_error(e),
                 },
-                &Method::DELETE if state.statics.contains_key(name) => conflict(name, "deleted"),
-                &Method::DELETE => match state.store.delete(name) {
+                Method::DELETE if state.statics.contains_key(name) => conflict(name, "deleted"),
+                Method::DELETE => match state.store.delete(name) {
                     Ok(()) => {
                         state.deleted(name);
                         Reply::empty()
