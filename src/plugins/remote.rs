@@ -37,7 +37,7 @@ struct Call {
 }
 
 static SECRET: OnceLock<Option<String>> = OnceLock::new();
-static POOL: OnceLock<Option<Sender<Call>>> = OnceLock::new();
+static POOL: OnceLock<Option<Pool>> = OnceLock::new();
 
 /// Sets the cluster secret sent to other proxies; call once at start, before any call
 /// (without it, calls carry no secret).
@@ -45,18 +45,29 @@ pub fn init(secret: Option<String>) {
     let _ = SECRET.set(secret);
 }
 
-fn pool() -> Option<&'static Sender<Call>> {
-    POOL.get_or_init(|| {
-        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+/// Worker threads sharing one agent, fed by a bounded queue.
+struct Pool {
+    calls: Sender<Call>,
+    timeout: Duration,
+}
+
+impl Pool {
+    /// Starts `workers` threads; `None` when none could be started.
+    fn start(
+        workers: usize,
+        queue: usize,
+        timeout: Duration,
+        secret: Option<String>,
+    ) -> Option<Pool> {
+        let (tx, rx) = crossbeam_channel::bounded(queue);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
+            .timeout_global(Some(timeout))
             .max_idle_age(IDLE)
             .build()
             .into();
-        let secret = SECRET.get().cloned().flatten();
         let mut started = 0;
-        for i in 0..WORKERS {
+        for i in 0..workers {
             let (agent, rx, secret) = (agent.clone(), rx.clone(), secret.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("proxy-call-{i}"))
@@ -66,9 +77,37 @@ fn pool() -> Option<&'static Sender<Call>> {
                 Err(e) => warn!(error = %e, "cannot start a proxy-call worker"),
             }
         }
-        (started > 0).then_some(tx)
-    })
-    .as_ref()
+        (started > 0).then_some(Pool { calls: tx, timeout })
+    }
+
+    /// Queues a call; its answer arrives on the returned channel.
+    ///
+    /// # Errors
+    /// 503 when the queue is full, 500 when the workers are gone.
+    fn submit(
+        &self,
+        url: String,
+        body: String,
+    ) -> Result<oneshot::Receiver<Result<String, JanusError>>, JanusError> {
+        let (tx, rx) = oneshot::channel();
+        let call = Call {
+            url,
+            body,
+            deadline: Instant::now() + self.timeout,
+            answer: tx,
+        };
+        match self.calls.try_send(call) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(JanusError::new(
+                Code::ServiceUnavailable,
+                "too many proxy-to-proxy calls in progress",
+            )),
+            Err(TrySendError::Disconnected(_)) => Err(JanusError::new(
+                Code::InternalError,
+                "proxy-to-proxy workers are gone",
+            )),
+        }
+    }
 }
 
 fn worker(agent: &ureq::Agent, calls: &Receiver<Call>, secret: Option<&str>) {
@@ -99,34 +138,15 @@ fn timed_out(url: &str) -> JanusError {
 /// The peer's error as its HTTP status and `info` text (spec 05 §6), 504/502 for
 /// timeouts and network failures, 503 when too many calls are already waiting.
 pub async fn post_json(url: String, body: String) -> Result<String, JanusError> {
-    let Some(pool) = pool() else {
+    let pool =
+        POOL.get_or_init(|| Pool::start(WORKERS, QUEUE, TIMEOUT, SECRET.get().cloned().flatten()));
+    let Some(pool) = pool else {
         return Err(JanusError::new(
             Code::InternalError,
             "no worker for proxy-to-proxy calls",
         ));
     };
-    let (tx, rx) = oneshot::channel();
-    let call = Call {
-        url,
-        body,
-        deadline: Instant::now() + TIMEOUT,
-        answer: tx,
-    };
-    match pool.try_send(call) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            return Err(JanusError::new(
-                Code::ServiceUnavailable,
-                "too many proxy-to-proxy calls in progress",
-            ))
-        }
-        Err(TrySendError::Disconnected(_)) => {
-            return Err(JanusError::new(
-                Code::InternalError,
-                "proxy-to-proxy workers are gone",
-            ))
-        }
-    }
+    let rx = pool.submit(url, body)?;
     rx.await.unwrap_or_else(|_| {
         Err(JanusError::new(
             Code::InternalError,
@@ -175,6 +195,64 @@ fn blocking_post(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_queue_fails_at_once_and_calls_time_out() {
+        // A peer that accepts connections and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/plugins/p2pcall/x", silent.local_addr().unwrap());
+        let pool = Pool::start(1, 1, Duration::from_millis(500), Some("k".into())).unwrap();
+        let first = pool.submit(url.clone(), "{}".into()).unwrap();
+        // The worker takes the first call off the queue; the second then fills it.
+        let t = Instant::now();
+        let second = loop {
+            match pool.submit(url.clone(), "{}".into()) {
+                Ok(rx) if pool.calls.is_full() => break rx,
+                Ok(_) => panic!("the worker did not take the first call"),
+                Err(e) => {
+                    assert!(t.elapsed() < Duration::from_secs(5), "{e:?}");
+                    std::thread::yield_now();
+                }
+            }
+        };
+        let third = pool.submit(url, "{}".into()).unwrap_err();
+        assert_eq!(third.code, 503, "{third:?}");
+        // Both queued calls end within their deadline, as timeouts.
+        for rx in [first, second] {
+            let r = block_on(rx);
+            assert_eq!(r.map_err(|e| e.code), Err(504));
+        }
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Waits for a oneshot answer on this thread (parked until the answer wakes it).
+    fn block_on(
+        mut rx: oneshot::Receiver<Result<String, JanusError>>,
+    ) -> Result<String, JanusError> {
+        use std::future::Future;
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Wake};
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Arc::new(Unpark(std::thread::current())).into();
+        let mut cx = Context::from_waker(&waker);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match std::pin::Pin::new(&mut rx).poll(&mut cx) {
+                Poll::Ready(Ok(r)) => return r,
+                Poll::Ready(Err(_)) => panic!("answer dropped"),
+                Poll::Pending => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    assert!(!left.is_zero(), "no answer");
+                    std::thread::park_timeout(left);
+                }
+            }
+        }
+    }
 
     #[test]
     fn unreachable_peer_is_a_bad_gateway() {
