@@ -5,7 +5,8 @@
 #                                (admin ws://127.0.0.1:7188, :7189; via scripts/janus-backends.sh,
 #                                which installs the Debian package 'janus' if it is missing)
 #   janus-proxy                  ws://0.0.0.0:8288 (built with 'cargo build --release'),
-#                                configured by conf/janus-proxy.toml
+#                                configured by conf/janus-proxy.toml; its admin API
+#                                (http://127.0.0.1:8100) requires the cluster secret
 #
 # Usage: scripts/run-cluster.sh            (from any directory; Ctrl-C stops everything)
 #
@@ -17,6 +18,12 @@
 #   JANUS_CLOUD_BASE_PORT ws port of the first backend, default 8188 (the others follow);
 #                         the backends listed in the proxy config must match
 #   JANUS_CLOUD_NO_BUILD  set to 1 to skip 'cargo build' and run the existing binary
+#   JANUS_CLOUD_SECRET    cluster secret (admin API bearer token); default: a random one per
+#                         run, written to $JANUS_CLOUD_DIR/cluster.secret (mode 600) so that
+#                         curl and janus-sentinel can use it:
+#                           curl -H "Authorization: Bearer $(cat /tmp/janus-cloud/cluster.secret)" \
+#                                http://127.0.0.1:8100/backend_servers
+#                           JANUS_CLOUD_SECRET=$(cat /tmp/janus-cloud/cluster.secret) janus-sentinel ...
 #   JANUS_* knobs of scripts/janus-backends.sh (JANUS_DEBUG_LEVEL, JANUS_PLUGINS, ...) apply.
 #
 # When the proxy exits, or on Ctrl-C / SIGTERM / SIGHUP, the proxy is stopped and so are the
@@ -137,6 +144,19 @@ backends_started=1
 for ((i = 0; i < N_BACKENDS; i++)); do
   log "backend $i: ws://127.0.0.1:$((BASE_PORT + i)), log $BACKENDS_DIR/janus-$i/janus.log"
 done
+
+# ---------------------------------------------------------------- secret
+
+# The proxy takes it from the environment when its config leaves admin_api.secret empty (as
+# conf/janus-proxy.toml does): no secret is ever written into the repository.
+SECRET_FILE="${CLUSTER_DIR%/}/cluster.secret"
+if [[ -z "${JANUS_CLOUD_SECRET:-}" ]]; then
+  JANUS_CLOUD_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+fi
+export JANUS_CLOUD_SECRET
+rm -f "$SECRET_FILE"
+(umask 077 && printf '%s\n' "$JANUS_CLOUD_SECRET" >"$SECRET_FILE")
+log "admin API secret in $SECRET_FILE (send it as 'Authorization: Bearer <secret>'; give it to sentinels as JANUS_CLOUD_SECRET)"
 
 # ---------------------------------------------------------------- proxy
 

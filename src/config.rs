@@ -173,14 +173,46 @@ pub struct AdminApi {
     pub json: JsonStyle,
     /// Address of the admin REST API (bind it to a private interface).
     pub http_listen: String,
-    /// Bearer token every admin route requires (`Authorization: Bearer ...`); "" = none.
+    /// The cluster secret: bearer token every admin route requires
+    /// (`Authorization: Bearer ...`), also sent on proxy-to-proxy calls. "" = taken from
+    /// the `JANUS_CLOUD_SECRET` environment variable; none when that is unset too.
     pub secret: String,
+    /// Allows a listener reachable from other machines without a secret.
+    pub allow_no_secret: bool,
+    /// Browser origins (`https://host[:port]`) allowed to call the API (CORS); [] = none.
+    pub cors_origins: Vec<String>,
+    /// Largest request body, in bytes.
+    pub max_body_size: usize,
+    /// Seconds allowed to send a request's headers (and for a kept-alive connection to idle).
+    pub header_timeout: u64,
+    /// Seconds allowed to send a request's body.
+    pub body_timeout: u64,
+    /// Most admin connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
     /// Base URL other proxies use to reach this admin API (multi-proxy calls);
     /// "" = `http://<http_listen>`.
     pub public_url: String,
 }
 
 impl AdminApi {
+    /// The HTTP limits of the admin listener.
+    pub fn limits(&self) -> crate::admin::server::Limits {
+        crate::admin::server::Limits {
+            max_body: self.max_body_size,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout),
+            max_connections: self.max_connections,
+        }
+    }
+
+    /// Who may call the admin API.
+    pub fn policy(&self) -> crate::admin::http::Policy {
+        crate::admin::http::Policy {
+            secret: (!self.secret.is_empty()).then(|| self.secret.clone()),
+            cors_origins: self.cors_origins.clone(),
+        }
+    }
+
     /// The URL other proxies reach this one at.
     pub fn public_base(&self) -> String {
         if self.public_url.is_empty() {
@@ -221,6 +253,12 @@ impl Default for AdminApi {
             json: JsonStyle::Indented,
             http_listen: "127.0.0.1:8100".into(),
             secret: String::new(),
+            allow_no_secret: false,
+            cors_origins: Vec::new(),
+            max_body_size: 256 * 1024,
+            header_timeout: 10,
+            body_timeout: 10,
+            max_connections: 64,
             public_url: String::new(),
         }
     }
@@ -359,7 +397,8 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        let mut cfg = Config::from_toml(&text)?;
+        let env = std::env::var(crate::admin::http::SECRET_ENV).ok();
+        let mut cfg = Config::from_toml_with_secret(&text, env)?;
         if cfg.general.configs_folder.is_empty() {
             if let Some(dir) = path.parent() {
                 cfg.general.configs_folder = dir.display().to_string();
@@ -368,12 +407,26 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text (the environment is not read).
     ///
     /// # Errors
     /// See [`Config::load`].
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        Config::from_toml_with_secret(text, None)
+    }
+
+    /// Parses TOML text, takes `env_secret` (the value of `JANUS_CLOUD_SECRET`) as the
+    /// cluster secret when `admin_api.secret` is empty, and validates.
+    ///
+    /// # Errors
+    /// See [`Config::load`].
+    pub fn from_toml_with_secret(
+        text: &str,
+        env_secret: Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.admin_api.secret = crate::admin::http::secret_or_env(&cfg.admin_api.secret, env_secret);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -519,6 +572,7 @@ impl Config {
                 "must be host:port with a numeric IP",
             ));
         }
+        self.validate_admin_access()?;
         if !self.admin_api.public_url.is_empty() && !self.admin_api.public_url.starts_with("http") {
             return Err(invalid(
                 "admin_api.public_url",
@@ -625,6 +679,52 @@ impl Config {
         } else {
             &self.videocall
         }
+    }
+
+    /// The `[admin_api]` keys that decide who can reach the API and how much they may send.
+    fn validate_admin_access(&self) -> Result<(), ConfigError> {
+        use crate::admin::http::{check_exposure, valid_origin, valid_secret};
+        let a = &self.admin_api;
+        if !valid_secret(&a.secret) {
+            return Err(invalid(
+                "admin_api.secret",
+                "(hidden)",
+                "must be at most 512 printable ASCII characters without spaces",
+            ));
+        }
+        if let Err(why) = check_exposure(&a.http_listen, &a.secret, a.allow_no_secret) {
+            return Err(invalid("admin_api.http_listen", &a.http_listen, why));
+        }
+        if let Some(o) = a.cors_origins.iter().find(|o| !valid_origin(o)) {
+            return Err(invalid(
+                "admin_api.cors_origins",
+                o,
+                "each must be http(s)://host[:port] (never \"*\")",
+            ));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&a.max_body_size) {
+            return Err(invalid(
+                "admin_api.max_body_size",
+                a.max_body_size,
+                "must be 1024..67108864",
+            ));
+        }
+        for (key, v) in [
+            ("admin_api.header_timeout", a.header_timeout),
+            ("admin_api.body_timeout", a.body_timeout),
+        ] {
+            if !(1..=300).contains(&v) {
+                return Err(invalid(key, v, "must be 1..300"));
+            }
+        }
+        if !(1..=10_000).contains(&a.max_connections) {
+            return Err(invalid(
+                "admin_api.max_connections",
+                a.max_connections,
+                "must be 1..10000",
+            ));
+        }
+        Ok(())
     }
 
     /// The number of shards to run.

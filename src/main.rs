@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use socket2::{Domain, Protocol, Socket, Type};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use janus_cloud::admin::{self, metrics::Metrics, AdminState, Intervals};
+use janus_cloud::admin::{self, metrics::Metrics, server, AdminState, Intervals, ProxyApi};
 use janus_cloud::backend::registry::Registry;
 use janus_cloud::config::Config;
 use janus_cloud::plugins::directory::{self, RemoteDirs, TakenOver};
@@ -41,7 +41,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let config = match &args.config {
         Some(p) => Config::load(p),
-        None => Config::from_toml(""),
+        None => Config::from_toml_with_secret(
+            "",
+            std::env::var(janus_cloud::admin::http::SECRET_ENV).ok(),
+        ),
     };
     let config = match config {
         Ok(c) => c,
@@ -79,7 +82,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     let n = config.shard_count();
     let addr: SocketAddr = config.ws_transport.ws_listen.parse()?;
     let listeners = bind_all(addr, n)?;
-    let admin_server = admin::bind(&config.admin_api.http_listen)?;
+    let admin_listener = server::bind(&config.admin_api.http_listen)?;
     info!(version = env!("CARGO_PKG_VERSION"), shards = n, listen = %listeners_addr(&listeners), "janus-proxy starting");
 
     // The store holds the server list; static servers are registered never to expire.
@@ -89,6 +92,9 @@ fn run(config: Config) -> anyhow::Result<()> {
     }
     let mut registry = Registry::default();
     let initial = registry.reconcile(&store.list()?);
+    plugins::remote::init(
+        (!config.admin_api.secret.is_empty()).then(|| config.admin_api.secret.clone()),
+    );
     let (senders, inboxes) = shard::mailboxes(n);
     let peers = Arc::new(senders);
     let remote_dirs = Arc::new(remote_directories(&config, &peers)?);
@@ -122,18 +128,43 @@ fn run(config: Config) -> anyhow::Result<()> {
         store,
         registry,
         peers: shared.peers.clone(),
-        metrics,
-        info_json: serde_json::to_string_pretty(&info_json)?,
-        secret: (!cfg.admin_api.secret.is_empty()).then(|| cfg.admin_api.secret.clone()),
-        plugins: cfg.plugins.clone(),
+        metrics: metrics.clone(),
+        statics: cfg
+            .janus_server
+            .iter()
+            .map(|s| (s.name.clone(), s.url.clone()))
+            .collect(),
     };
     let every = Intervals {
         sync: Duration::from_secs(cfg.general.server_sync_interval),
         sweep: Duration::from_secs(cfg.general.server_sweep_interval),
     };
+    let (control, jobs) = admin::control_channel();
     std::thread::Builder::new()
         .name("admin".into())
-        .spawn(move || admin::run(admin_server, state, every))?;
+        .spawn(move || admin::run(state, jobs, every))?;
+    let policy = cfg.admin_api.policy();
+    if policy.secret.is_none() {
+        warn!(
+            listen = %cfg.admin_api.http_listen,
+            "the admin API has no secret: any local process can change the cluster \
+             (set admin_api.secret or JANUS_CLOUD_SECRET)"
+        );
+    }
+    let api = ProxyApi {
+        control,
+        peers: shared.peers.clone(),
+        metrics,
+        info_json: serde_json::to_string_pretty(&info_json)?.into(),
+        plugins: cfg.plugins.clone(),
+    };
+    let _admin_http = server::spawn(
+        "admin-http",
+        admin_listener,
+        cfg.admin_api.limits(),
+        policy,
+        Arc::new(api),
+    )?;
     wait_for_signal()?;
     info!("signal received: releasing backend sessions, then exiting");
     release_backends(&shared.peers, Duration::from_secs(2));

@@ -1,9 +1,13 @@
 //! The admin REST API against a running proxy and real Janus backends: every route with
-//! its error cases, the bearer secret, /metrics, and what registrations do to selection
-//! (a registered server gets work, a deleted or drained one gets none).
+//! its error cases, the bearer secret, /metrics and /health, what registrations do to
+//! selection (a registered server gets work, a deleted or drained one gets none), and
+//! hostile clients over raw TCP: cross-site forms, foreign origins, wrong secrets,
+//! oversized and slow bodies, idle connections up to the cap.
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -24,7 +28,10 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// `token`: `None` sends the test proxies' secret ([`TEST_ADMIN_SECRET`]),
+/// [`NO_TOKEN`] sends no `Authorization` header, `Some(t)` sends `t`.
 fn http(method: &str, url: &str, body: Option<(&str, &str)>, token: Option<&str>) -> Http {
+    let token = token.or(Some(TEST_ADMIN_SECRET)).filter(|t| !t.is_empty());
     let a = agent();
     let mut builder = match method {
         "POST" => a.post(url),
@@ -51,6 +58,9 @@ fn http(method: &str, url: &str, body: Option<(&str, &str)>, token: Option<&str>
         body: resp.body_mut().read_to_string().unwrap_or_default(),
     }
 }
+
+/// For [`http`]: no `Authorization` header.
+const NO_TOKEN: Option<&str> = Some("");
 
 fn admin_base(p: &Proxy) -> String {
     format!("http://127.0.0.1:{}", p.admin_port)
@@ -85,7 +95,7 @@ fn every_route_succeeds_and_fails_as_documented() {
 
     let ping = http("GET", &format!("{base}/ping"), None, None);
     assert_eq!((ping.status, json_body(&ping)), (200, json!("pong")));
-    assert_eq!(ping.cors.as_deref(), Some("*"), "every answer carries CORS");
+    assert_eq!(ping.cors, None, "no CORS header without an allowed Origin");
 
     let info = json_body(&http("GET", &format!("{base}/info"), None, None));
     assert_eq!(info["janus"], "server_info");
@@ -288,10 +298,11 @@ fn secret_protects_every_route() {
         "/info",
         "/backend_servers",
         "/metrics",
+        "/health",
         "/backend_servers/janus-0",
     ] {
         assert_eq!(
-            http("GET", &format!("{base}{path}"), None, None).status,
+            http("GET", &format!("{base}{path}"), None, NO_TOKEN).status,
             401,
             "{path} without token"
         );
@@ -313,7 +324,7 @@ fn secret_protects_every_route() {
             "POST",
             &format!("{base}/sentinel_callback"),
             Some((ct, &body)),
-            None
+            NO_TOKEN
         )
         .status,
         401
@@ -329,7 +340,13 @@ fn secret_protects_every_route() {
         200
     );
     assert_eq!(
-        http("DELETE", &format!("{base}/backend_servers/s"), None, None).status,
+        http(
+            "DELETE",
+            &format!("{base}/backend_servers/s"),
+            None,
+            NO_TOKEN
+        )
+        .status,
         401
     );
 }
@@ -605,5 +622,399 @@ fn two_proxies_share_one_redis() {
             "expired server still selected: {r}"
         );
         poll_pause();
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// hostile clients, over raw TCP
+
+/// A raw HTTP exchange: the answer's status, headers (lower-case names) and body, and
+/// whether the server closed the connection after it.
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn connect(p: &Proxy) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", p.admin_port)).expect("connect to the admin API");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    s
+}
+
+/// Reads one whole answer from `s` until the server closes it (requests here carry
+/// `Connection: close`, or are refused with it).
+fn read_answer(s: &mut TcpStream) -> Raw {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete answer: {text:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Raw {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// Sends `head` (request line and headers, without the blank line) and `body` on a new
+/// connection, with `Connection: close`, and reads the answer.
+fn raw(p: &Proxy, head: &str, body: &str) -> Raw {
+    let mut s = connect(p);
+    let req = format!(
+        "{head}\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    read_answer(&mut s)
+}
+
+fn error_of(r: &Raw) -> (String, String) {
+    let v: Value =
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.body));
+    (
+        v["exception"].as_str().unwrap_or_default().to_string(),
+        v["info"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn url_of(p: &Proxy, name: &str) -> Option<String> {
+    servers(p)
+        .into_iter()
+        .find(|s| s["name"] == name)
+        .and_then(|s| s["url"].as_str().map(str::to_string))
+}
+
+#[test]
+fn cross_site_requests_change_nothing() {
+    let p = Proxy::start(ProxyConfig::without_backends());
+    let before = url_of(&p, "janus-0").expect("static janus-0 listed");
+    let evil_form = "name=janus-0&url=ws%3A%2F%2F203.0.113.9%3A8188&status=0";
+    let form_ct = "Content-Type: application/x-www-form-urlencoded";
+
+    // What a cross-site <form method=post> sends: refused (foreign Origin).
+    let r = raw(
+        &p,
+        &format!("POST /backend_servers HTTP/1.1\r\nOrigin: http://evil.example\r\n{form_ct}"),
+        evil_form,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(error_of(&r).0, "Forbidden");
+    // The same without Origin (an old browser, a script): no secret, 401.
+    let r = raw(
+        &p,
+        &format!("POST /backend_servers HTTP/1.1\r\n{form_ct}"),
+        evil_form,
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = raw(
+        &p,
+        &format!("POST /sentinel_callback HTTP/1.1\r\nAuthorization: Bearer wrong\r\n{form_ct}"),
+        evil_form,
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = raw(&p, "DELETE /backend_servers/janus-1 HTTP/1.1", "");
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = raw(
+        &p,
+        "POST /plugins/p2pcall/alice HTTP/1.1\r\nContent-Type: application/json",
+        r#"{"from_user":"mallory","async_event":"{}"}"#,
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+
+    // Even with the secret, static servers cannot be re-pointed or deleted: 409.
+    let auth = format!("Authorization: Bearer {TEST_ADMIN_SECRET}");
+    let r = raw(
+        &p,
+        &format!("POST /backend_servers HTTP/1.1\r\n{auth}\r\n{form_ct}"),
+        evil_form,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    let (exception, info) = error_of(&r);
+    assert_eq!(exception, "Conflict");
+    assert!(
+        info.contains("janus-0") && info.contains("static"),
+        "{info}"
+    );
+    let r = raw(
+        &p,
+        &format!("DELETE /backend_servers/janus-1 HTTP/1.1\r\n{auth}"),
+        "",
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(error_of(&r).0, "Conflict");
+
+    assert_eq!(
+        url_of(&p, "janus-0"),
+        Some(before),
+        "janus-0 was re-pointed"
+    );
+    assert!(url_of(&p, "janus-1").is_some(), "janus-1 was deleted");
+}
+
+#[test]
+fn without_a_secret_only_json_posts_change_state() {
+    // Loopback without a secret is allowed; the CSRF rule still holds.
+    let p = Proxy::start(ProxyConfig::without_backends().set_str("admin_api", "secret", ""));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p.log().contains("no secret") {
+        assert!(Instant::now() < deadline, "no warning: {}", p.log());
+        poll_pause();
+    }
+    let body = "name=csrf-1&url=ws%3A%2F%2F127.0.0.1%3A9&status=0";
+    for ct in [
+        "Content-Type: application/x-www-form-urlencoded",
+        "Content-Type: text/plain",
+        "Content-Type: text/plain; a=application/json",
+        "Content-Type: multipart/form-data; boundary=x",
+    ] {
+        let r = raw(
+            &p,
+            &format!("POST /sentinel_callback HTTP/1.1\r\n{ct}"),
+            body,
+        );
+        assert_eq!(r.status, 415, "{ct}: {}", r.body);
+    }
+    // A body-less POST with the parameters in the query string, as fetch(no-cors) can send.
+    let r = raw(
+        &p,
+        "POST /sentinel_callback?name=csrf-1&url=ws%3A%2F%2F127.0.0.1%3A9&status=0 HTTP/1.1",
+        "",
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    assert_eq!(
+        url_of(&p, "csrf-1"),
+        None,
+        "a refused request registered a server"
+    );
+    // DNS rebinding: a page of another origin reaching the loopback listener.
+    let r = raw(
+        &p,
+        "POST /sentinel_callback HTTP/1.1\r\nOrigin: http://rebound.example:8100\r\nContent-Type: application/json",
+        r#"{"name":"csrf-1","url":"ws://127.0.0.1:9","status":0}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // A JSON post (no browser can send one cross-site without a preflight) is served.
+    let r = raw(
+        &p,
+        "POST /sentinel_callback HTTP/1.1\r\nContent-Type: application/json",
+        r#"{"name":"csrf-1","url":"ws://127.0.0.1:9","status":0}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(url_of(&p, "csrf-1").as_deref(), Some("ws://127.0.0.1:9"));
+}
+
+#[test]
+fn cors_only_for_configured_origins() {
+    let ops = "http://ops.example:8080";
+    let p = Proxy::start(ProxyConfig::without_backends().set(
+        "admin_api",
+        "cors_origins",
+        &format!("[\"{ops}\"]"),
+    ));
+    let auth = format!("Authorization: Bearer {TEST_ADMIN_SECRET}");
+    let r = raw(
+        &p,
+        &format!("GET /ping HTTP/1.1\r\nOrigin: {ops}\r\n{auth}"),
+        "",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some(ops));
+    assert_eq!(r.header("vary"), Some("Origin"));
+    let r = raw(
+        &p,
+        &format!("GET /ping HTTP/1.1\r\nOrigin: http://other.example\r\n{auth}"),
+        "",
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    let r = raw(&p, &format!("GET /ping HTTP/1.1\r\n{auth}"), "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    // Preflight: answered for the route, the origin echoed only when configured.
+    let pre = |origin: &str| {
+        raw(
+            &p,
+            &format!(
+                "OPTIONS /backend_servers HTTP/1.1\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST"
+            ),
+            "",
+        )
+    };
+    let r = pre(ops);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some(ops));
+    assert_eq!(r.header("access-control-allow-methods"), Some("GET,POST"));
+    let r = pre("http://evil.example");
+    assert_eq!(r.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn oversized_body_is_refused_and_the_connection_closed() {
+    let p = Proxy::start(ProxyConfig::without_backends().set("admin_api", "max_body_size", "4096"));
+    let auth = format!("Authorization: Bearer {TEST_ADMIN_SECRET}");
+    // Declared too large: refused before a byte of it is read.
+    let mut s = connect(&p);
+    s.write_all(
+        format!(
+            "POST /sentinel_callback HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    let r = read_answer(&mut s);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(error_of(&r).0, "PayloadTooLarge");
+    assert_eq!(r.header("connection"), Some("close"));
+    // Chunked, no length announced: cut at the limit.
+    let mut s = connect(&p);
+    let chunk = format!("{{\"name\":\"big\",\"pad\":\"{}\"}}", "x".repeat(5000));
+    s.write_all(
+        format!(
+            "POST /sentinel_callback HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n",
+            chunk.len()
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    let r = read_answer(&mut s);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(url_of(&p, "big"), None);
+}
+
+/// Registers a server through `/sentinel_callback` on a fresh connection; returns how long
+/// the answer took.
+fn timed_callback(p: &Proxy, name: &str) -> Duration {
+    let t = Instant::now();
+    let body = format!(r#"{{"name":"{name}","url":"ws://127.0.0.1:9","status":1}}"#);
+    let r = raw(
+        p,
+        &format!(
+            "POST /sentinel_callback HTTP/1.1\r\nAuthorization: Bearer {TEST_ADMIN_SECRET}\r\nContent-Type: application/json"
+        ),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    t.elapsed()
+}
+
+#[test]
+fn a_slow_body_does_not_stall_the_control_path() {
+    let p = Proxy::start(ProxyConfig::without_backends().set("admin_api", "body_timeout", "2"));
+    let mut slow = connect(&p);
+    slow.write_all(
+        format!(
+            "POST /sentinel_callback HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TEST_ADMIN_SECRET}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"na"
+        )
+        .as_bytes(),
+    )
+    .expect("send the start of the body");
+    let stalled = Instant::now();
+    // Meanwhile, other connections are served at once: a sentinel callback and a ping.
+    let took = timed_callback(&p, "while-slow");
+    assert!(took < Duration::from_secs(1), "callback took {took:?}");
+    assert_eq!(
+        http("GET", &format!("{}/ping", admin_base(&p)), None, None).status,
+        200
+    );
+    assert!(url_of(&p, "while-slow").is_some());
+    // The slow one is answered 408 and closed once body_timeout has passed.
+    let r = read_answer(&mut slow);
+    let cut = stalled.elapsed();
+    assert_eq!(r.status, 408, "{}", r.body);
+    assert_eq!(error_of(&r).0, "RequestTimeout");
+    assert!(
+        cut >= Duration::from_millis(1500) && cut < Duration::from_secs(6),
+        "cut after {cut:?}"
+    );
+}
+
+#[test]
+fn idle_connections_up_to_the_cap_do_not_stall_the_control_path() {
+    let cap = 8;
+    let p = Proxy::start(ProxyConfig::without_backends().set(
+        "admin_api",
+        "max_connections",
+        &cap.to_string(),
+    ));
+    // cap - 1 connections that send nothing, and one that sent half a request line.
+    let mut idle: Vec<TcpStream> = (0..cap - 2).map(|_| connect(&p)).collect();
+    let mut half = connect(&p);
+    half.write_all(b"POST /sentinel_cal").expect("send");
+    idle.push(half);
+    let took = timed_callback(&p, "beside-idle");
+    assert!(took < Duration::from_secs(1), "callback took {took:?}");
+    // The cap is now full: one more connection is closed at once, unanswered.
+    let _last = connect(&p);
+    let mut over = connect(&p);
+    let mut buf = [0u8; 64];
+    let t = Instant::now();
+    let n = over.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "a connection over the cap got an answer");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // Freeing slots lets new connections in again.
+    drop(idle);
+    drop(_last);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = connect(&p);
+        let req = format!(
+            "GET /ping HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TEST_ADMIN_SECRET}\r\nConnection: close\r\n\r\n"
+        );
+        let _ = s.write_all(req.as_bytes());
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        if out.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots were never freed");
+        poll_pause();
+    }
+}
+
+#[test]
+fn health_reports_every_shard_alive() {
+    let p = Proxy::start(ProxyConfig::without_backends());
+    let base = admin_base(&p);
+    let h = http("GET", &format!("{base}/health"), None, None);
+    assert_eq!(h.status, 200, "{}", h.body);
+    let v = json_body(&h);
+    assert_eq!(v["status"], "ok");
+    let shards = v["shards"].as_array().expect("shards");
+    assert_eq!(shards.len(), 2);
+    assert!(shards
+        .iter()
+        .all(|s| s["heartbeat_age_seconds"].as_f64().is_some_and(|a| a < 5.0)));
+    let m = http("GET", &format!("{base}/metrics"), None, None);
+    let samples = parse_prometheus(&m.body);
+    for shard in ["0", "1"] {
+        let name = format!("janus_proxy_shard_heartbeat_age_seconds{{shard=\"{shard}\"}}");
+        assert!(
+            samples.iter().any(|(n, v)| *n == name && *v < 5.0),
+            "no fresh {name} in {}",
+            m.body
+        );
     }
 }

@@ -13,6 +13,7 @@ fn check_config(cfg: &str) -> (bool, String) {
     let out = Command::new(proxy_bin())
         .arg("--check-config")
         .arg(&path)
+        .env_remove("JANUS_CLOUD_SECRET")
         .output()
         .expect("run janus-proxy --check-config");
     let text = format!(
@@ -106,4 +107,23 @@ fn check_config_rejects_unknown_plugin() {
         text.contains("nosuchplugin"),
         "error does not name the plugin: {text:?}"
     );
+}
+
+#[test]
+fn an_exposed_admin_api_needs_a_secret() {
+    let exposed = base().set_str("admin_api", "secret", "").set_str(
+        "admin_api",
+        "http_listen",
+        "0.0.0.0:18100",
+    );
+    let (ok, text) = check_config(&exposed.render());
+    assert!(!ok, "exposed admin API without a secret accepted");
+    assert!(
+        text.contains("admin_api.http_listen") && text.contains("secret"),
+        "{text}"
+    );
+    let (ok, text) = check_config(&exposed.set("admin_api", "allow_no_secret", "true").render());
+    assert!(ok, "explicit opt-out rejected:\n{text}");
+    let (ok, text) = check_config(&base().set("admin_api", "cors_origins", "[\"*\"]").render());
+    assert!(!ok && text.contains("admin_api.cors_origins"), "{text}");
 }

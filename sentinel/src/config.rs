@@ -152,13 +152,34 @@ pub struct AdminApi {
     pub json: String,
     /// `ip:port` to listen on.
     pub http_listen: String,
+    /// The cluster secret: bearer token every REST route requires, and what posters send
+    /// to proxies unless they set their own. "" = the `JANUS_CLOUD_SECRET` environment
+    /// variable; none when that is unset too.
+    pub secret: String,
+    /// Allows a REST listener reachable from other machines without a secret.
+    pub allow_no_secret: bool,
+    /// Browser origins (`https://host[:port]`) allowed to call the REST interface.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for AdminApi {
     fn default() -> Self {
         AdminApi {
             json: "indented".into(),
-            http_listen: "0.0.0.0:8200".into(),
+            http_listen: "127.0.0.1:8200".into(),
+            secret: String::new(),
+            allow_no_secret: false,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+impl AdminApi {
+    /// Who may call the REST interface.
+    pub fn policy(&self) -> janus_cloud::admin::http::Policy {
+        janus_cloud::admin::http::Policy {
+            secret: (!self.secret.is_empty()).then(|| self.secret.clone()),
+            cors_origins: self.cors_origins.clone(),
         }
     }
 }
@@ -177,6 +198,9 @@ pub struct Poster {
     pub expire: u64,
     /// Timeout (s) of each HTTP request.
     pub http_timeout: u64,
+    /// Bearer token sent to the proxies (their `admin_api.secret`); "" = the sentinel's
+    /// own `admin_api.secret` (the cluster secret).
+    pub secret: String,
 }
 
 impl Default for Poster {
@@ -187,6 +211,7 @@ impl Default for Poster {
             post_urls: Vec::new(),
             expire: 60,
             http_timeout: 10,
+            secret: String::new(),
         }
     }
 }
@@ -213,7 +238,27 @@ impl Config {
     /// # Errors
     /// Syntax, unknown keys, wrong types and out-of-range values.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let c: Config = toml::from_str(text)?;
+        Config::from_toml_with_secret(text, None)
+    }
+
+    /// As [`Config::from_toml`], taking `env_secret` (the value of `JANUS_CLOUD_SECRET`) as
+    /// the cluster secret when `admin_api.secret` is empty; posters without a secret of
+    /// their own get the cluster secret.
+    ///
+    /// # Errors
+    /// As [`Config::from_toml`].
+    pub fn from_toml_with_secret(
+        text: &str,
+        env_secret: Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text)?;
+        c.admin_api.secret =
+            janus_cloud::admin::http::secret_or_env(&c.admin_api.secret, env_secret);
+        for p in &mut c.posters {
+            if p.secret.is_empty() {
+                p.secret = c.admin_api.secret.clone();
+            }
+        }
         c.validate()?;
         Ok(c)
     }
@@ -227,7 +272,8 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml(&text)
+        let env = std::env::var(janus_cloud::admin::http::SECRET_ENV).ok();
+        Config::from_toml_with_secret(&text, env)
     }
 
     /// Checks every value; the error names the key and the bad value.
@@ -321,6 +367,33 @@ impl Config {
                 "must be ip:port",
             ));
         }
+        {
+            use janus_cloud::admin::http::{check_exposure, valid_origin, valid_secret};
+            if !valid_secret(&a.secret) {
+                return Err(invalid(
+                    "admin_api.secret",
+                    "(hidden)",
+                    "at most 512 printable ASCII characters without spaces",
+                ));
+            }
+            if let Err(why) = check_exposure(&a.http_listen, &a.secret, a.allow_no_secret) {
+                return Err(invalid("admin_api.http_listen", &a.http_listen, why));
+            }
+            if let Some(o) = a.cors_origins.iter().find(|o| !valid_origin(o)) {
+                return Err(invalid(
+                    "admin_api.cors_origins",
+                    o,
+                    "each must be http(s)://host[:port] (never \"*\")",
+                ));
+            }
+            if let Some(i) = self.posters.iter().position(|p| !valid_secret(&p.secret)) {
+                return Err(invalid(
+                    format!("posters[{i}].secret"),
+                    "(hidden)",
+                    "at most 512 printable ASCII characters without spaces",
+                ));
+            }
+        }
         for (i, ps) in self.posters.iter().enumerate() {
             let key = |k: &str| format!("posters[{i}].{k}");
             if ps.post_type != "http" {
@@ -372,7 +445,8 @@ mod tests {
         assert_eq!(c.janus.pingpong_interval, 5);
         assert_eq!(c.janus.hwm_threshold, 0.0);
         assert_eq!(c.proc_watcher.error_restart_interval, 10);
-        assert_eq!(c.admin_api.http_listen, "0.0.0.0:8200");
+        assert_eq!(c.admin_api.http_listen, "127.0.0.1:8200");
+        assert_eq!(c.admin_api.secret, "");
         assert!(c.posters.is_empty());
         assert_eq!(c.log.debug_level, "INFO");
     }
@@ -460,6 +534,28 @@ mod tests {
         assert!(e.contains("janus.hwm_threshold"), "{e}");
         let e = err_of("[general]\ndaemonize = true");
         assert!(e.contains("general.daemonize"), "{e}");
+    }
+
+    #[test]
+    fn secrets_and_exposure() {
+        let e = err_of("[admin_api]\nhttp_listen = \"0.0.0.0:8200\"");
+        assert!(
+            e.contains("admin_api.http_listen") && e.contains("secret"),
+            "{e}"
+        );
+        let open = "[admin_api]\nhttp_listen = \"0.0.0.0:8200\"\nallow_no_secret = true";
+        assert!(Config::from_toml(open).is_ok());
+        let text = "[admin_api]\nhttp_listen = \"0.0.0.0:8200\"\n\
+                    [[posters]]\npost_urls = [\"http://p:8100/sentinel_callback\"]\n\
+                    [[posters]]\npost_urls = [\"http://q:8100/sentinel_callback\"]\nsecret = \"own\"";
+        let c = Config::from_toml_with_secret(text, Some("cluster".into())).expect("env secret");
+        assert_eq!(c.admin_api.secret, "cluster");
+        assert_eq!(c.posters[0].secret, "cluster");
+        assert_eq!(c.posters[1].secret, "own");
+        let e = err_of("[admin_api]\ncors_origins = [\"*\"]");
+        assert!(e.contains("admin_api.cors_origins"), "{e}");
+        let e = err_of("[admin_api]\nsecret = \"two words\"");
+        assert!(e.contains("admin_api.secret") && !e.contains("two"), "{e}");
     }
 
     #[test]

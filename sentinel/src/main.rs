@@ -38,7 +38,8 @@
 //!
 //! ## What is posted
 //!
-//! A form-encoded `POST` (`application/x-www-form-urlencoded`) to every URL, every
+//! A JSON `POST` (`application/json`, an object of string values, with
+//! `Authorization: Bearer <secret>` when the poster has a secret) to every URL, every
 //! `min(60, expire / 3)` s and at once on a status or count change:
 //! `name` (`server_name`, or a random UUID chosen at start), `url`
 //! (`ws://{public_ip}:{ws_port}`; `public_ip` defaults to `server_ip`, `"auto"` picks the
@@ -81,7 +82,12 @@
 //! `GET /sentinel/info`, `POST /sentinel/op` (`op` = `start_maintenance`,
 //! `stop_maintenance`, `restart_process`; query, form or JSON), `GET /sentinel/posters`;
 //! CORS on every answer; errors are `{"info", "exception"}` (400 bad input, 404 unknown
-//! route, 501 `restart_process` without supervision). No authentication.
+//! route, 501 `restart_process` without supervision). Listens on 127.0.0.1:8200 by
+//! default. Every route requires `Authorization: Bearer <admin_api.secret>` when a secret
+//! is set (from the file or `JANUS_CLOUD_SECRET`); a listener that is not loopback needs
+//! one unless `allow_no_secret = true`. CORS headers only for `cors_origins`; a `POST`
+//! without the secret must be JSON. Bodies are bounded (256 KiB, 10 s), and so are
+//! connections (64, 10 s to send headers).
 //!
 //! ## Differences from janus-cloud 0.5.0
 //!
@@ -100,10 +106,11 @@ use anyhow::Context;
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
+use janus_cloud::admin::server;
 use janus_sentinel::config::Config;
-use janus_sentinel::rest::{self, Rest};
+use janus_sentinel::rest::Rest;
 use janus_sentinel::state::Shared;
 use janus_sentinel::stats::AdminClient;
 use janus_sentinel::supervisor::{self, Command};
@@ -127,7 +134,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let config = match &args.config {
         Some(p) => Config::load(p),
-        None => Config::from_toml(""),
+        None => Config::from_toml_with_secret(
+            "",
+            std::env::var(janus_cloud::admin::http::SECRET_ENV).ok(),
+        ),
     };
     let config = match config {
         Ok(c) => c,
@@ -185,10 +195,11 @@ fn run(config: Config) -> anyhow::Result<()> {
 
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGQUIT]).context("cannot install signal handlers")?;
-    let server = tiny_http::Server::http(&config.admin_api.http_listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.admin_api.http_listen))?;
-    let server = Arc::new(server);
+    let listener = server::bind(&config.admin_api.http_listen)?;
     info!("REST interface on http://{}", config.admin_api.http_listen);
+    if config.admin_api.secret.is_empty() {
+        warn!("the REST interface has no secret: any local process can restart Janus (set admin_api.secret or JANUS_CLOUD_SECRET)");
+    }
 
     let supervisor = match supervised {
         Some(args) => {
@@ -210,8 +221,13 @@ fn run(config: Config) -> anyhow::Result<()> {
         supervisor: supervisor.as_ref().map(|(tx, _)| tx.clone()),
         posters: config.posters.clone(),
     };
-    let srv = Arc::clone(&server);
-    let rest_thread = spawn("rest", move || rest::serve(srv, rest))?;
+    let rest_server = server::spawn(
+        "rest",
+        listener,
+        server::Limits::default(),
+        config.admin_api.policy(),
+        Arc::new(rest),
+    )?;
 
     let timeout = Duration::from_secs(j.request_timeout);
     let mut workers = Vec::new();
@@ -237,8 +253,7 @@ fn run(config: Config) -> anyhow::Result<()> {
 
     let sig = signals.forever().next();
     info!("signal {sig:?}: shutting down");
-    server.unblock();
-    let _ = rest_thread.join();
+    rest_server.stop();
     shared.stop();
     for w in workers {
         let _ = w.join();

@@ -1,7 +1,9 @@
 //! Posting the server state to proxies (spec 03 §6), one thread per `[[posters]]` entry.
 //!
-//! Each round POSTs one form-encoded body (`application/x-www-form-urlencoded`) to **every**
-//! URL of the entry, in parallel (the original used them round-robin with fail-over, so only
+//! Each round POSTs one JSON body (`application/json`, an object of string values, as the
+//! proxy's CSRF rule requires of requests without the secret) with
+//! `Authorization: Bearer <secret>` (the poster's `secret`, by default the cluster secret)
+//! to **every** URL of the entry, in parallel (the original used them round-robin with fail-over, so only
 //! one proxy heard from the sentinel; fan-out keeps every proxy's memory store fed without
 //! one poster per proxy). A round happens every `min(60, expire / 3)` s, and at once when the
 //! status or the counters change. When the sentinel stops, a last round posts status 1
@@ -64,23 +66,26 @@ pub fn form_fields(
     f
 }
 
-/// `application/x-www-form-urlencoded` encoding of `fields`.
-pub fn form_body(fields: &[(&str, String)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish()
+/// The JSON object of `fields` (string values, as a form would carry them).
+pub fn json_body(fields: &[(&str, String)]) -> String {
+    let obj: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(obj).to_string()
 }
 
-/// Sends `body` to one URL; `Ok` only for HTTP 200.
+/// Sends the JSON `body` to one URL, with the bearer `secret` when not empty; `Ok` only
+/// for HTTP 200.
 ///
 /// # Errors
 /// Network error, timeout or a non-200 answer, as text for the log.
-pub fn post_one(agent: &ureq::Agent, url: &str, body: &str) -> Result<(), String> {
-    let resp = agent
-        .post(url)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .send(body)
-        .map_err(|e| e.to_string())?;
+pub fn post_one(agent: &ureq::Agent, url: &str, body: &str, secret: &str) -> Result<(), String> {
+    let mut req = agent.post(url).header("Content-Type", "application/json");
+    if !secret.is_empty() {
+        req = req.header("Authorization", &format!("Bearer {secret}"));
+    }
+    let resp = req.send(body).map_err(|e| e.to_string())?;
     match resp.status().as_u16() {
         200 => Ok(()),
         code => {
@@ -94,11 +99,16 @@ pub fn post_one(agent: &ureq::Agent, url: &str, body: &str) -> Result<(), String
 }
 
 /// Posts `body` to every URL in parallel; the results are in URL order.
-pub fn post_all(agent: &ureq::Agent, urls: &[String], body: &str) -> Vec<Result<(), String>> {
+pub fn post_all(
+    agent: &ureq::Agent,
+    urls: &[String],
+    body: &str,
+    secret: &str,
+) -> Vec<Result<(), String>> {
     std::thread::scope(|s| {
         let jobs: Vec<_> = urls
             .iter()
-            .map(|u| s.spawn(move || post_one(agent, u, body)))
+            .map(|u| s.spawn(move || post_one(agent, u, body, secret)))
             .collect();
         jobs.into_iter()
             .map(|j| {
@@ -115,6 +125,9 @@ pub fn agent(http_timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(http_timeout))
         .http_status_as_error(false)
+        // Shorter than the proxy's admin `header_timeout`: never reuse a connection the
+        // proxy is closing as idle.
+        .max_idle_age(Duration::from_secs(5))
         .build()
         .into()
 }
@@ -132,8 +145,8 @@ pub fn run(shared: Arc<Shared>, index: usize, conf: Poster) {
     };
     let round = |state: &State, status: Option<Status>| {
         let fields = form_fields(&name, &url, state, conf.expire, status);
-        let body = form_body(&fields);
-        let results = post_all(&agent, &conf.post_urls, &body);
+        let body = json_body(&fields);
+        let results = post_all(&agent, &conf.post_urls, &body, &conf.secret);
         for (u, r) in conf.post_urls.iter().zip(&results) {
             match r {
                 Ok(()) => debug!("{label}: posted to {u}: {body}"),
@@ -240,19 +253,18 @@ mod tests {
     }
 
     #[test]
-    fn body_is_form_encoded() {
+    fn body_is_a_json_object_of_strings() {
         let f = vec![
-            ("name", "a b&c".to_owned()),
+            ("name", "a \"b\"&c".to_owned()),
             ("url", "ws://h:1/x?y=1".to_owned()),
+            ("status", "0".to_owned()),
         ];
-        assert_eq!(
-            form_body(&f),
-            "name=a+b%26c&url=ws%3A%2F%2Fh%3A1%2Fx%3Fy%3D1"
-        );
-        let back: Vec<(String, String)> = form_urlencoded::parse(form_body(&f).as_bytes())
-            .into_owned()
-            .collect();
-        assert_eq!(back[0], ("name".to_owned(), "a b&c".to_owned()));
+        let v: serde_json::Value = serde_json::from_str(&json_body(&f)).expect("json");
+        assert_eq!(v["name"], "a \"b\"&c");
+        assert_eq!(v["url"], "ws://h:1/x?y=1");
+        assert_eq!(v["status"], "0");
+        let back = janus_cloud::admin::http::json_params(json_body(&f).as_bytes()).expect("params");
+        assert_eq!(back["name"], "a \"b\"&c");
     }
 
     #[test]
@@ -261,7 +273,8 @@ mod tests {
         let r = post_all(
             &a,
             &["http://127.0.0.1:1/sentinel_callback".to_owned()],
-            "x=1",
+            "{}",
+            "k",
         );
         assert_eq!(r.len(), 1);
         assert!(r[0].is_err());

@@ -1,5 +1,6 @@
-//! The sentinel's REST interface (spec 03 §8) on `admin_api.http_listen`, served by
-//! tiny_http on its own thread:
+//! The sentinel's REST interface (spec 03 §8) on `admin_api.http_listen` (default
+//! `127.0.0.1:8200`), served on its own thread by janus-proxy's admin HTTP server
+//! (`janus_cloud::admin::server`), with the same limits and access rules:
 //!
 //! | route | answer |
 //! |---|---|
@@ -7,12 +8,16 @@
 //! | `POST /sentinel/op` | `op` = `start_maintenance` / `stop_maintenance` / `restart_process`, as query, form or JSON; 200 empty |
 //! | `GET /sentinel/posters` | `[{post_type, name, connected, post_urls, expire}]` |
 //!
-//! Same conventions as janus-proxy's admin API: JSON bodies indented by 4 spaces, every
-//! answer carries `Access-Control-Allow-Origin: *`, `OPTIONS` answers the CORS preflight
-//! (401 when `Access-Control-Request-Method` is not a method of the route), errors are
-//! `{"info", "exception"}` with 400 for bad input, 501 for `restart_process` without
-//! supervision, 404 for an unknown route or method. No authentication: bind it to a private
-//! interface.
+//! Same conventions as janus-proxy's admin API: JSON bodies indented by 4 spaces; every
+//! route requires `Authorization: Bearer <admin_api.secret>` when a secret is set (401
+//! otherwise); a `POST` without it must be JSON (415), so a cross-site form cannot
+//! restart Janus; a browser page gets CORS headers, and is served at all, only when its
+//! origin is in `admin_api.cors_origins` (403 otherwise); `OPTIONS` answers the CORS
+//! preflight (401 when `Access-Control-Request-Method` is not a method of the route);
+//! errors are `{"info", "exception"}` with 400 for bad input, 501 for `restart_process`
+//! without supervision, 404 for an unknown route or method. This module owns only the
+//! routes: it never blocks (an operation is a state change or a message to the
+//! supervisor).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,10 +25,10 @@ use std::time::SystemTime;
 
 use crossbeam_channel::Sender;
 use serde_json::{json, Value};
-use tiny_http::Method;
 use tracing::info;
 
 use janus_cloud::admin::http::{self, Reply};
+use janus_cloud::admin::server::{self, Method};
 
 use crate::config::Poster;
 use crate::load;
@@ -67,9 +72,9 @@ impl Rest {
     /// Dispatches one request (after the preflight check).
     pub fn route(&self, method: &Method, path: &str, params: &BTreeMap<String, String>) -> Reply {
         match (method, path) {
-            (Method::Get, "/sentinel/info") => Reply::json(200, &self.info()),
-            (Method::Get, "/sentinel/posters") => Reply::json(200, &self.posters()),
-            (Method::Post, "/sentinel/op") => self.op(params.get("op").map(|s| s.trim())),
+            (&Method::GET, "/sentinel/info") => Reply::json(200, &self.info()),
+            (&Method::GET, "/sentinel/posters") => Reply::json(200, &self.posters()),
+            (&Method::POST, "/sentinel/op") => self.op(params.get("op").map(|s| s.trim())),
             (m, p) => http::not_found(m.as_str(), p),
         }
     }
@@ -154,32 +159,16 @@ impl Rest {
                 .collect(),
         )
     }
-
-    /// Serves one tiny_http request.
-    pub fn handle(&self, mut req: tiny_http::Request) {
-        let method = req.method().clone();
-        let path = req.url().split('?').next().unwrap_or("/").to_owned();
-        let reply = if method == Method::Options {
-            let asked = req
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Access-Control-Request-Method"))
-                .map(|h| h.value.as_str().to_owned());
-            preflight(&path, asked.as_deref())
-        } else {
-            match http::params(&mut req) {
-                Ok(p) => self.route(&method, &path, &p),
-                Err(e) => Reply::error(400, "ValidationError", e),
-            }
-        };
-        http::respond(req, reply);
-    }
 }
 
-/// Serves until `server.unblock()` is called.
-pub fn serve(server: Arc<tiny_http::Server>, rest: Rest) {
-    for req in server.incoming_requests() {
-        rest.handle(req);
+impl server::Service for Rest {
+    fn methods(&self, path: &str) -> Option<&'static str> {
+        methods_of(path)
+    }
+
+    fn call(&self, req: server::Request) -> server::ReplyFuture {
+        let reply = self.route(&req.method, &req.path, &req.params);
+        Box::pin(async move { reply })
     }
 }
 
@@ -216,7 +205,7 @@ mod tests {
 
     fn op(r: &Rest, op: &str) -> Reply {
         let p = BTreeMap::from([("op".to_string(), op.to_string())]);
-        r.route(&Method::Post, "/sentinel/op", &p)
+        r.route(&Method::POST, "/sentinel/op", &p)
     }
 
     fn body(r: &Reply) -> Value {
@@ -226,18 +215,18 @@ mod tests {
     #[test]
     fn info_and_posters() {
         let (r, _) = rest(false);
-        let a = r.route(&Method::Get, "/sentinel/info", &BTreeMap::new());
+        let a = r.route(&Method::GET, "/sentinel/info", &BTreeMap::new());
         assert_eq!(a.status, 200);
         let v = body(&a);
         assert_eq!(v["janus_server"]["server_public_url"], "ws://10.1.1.1:8188");
         assert_eq!(v["janus_server"]["status"], 1);
         assert!(v.get("janus_watcher").is_none());
         assert!(a.body.contains("\n    \"janus_server\""));
-        let v = body(&r.route(&Method::Get, "/sentinel/posters", &BTreeMap::new()));
+        let v = body(&r.route(&Method::GET, "/sentinel/posters", &BTreeMap::new()));
         assert_eq!(v[0]["connected"], false);
         assert_eq!(v[0]["expire"], 60);
         let (r, _) = rest(true);
-        let v = body(&r.route(&Method::Get, "/sentinel/info", &BTreeMap::new()));
+        let v = body(&r.route(&Method::GET, "/sentinel/info", &BTreeMap::new()));
         assert_eq!(v["janus_watcher"]["process_status"], 0);
         assert_eq!(v["janus_watcher"]["args"], json!(["janus"]));
     }
@@ -256,7 +245,7 @@ mod tests {
             (e.status, body(&e)["exception"].as_str()),
             (400, Some("ValidationError"))
         );
-        let e = r.route(&Method::Post, "/sentinel/op", &BTreeMap::new());
+        let e = r.route(&Method::POST, "/sentinel/op", &BTreeMap::new());
         assert_eq!(e.status, 400);
         let (r, _) = rest(false);
         let e = op(&r, "restart_process");
@@ -269,7 +258,7 @@ mod tests {
     #[test]
     fn unknown_routes_and_preflight() {
         let (r, _) = rest(false);
-        let e = r.route(&Method::Get, "/sentinel/op", &BTreeMap::new());
+        let e = r.route(&Method::GET, "/sentinel/op", &BTreeMap::new());
         assert_eq!(e.status, 404);
         assert_eq!(
             body(&e)["info"],

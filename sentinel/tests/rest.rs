@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{http, http_full, poll_until, RecordingStub, Sentinel};
+use common::{http, http_full, poll_until, RecordingStub, Sentinel, TEST_SECRET};
 
 fn config(stub: &RecordingStub) -> String {
     format!(
@@ -22,6 +22,7 @@ pingpong_interval = 1
 request_timeout = 1
 [admin_api]
 http_listen = "{{REST}}"
+cors_origins = ["http://ops.example:8080"]
 [[posters]]
 name = "stub"
 post_urls = ["{b}/sentinel_callback"]
@@ -63,6 +64,9 @@ fn routes_ops_errors_and_cors() {
     assert_eq!(first.form["status"], "1");
     assert_eq!(first.form["url"], "ws://192.0.2.10:1");
     assert_eq!(first.form["start_time"], "0.000000");
+    // posted as JSON with the cluster secret, as the proxy's access rules want
+    assert_eq!(first.content_type, "application/json");
+    assert_eq!(first.authorization, format!("Bearer {TEST_SECRET}"));
     let (_, posters) = http("GET", &format!("{}/sentinel/posters", s.rest), None).expect("posters");
     assert_eq!(posters[0]["post_type"], "http");
     assert_eq!(posters[0]["name"], "stub");
@@ -133,28 +137,55 @@ fn routes_ops_errors_and_cors() {
     let (st, _) = http("GET", &format!("{}/nope", s.rest), None).expect("404");
     assert_eq!(st, 404);
 
-    // CORS
+    // CORS: only for the configured origin
     let (st, h, _) =
         http_full("GET", &format!("{}/sentinel/info", s.rest), None, &[]).expect("GET");
     assert_eq!(
         (st, h.get("access-control-allow-origin").map(String::as_str)),
-        (200, Some("*"))
+        (200, None)
     );
     assert_eq!(
         h.get("content-type").map(String::as_str),
         Some("application/json")
     );
+    let ops = "http://ops.example:8080";
+    let (st, h, _) = http_full(
+        "GET",
+        &format!("{}/sentinel/info", s.rest),
+        None,
+        &[("Origin", ops)],
+    )
+    .expect("GET");
+    assert_eq!(
+        (st, h.get("access-control-allow-origin").map(String::as_str)),
+        (200, Some(ops))
+    );
+    let (st, h, _) = http_full(
+        "GET",
+        &format!("{}/sentinel/info", s.rest),
+        None,
+        &[("Origin", "http://evil.example")],
+    )
+    .expect("GET");
+    assert_eq!(
+        (st, h.get("access-control-allow-origin").map(String::as_str)),
+        (403, None)
+    );
     let (st, h, _) = http_full(
         "OPTIONS",
         &op,
         None,
-        &[("Access-Control-Request-Method", "POST")],
+        &[("Access-Control-Request-Method", "POST"), ("Origin", ops)],
     )
     .expect("OPTIONS");
     assert_eq!(st, 200);
     assert_eq!(
         h.get("access-control-allow-methods").map(String::as_str),
         Some("POST")
+    );
+    assert_eq!(
+        h.get("access-control-allow-origin").map(String::as_str),
+        Some(ops)
     );
     assert_eq!(
         h.get("access-control-max-age").map(String::as_str),
@@ -169,10 +200,83 @@ fn routes_ops_errors_and_cors() {
     )
     .expect("OPTIONS");
     assert_eq!(st, 401);
-    assert_eq!(
-        h.get("access-control-allow-origin").map(String::as_str),
-        Some("*")
+    assert_eq!(h.get("access-control-allow-origin"), None);
+}
+
+#[test]
+fn every_route_needs_the_secret_and_forms_need_it_too() {
+    let stub = RecordingStub::start();
+    let s = Sentinel::start(&config(&stub));
+    let op = format!("{}/sentinel/op", s.rest);
+    for path in ["/sentinel/info", "/sentinel/posters"] {
+        let url = format!("{}{path}", s.rest);
+        for auth in ["", "Bearer wrong", "Basic xyz"] {
+            let (st, _, body) =
+                http_full("GET", &url, None, &[("Authorization", auth)]).expect("GET");
+            assert_eq!(st, 401, "{path} with {auth:?}: {body}");
+        }
+    }
+    // A cross-site form (no secret, foreign origin) cannot start maintenance or restart.
+    let (st, _, _) = http_full(
+        "POST",
+        &op,
+        Some((FORM, "op=start_maintenance")),
+        &[("Authorization", ""), ("Origin", "http://evil.example")],
+    )
+    .expect("POST");
+    assert_eq!(st, 403);
+    let (st, _, _) = http_full(
+        "POST",
+        &op,
+        Some((FORM, "op=restart_process")),
+        &[("Authorization", "")],
+    )
+    .expect("POST");
+    assert_eq!(st, 401);
+    let (st, _, _) = http_full(
+        "POST",
+        &format!("{op}?op=start_maintenance"),
+        None,
+        &[("Authorization", "Bearer nope")],
+    )
+    .expect("POST");
+    assert_eq!(st, 401);
+    assert_eq!(status(&s), 1, "a refused request changed the status");
+}
+
+#[test]
+fn without_a_secret_only_json_posts_are_served() {
+    // Loopback and no secret anywhere: allowed, but a form or a body-less POST is refused.
+    let s = Sentinel::spawn_with_secret(
+        "[admin_api]\nhttp_listen = \"{REST}\"\n[janus]\nws_port = 1\nrequest_timeout = 1\n",
+        None,
     );
+    let info = format!("{}/sentinel/info", s.rest);
+    poll_until(Duration::from_secs(10), "the REST interface", || {
+        http_full("GET", &info, None, &[("Authorization", "")]).ok()
+    });
+    let op = format!("{}/sentinel/op", s.rest);
+    let none = [("Authorization", "")];
+    let (st, _, _) =
+        http_full("POST", &op, Some((FORM, "op=start_maintenance")), &none).expect("form");
+    assert_eq!(st, 415);
+    let (st, _, _) =
+        http_full("POST", &format!("{op}?op=start_maintenance"), None, &none).expect("query");
+    assert_eq!(st, 415);
+    let (st, _, _) = http_full(
+        "POST",
+        &op,
+        Some(("application/json", r#"{"op":"start_maintenance"}"#)),
+        &none,
+    )
+    .expect("json");
+    assert_eq!(st, 200);
+    let (_, _, body) = http_full("GET", &info, None, &none).expect("info");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["janus_server"]["status"], 2);
+    poll_until(Duration::from_secs(5), "the no-secret warning", || {
+        s.output().contains("no secret").then_some(())
+    });
 }
 
 #[test]
@@ -189,6 +293,15 @@ fn startup_errors_exit_non_zero() {
     let st = s.wait_exit(Duration::from_secs(10));
     assert_eq!(st.code(), Some(1));
     assert!(s.output().contains("cannot start Janus"), "{}", s.output());
+
+    let mut s = Sentinel::spawn_with_secret("[admin_api]\nhttp_listen = \"0.0.0.0:1\"\n", None);
+    let st = s.wait_exit(Duration::from_secs(10));
+    assert_eq!(st.code(), Some(2));
+    assert!(
+        s.output().contains("admin_api.http_listen") && s.output().contains("secret"),
+        "{}",
+        s.output()
+    );
 
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr");

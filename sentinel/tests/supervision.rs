@@ -145,7 +145,8 @@ http_timeout = 2
                 .into_iter()
                 .find(|r| r.form.get("status").map(String::as_str) == Some("0"))
         });
-        assert_eq!(r.content_type, "application/x-www-form-urlencoded");
+        assert_eq!(r.content_type, "application/json");
+        assert_eq!(r.authorization, format!("Bearer {}", common::TEST_SECRET));
         assert_eq!(r.form["name"], "sentinel-test");
         assert_eq!(r.form["url"], format!("ws://127.0.0.1:{}", janus.ws_port));
         assert_eq!(r.form["expire"], "3");

@@ -1,4 +1,5 @@
-//! A sentinel, the Janus it supervises and a real janus-proxy together: registration,
+//! A sentinel, the Janus it supervises and a real janus-proxy (with a secret) together:
+//! registration through the proxy's access rules (JSON + bearer),
 //! `kill -9` of Janus (detection, restart, re-selection) and the sentinel's own SIGTERM.
 //! Prints the measured times. Needs the `janus-proxy` binary of the workspace
 //! (`cargo build --workspace`, which scripts/test.sh runs first).
@@ -10,7 +11,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{alive, free_port, http, janus_answers, poll_until, signal, JanusSet, Sentinel};
+use common::{
+    alive, free_port, http, http_full, janus_answers, poll_until, signal, JanusSet, Sentinel,
+    TEST_SECRET,
+};
 use janus_sentinel::janus_ws::JanusWs;
 use serde_json::{json, Map, Value};
 
@@ -39,7 +43,7 @@ impl Proxy {
         let cfg = format!(
             "plugins = [\"echotest\"]\n[general]\nshards = 2\n[log]\ndebug_level = \"INFO\"\n\
              [ws_transport]\nws_listen = \"127.0.0.1:{ws_port}\"\n\
-             [admin_api]\nhttp_listen = \"127.0.0.1:{admin_port}\"\n\
+             [admin_api]\nhttp_listen = \"127.0.0.1:{admin_port}\"\nsecret = \"{TEST_SECRET}\"\n\
              [backend]\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n"
         );
         let path = dir.path().join("janus-proxy.toml");
@@ -47,6 +51,7 @@ impl Proxy {
         let out = fs::File::create(dir.path().join("proxy.out")).expect("log");
         let child = Command::new(proxy_bin())
             .arg(&path)
+            .env_remove("JANUS_CLOUD_SECRET")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup"))
             .stderr(out)
@@ -167,6 +172,15 @@ expire = 6
     );
     let s = proxy.server("sj").expect("listed");
     assert_eq!(s["url"], janus.ws_url());
+    // The proxy does require its secret: the sentinel's posts got in with it.
+    let (st, _, _) = http_full(
+        "GET",
+        &format!("{}/backend_servers", proxy.admin),
+        None,
+        &[("Authorization", "")],
+    )
+    .expect("GET without the secret");
+    assert_eq!(st, 401);
     assert_eq!(s["expire"], 6);
     poll_until(
         Duration::from_secs(5),

@@ -1,16 +1,22 @@
-//! HTTP plumbing of the admin API on top of tiny_http: request parameters (query string,
-//! form body, JSON body), responses with the CORS headers every answer carries, and the
-//! JSON error body.
+//! admin/http: the HTTP rules shared by janus-proxy's admin API and janus-sentinel's REST
+//! interface, as pure functions: replies and the JSON error body, the CORS preflight
+//! answer, the access policy (cluster secret, allowed browser origins, the CSRF rule),
+//! request parameters, and the configuration checks of an exposed listener.
+//!
+//! Owns no socket and never does I/O: the server that applies these rules is
+//! [`super::server`]. Every rule here must stay safe for hostile input: a request that
+//! does not pass [`admit`] changes nothing.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::net::SocketAddr;
 
 use serde::Serialize;
 
-/// Largest request body accepted.
-const MAX_BODY: u64 = 1024 * 1024;
+/// Environment variable holding the cluster secret when the configuration leaves
+/// `admin_api.secret` empty (so that no secret has to be written into a config file).
+pub const SECRET_ENV: &str = "JANUS_CLOUD_SECRET";
 
-/// An answer before it becomes a tiny_http response.
+/// An answer before it becomes an HTTP response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: u16,
@@ -95,7 +101,9 @@ pub fn not_found(method: &str, path: &str) -> Reply {
 }
 
 /// The CORS preflight answer (spec 02 §6) for a route accepting `methods` (comma list;
-/// `None` = no such route): 401 when the asked method is not one of them.
+/// `None` = no such route): 401 when the asked method is not one of them. The
+/// `Access-Control-Allow-Origin` header is added by the server, and only for an allowed
+/// origin, so a preflight from any other page fails in the browser.
 pub fn preflight(methods: Option<&str>, path: &str, asked: Option<&str>) -> Reply {
     let Some(methods) = methods else {
         return not_found("OPTIONS", path);
@@ -121,38 +129,133 @@ pub fn preflight(methods: Option<&str>, path: &str, asked: Option<&str>) -> Repl
     r
 }
 
-/// Reads the request parameters: query string, overlaid by a form body, overlaid by a
-/// JSON object body when the content type says JSON (values become strings, as a form
-/// post would carry them).
+/// Who may use an HTTP interface: the cluster secret and the browser origins allowed to
+/// call it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Bearer token every route requires; `None` = none (loopback, or an explicit opt-out).
+    pub secret: Option<String>,
+    /// Origins (`scheme://host[:port]`) that get CORS headers and may call from a browser.
+    pub cors_origins: Vec<String>,
+}
+
+impl Policy {
+    /// Whether a browser page of `origin` may call (exact, ASCII case-insensitive match).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.cors_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin.trim()))
+    }
+
+    /// Whether `authorization` carries the secret (always false without a secret).
+    pub fn bearer_ok(&self, authorization: Option<&str>) -> bool {
+        self.secret
+            .as_deref()
+            .is_some_and(|s| bearer_matches(authorization, s))
+    }
+}
+
+/// What [`admit`] looks at in a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seen<'a> {
+    pub method: &'a str,
+    pub origin: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+}
+
+/// The access rules, in order; `Err` is the refusal to send (nothing else happens):
+///
+/// 1. a request from a browser page (`Origin` header) whose origin is not configured:
+///    403 — this also defeats DNS rebinding against a loopback listener;
+/// 2. a secret is configured and `Authorization: Bearer <secret>` is missing or wrong: 401;
+/// 3. a `POST` without the valid bearer must be `Content-Type: application/json`, which
+///    no HTML form and no "simple" cross-site request can send: 415.
+///
+/// `OPTIONS` (the CORS preflight, which browsers send without credentials) is answered
+/// before these rules and changes nothing.
 ///
 /// # Errors
-/// A body too large, not UTF-8, or JSON that is not an object.
-pub fn params(req: &mut tiny_http::Request) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    if let Some((_, q)) = req.url().split_once('?') {
-        out.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
+/// The refusal.
+pub fn admit(policy: &Policy, seen: &Seen) -> Result<(), Reply> {
+    if let Some(origin) = seen.origin {
+        if !policy.origin_allowed(origin) {
+            return Err(Reply::error(
+                403,
+                "Forbidden",
+                format!("origin {origin} is not allowed (cors_origins)"),
+            ));
+        }
     }
-    let content_type = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Content-Type"))
-        .map(|h| h.value.as_str().to_ascii_lowercase())
-        .unwrap_or_default();
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(MAX_BODY + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("cannot read body: {e}"))?;
-    if body.len() as u64 > MAX_BODY {
-        return Err(format!("body larger than {MAX_BODY} bytes"));
+    let bearer = policy.bearer_ok(seen.authorization);
+    if policy.secret.is_some() && !bearer {
+        return Err(Reply::error(
+            401,
+            "Unauthorized",
+            "missing or wrong bearer token",
+        ));
+    }
+    if seen.method.eq_ignore_ascii_case("POST") && !bearer && !is_json(seen.content_type) {
+        return Err(Reply::error(
+            415,
+            "UnsupportedMediaType",
+            "a POST without the bearer secret must be Content-Type: application/json",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a `Content-Type` value is JSON: its media type (before any `;` parameter) is
+/// exactly `application/json`. `text/plain; x=json` is not.
+pub fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Constant-time comparison of `Authorization: Bearer <token>` with the secret. The time
+/// taken depends only on the length of what the client sent, never on the secret.
+pub fn bearer_matches(header: Option<&str>, secret: &str) -> bool {
+    let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    constant_time_eq(token.trim().as_bytes(), secret.as_bytes())
+}
+
+/// Byte-string equality whose running time depends only on `given`'s length.
+pub fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
+    let mut diff = u8::from(given.len() != secret.len());
+    for (i, g) in given.iter().enumerate() {
+        diff |= g ^ secret[i % secret.len()];
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// The request parameters: query string, overlaid by the body — a JSON object when the
+/// content type is JSON (values become strings, as a form post would carry them), form
+/// fields otherwise.
+///
+/// # Errors
+/// A body that is not UTF-8 form data, or JSON that is not an object.
+pub fn params(
+    query: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    if let Some(q) = query {
+        out.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(out);
     }
-    if content_type.contains("json") {
-        out.extend(json_params(&body)?);
+    if is_json(content_type) {
+        out.extend(json_params(body)?);
     } else {
-        out.extend(form_urlencoded::parse(&body).into_owned());
+        out.extend(form_urlencoded::parse(body).into_owned());
     }
     Ok(out)
 }
@@ -179,20 +282,60 @@ pub fn json_params(body: &[u8]) -> Result<BTreeMap<String, String>, String> {
         .collect())
 }
 
-/// Sends `reply`, adding the headers every answer carries.
-pub fn respond(req: tiny_http::Request, reply: Reply) {
-    let mut r = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
-    let mut headers = vec![
-        ("Content-Type", reply.content_type.to_string()),
-        ("Access-Control-Allow-Origin", "*".to_string()),
-    ];
-    headers.extend(reply.headers);
-    for (k, v) in headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            r.add_header(h);
-        }
+/// Whether `listen` (`ip:port`) only accepts connections from this machine.
+pub fn is_loopback(listen: &str) -> bool {
+    listen
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
+}
+
+/// The rule for an exposed listener: a listener reachable from other machines needs a
+/// secret, unless `allow_no_secret` says the operator protects it otherwise.
+///
+/// # Errors
+/// Why the combination is refused.
+pub fn check_exposure(
+    listen: &str,
+    secret: &str,
+    allow_no_secret: bool,
+) -> Result<(), &'static str> {
+    if secret.is_empty() && !allow_no_secret && !is_loopback(listen) {
+        return Err(
+            "not a loopback address and no secret is set: set admin_api.secret (or \
+             the JANUS_CLOUD_SECRET environment variable), listen on 127.0.0.1, or set \
+             admin_api.allow_no_secret = true",
+        );
     }
-    let _ = req.respond(r);
+    Ok(())
+}
+
+/// A usable secret: printable ASCII without spaces (it travels in an HTTP header),
+/// at most 512 bytes. Empty is valid (= none).
+pub fn valid_secret(secret: &str) -> bool {
+    secret.len() <= 512 && secret.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A CORS origin as browsers send it: `http(s)://host[:port]`, no path, never `*`.
+pub fn valid_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest.len() <= 253
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+}
+
+/// The secret from the configuration, else from [`SECRET_ENV`] (trimmed; empty = none).
+pub fn secret_or_env(configured: &str, env: Option<String>) -> String {
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    env.map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -212,6 +355,18 @@ mod tests {
     }
 
     #[test]
+    fn params_overlay_query_with_body() {
+        let p = params(Some("a=1&b=2"), Some("application/json"), br#"{"b":"3"}"#).unwrap();
+        assert_eq!((p["a"].as_str(), p["b"].as_str()), ("1", "3"));
+        let p = params(None, Some("application/x-www-form-urlencoded"), b"x=y+z").unwrap();
+        assert_eq!(p["x"], "y z");
+        // A form body that merely mentions json is not parsed as JSON.
+        let p = params(None, Some("text/plain; charset=json"), b"k=v").unwrap();
+        assert_eq!(p["k"], "v");
+        assert!(params(None, Some("application/json"), b"[1]").is_err());
+    }
+
+    #[test]
     fn error_body_shape() {
         let r = Reply::error(400, "ValidationError", "invalid name");
         assert_eq!(r.status, 400);
@@ -219,5 +374,114 @@ mod tests {
         assert_eq!(v["info"], "invalid name");
         assert_eq!(v["exception"], "ValidationError");
         assert!(r.body.contains("\n    \"info\""));
+    }
+
+    #[test]
+    fn bearer_is_exact() {
+        assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cres"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cretX"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer s3cre"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer "), "s3cret"));
+        assert!(!bearer_matches(None, "s3cret"));
+        assert!(!bearer_matches(Some("s3cret"), "s3cret"));
+        assert!(!bearer_matches(Some("Bearer "), ""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abcabc", b"abc"));
+    }
+
+    #[test]
+    fn json_media_type_only() {
+        assert!(is_json(Some("application/json")));
+        assert!(is_json(Some("Application/JSON; charset=utf-8")));
+        assert!(!is_json(Some("text/plain; x=application/json")));
+        assert!(!is_json(Some("application/x-www-form-urlencoded")));
+        assert!(!is_json(Some("application/jsonp")));
+        assert!(!is_json(None));
+    }
+
+    fn seen<'a>(
+        method: &'a str,
+        origin: Option<&'a str>,
+        auth: Option<&'a str>,
+        ct: Option<&'a str>,
+    ) -> Seen<'a> {
+        Seen {
+            method,
+            origin,
+            authorization: auth,
+            content_type: ct,
+        }
+    }
+
+    fn status(r: Result<(), Reply>) -> u16 {
+        r.err().map_or(200, |r| r.status)
+    }
+
+    #[test]
+    fn admission_rules() {
+        let open = Policy::default();
+        let form = Some("application/x-www-form-urlencoded");
+        let json = Some("application/json");
+        // Without a secret: GET passes, a form POST does not, a JSON POST does.
+        assert_eq!(status(admit(&open, &seen("GET", None, None, None))), 200);
+        assert_eq!(status(admit(&open, &seen("POST", None, None, form))), 415);
+        assert_eq!(status(admit(&open, &seen("POST", None, None, None))), 415);
+        assert_eq!(status(admit(&open, &seen("POST", None, None, json))), 200);
+        assert_eq!(status(admit(&open, &seen("DELETE", None, None, None))), 200);
+        // A page of another origin: refused whatever it sends.
+        let evil = Some("http://evil.example");
+        assert_eq!(status(admit(&open, &seen("POST", evil, None, json))), 403);
+        assert_eq!(status(admit(&open, &seen("GET", evil, None, None))), 403);
+        // With a secret: everything needs it; with it, forms are fine.
+        let closed = Policy {
+            secret: Some("k".into()),
+            cors_origins: vec!["https://ops.example:8443".into()],
+        };
+        assert_eq!(status(admit(&closed, &seen("GET", None, None, None))), 401);
+        let bad = Some("Bearer x");
+        assert_eq!(status(admit(&closed, &seen("POST", None, bad, json))), 401);
+        let good = Some("Bearer k");
+        assert_eq!(status(admit(&closed, &seen("POST", None, good, form))), 200);
+        let ops = Some("https://OPS.example:8443");
+        assert_eq!(status(admit(&closed, &seen("POST", ops, good, json))), 200);
+        assert_eq!(status(admit(&closed, &seen("POST", evil, good, json))), 403);
+    }
+
+    #[test]
+    fn preflight_answers() {
+        let r = preflight(Some("GET,POST"), "/x", Some("POST"));
+        assert_eq!(r.status, 200);
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "Access-Control-Allow-Methods" && v == "GET,POST"));
+        assert!(!r.headers.iter().any(|(k, _)| k.contains("Allow-Origin")));
+        assert_eq!(preflight(Some("GET"), "/x", Some("DELETE")).status, 401);
+        assert_eq!(preflight(None, "/x", None).status, 404);
+    }
+
+    #[test]
+    fn exposure_and_values() {
+        assert!(is_loopback("127.0.0.1:8100"));
+        assert!(is_loopback("[::1]:8100"));
+        assert!(!is_loopback("0.0.0.0:8100"));
+        assert!(!is_loopback("10.0.0.1:8100"));
+        assert!(check_exposure("127.0.0.1:1", "", false).is_ok());
+        assert!(check_exposure("0.0.0.0:1", "", false).is_err());
+        assert!(check_exposure("0.0.0.0:1", "", true).is_ok());
+        assert!(check_exposure("0.0.0.0:1", "s", false).is_ok());
+        assert!(valid_secret(""));
+        assert!(valid_secret("abc-DEF_123+/="));
+        assert!(!valid_secret("has space"));
+        assert!(!valid_secret("tab\t"));
+        assert!(valid_origin("https://ops.example:8443"));
+        assert!(valid_origin("http://127.0.0.1:3000"));
+        assert!(!valid_origin("*"));
+        assert!(!valid_origin("https://ops.example/path"));
+        assert!(!valid_origin("ops.example"));
+        assert_eq!(secret_or_env("a", Some("b".into())), "a");
+        assert_eq!(secret_or_env("", Some(" b \n".into())), "b");
+        assert_eq!(secret_or_env("", None), "");
     }
 }

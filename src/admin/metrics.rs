@@ -1,7 +1,9 @@
 //! Proxy metrics, in Prometheus text format at `GET /metrics`. Per-message counters are
 //! per shard (each shard writes only its own cache line, so counting costs no cross-core
 //! traffic) and summed at scrape time; rarer gauges and error counts are shared atomics;
-//! backend gauges are read from the registry entries at scrape time.
+//! backend gauges are read from the registry entries at scrape time. Each shard also
+//! stamps a heartbeat once a second ([`ShardCounters::beat`]); its age is exported as
+//! `janus_proxy_shard_heartbeat_age_seconds{shard}` and judged by `GET /health`.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,6 +29,11 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabel {
+    pub shard: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServerLabel {
     pub server: String,
 }
@@ -39,12 +46,20 @@ pub struct ShardCounters {
     pub client_out: AtomicU64,
     pub backend_in: AtomicU64,
     pub backend_out: AtomicU64,
+    /// Last heartbeat of the shard, ms since the epoch.
+    pub heartbeat_ms: AtomicU64,
 }
 
 impl ShardCounters {
     /// Counts one event; only the owning shard calls this.
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stamps the heartbeat: the shard's loop is alive now. Only the owning shard calls it.
+    pub fn beat(&self) {
+        self.heartbeat_ms
+            .store(crate::backend::server::now_ms(), Ordering::Relaxed);
     }
 }
 
@@ -65,11 +80,25 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Metrics of `shards` shards, each with a heartbeat stamped now (a shard is given its
+    /// first seconds to start).
     pub fn new(shards: usize) -> Metrics {
-        Metrics {
+        let m = Metrics {
             shards: (0..shards).map(|_| Arc::default()).collect(),
             ..Metrics::default()
+        };
+        for s in &m.shards {
+            s.beat();
         }
+        m
+    }
+
+    /// Milliseconds since each shard's last heartbeat, in shard order.
+    pub fn heartbeat_ages_ms(&self, now_ms: u64) -> Vec<u64> {
+        self.shards
+            .iter()
+            .map(|s| now_ms.saturating_sub(s.heartbeat_ms.load(Ordering::Relaxed)))
+            .collect()
     }
 
     fn total(&self, pick: impl Fn(&ShardCounters) -> &AtomicU64) -> u64 {
@@ -169,6 +198,22 @@ impl Metrics {
             "Client handles this proxy has on the backend",
             self.backend_handles.clone(),
         );
+        let ages: Family<ShardLabel, Gauge<f64, AtomicU64>> = Family::default();
+        for (i, age) in self
+            .heartbeat_ages_ms(crate::backend::server::now_ms())
+            .into_iter()
+            .enumerate()
+        {
+            ages.get_or_create(&ShardLabel {
+                shard: i.to_string(),
+            })
+            .set(age as f64 / 1000.0);
+        }
+        r.register(
+            "shard_heartbeat_age_seconds",
+            "Seconds since the shard's event loop last stamped its once-a-second heartbeat",
+            ages,
+        );
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &r);
@@ -199,6 +244,10 @@ mod tests {
         );
         assert!(
             text.contains("janus_proxy_client_disconnects_total{reason=\"slow_reader\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("janus_proxy_shard_heartbeat_age_seconds{shard=\"1\"}"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));

@@ -1,37 +1,49 @@
-//! admin/: the admin REST API (spec 02 §6) and the control plane behind it. One thread
-//! owns the server store, the registry of backend entries and the HTTP server; it is the
-//! only place that blocks on Redis. Changes reach shards as mailbox messages (new
-//! servers) or as atomics on the shared entries (status, load, deletion), so shards never
-//! take a lock to select a backend.
+//! admin/: the admin REST API (spec 02 §6) and the control plane behind it.
+//!
+//! Two threads. The HTTP thread ([`server`], hyper on a current-thread tokio runtime)
+//! owns the connections: it enforces the limits (connections, header/body time, body
+//! size) and the access rules ([`http::admit`]: cluster secret, CORS origins, the CSRF
+//! rule), answers `/ping`, `/info` and `/health` itself, and runs the proxy-to-proxy
+//! plugin routes by awaiting a shard's answer. Everything that reads or changes the server
+//! store goes, already parsed, through a bounded channel to the control thread ([`run`]),
+//! which owns [`AdminState`] — the store, the registry of backend entries — and is the only
+//! place that blocks on Redis; it answers through a oneshot. So a slow client never holds
+//! the control loop, and a slow store never holds the connections.
+//!
+//! Changes reach shards as mailbox messages (new servers) or as atomics on the shared
+//! entries (status, load, deletion), so shards never take a lock to select a backend.
+//! Static servers (`[[janus_server]]`) cannot be re-pointed or deleted over the API.
 
 pub mod http;
 pub mod metrics;
 pub mod plugin_routes;
 pub mod routes;
+pub mod server;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use hyper::Method;
 use tracing::{info, warn};
 
 use crate::backend::registry::{Changes, Registry};
 use crate::runtime::mailbox::MailboxSender;
 use crate::runtime::shard::ShardMsg;
 use crate::store::{ServerRecord, ServerStore, StoreError};
+use http::Reply;
 use metrics::Metrics;
 
-/// Everything the admin thread owns.
+/// Everything the control thread owns.
 pub struct AdminState {
     pub store: Box<dyn ServerStore>,
     pub registry: Registry,
     pub peers: Arc<Vec<MailboxSender<ShardMsg>>>,
     pub metrics: Arc<Metrics>,
-    /// `server_info` object (without `transaction`) for `GET /info`.
-    pub info_json: String,
-    /// Bearer token every route requires, when set.
-    pub secret: Option<String>,
-    /// Enabled plugins (short names): their proxy-to-proxy routes are served.
-    pub plugins: Vec<String>,
+    /// Static servers of the configuration (name → URL): never replaced nor deleted
+    /// through the API.
+    pub statics: HashMap<String, String>,
 }
 
 /// Seconds since the epoch, as the store's timestamps.
@@ -83,25 +95,42 @@ pub struct Intervals {
     pub sweep: Duration,
 }
 
-/// Binds the admin listener; fails at once if the address is taken.
-///
-/// # Errors
-/// The address cannot be bound.
-pub fn bind(listen: &str) -> std::io::Result<tiny_http::Server> {
-    tiny_http::Server::http(listen)
-        .map_err(|e| std::io::Error::other(format!("cannot listen on {listen}: {e}")))
+/// A parsed request for the control thread, with the way back to the waiting connection.
+pub struct Job {
+    pub method: Method,
+    pub path: String,
+    pub params: BTreeMap<String, String>,
+    pub answer: futures_channel::oneshot::Sender<Reply>,
 }
 
-/// Runs the admin API and control loop on the calling thread, forever.
-pub fn run(server: tiny_http::Server, mut state: AdminState, every: Intervals) {
-    info!(listen = %server.server_addr(), "admin API listening");
+/// Requests waiting for the control thread at most; more are answered 503 at once.
+pub const CONTROL_QUEUE: usize = 64;
+
+/// How long a connection waits for the control thread (which may wait on Redis).
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The channel between the HTTP thread and the control thread.
+pub fn control_channel() -> (Sender<Job>, Receiver<Job>) {
+    crossbeam_channel::bounded(CONTROL_QUEUE)
+}
+
+/// Runs the control loop on the calling thread until every [`Job`] sender is gone:
+/// store requests from the HTTP thread, the periodic sweep and sync.
+pub fn run(mut state: AdminState, jobs: Receiver<Job>, every: Intervals) {
     let mut next_sync = Instant::now() + every.sync;
     let mut next_sweep = Instant::now() + every.sweep;
     loop {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(req)) => routes::handle(&mut state, req),
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, "admin API receive failed"),
+        let wake = next_sync.min(next_sweep);
+        match jobs.recv_deadline(wake) {
+            Ok(job) => {
+                // The connection gave up (timeout, client gone): nothing to do.
+                if !job.answer.is_canceled() {
+                    let reply = routes::route(&mut state, &job.method, &job.path, &job.params);
+                    let _ = job.answer.send(reply);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
         }
         let now = Instant::now();
         if now >= next_sweep {
@@ -120,5 +149,138 @@ pub fn run(server: tiny_http::Server, mut state: AdminState, every: Intervals) {
                 warn!(error = %e, "server store sync failed; keeping the last known servers");
             }
         }
+    }
+}
+
+/// The admin API as served by the HTTP thread.
+pub struct ProxyApi {
+    pub control: Sender<Job>,
+    pub peers: Arc<Vec<MailboxSender<ShardMsg>>>,
+    pub metrics: Arc<Metrics>,
+    /// `server_info` object (without `transaction`) for `GET /info`.
+    pub info_json: Arc<str>,
+    /// Enabled plugins (short names): their proxy-to-proxy routes are served.
+    pub plugins: Vec<String>,
+}
+
+impl ProxyApi {
+    fn plugin_enabled(&self, name: &str) -> bool {
+        self.plugins.iter().any(|p| p == name)
+    }
+
+    /// Hands a request to the control thread and waits for its answer.
+    fn to_control(&self, req: server::Request) -> server::ReplyFuture {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let job = Job {
+            method: req.method,
+            path: req.path,
+            params: req.params,
+            answer: tx,
+        };
+        let refused = match self.control.try_send(job) {
+            Ok(()) => None,
+            Err(TrySendError::Full(_)) => Some("the admin control loop is busy; retry later"),
+            Err(TrySendError::Disconnected(_)) => Some("the admin control loop has stopped"),
+        };
+        Box::pin(async move {
+            if let Some(why) = refused {
+                return Reply::error(503, "ServiceUnavailable", why);
+            }
+            match tokio::time::timeout(CONTROL_TIMEOUT, rx).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(_)) => Reply::error(503, "ServiceUnavailable", "request dropped"),
+                Err(_) => Reply::error(
+                    503,
+                    "ServiceUnavailable",
+                    "the server store did not answer in time",
+                ),
+            }
+        })
+    }
+}
+
+impl server::Service for ProxyApi {
+    fn methods(&self, path: &str) -> Option<&'static str> {
+        routes::methods_of(path)
+    }
+
+    fn call(&self, req: server::Request) -> server::ReplyFuture {
+        match (&req.method, req.path.as_str()) {
+            (&Method::GET, "/ping") => Box::pin(async { Reply::json(200, &"pong") }),
+            (&Method::GET, "/info") => {
+                let body = self.info_json.to_string();
+                Box::pin(async move { Reply::raw_json(body) })
+            }
+            (&Method::GET, "/health") => {
+                let reply = health(&self.metrics, crate::backend::server::now_ms());
+                Box::pin(async move { reply })
+            }
+            (&Method::POST, p)
+                if p.starts_with("/plugins/videocall/") && self.plugin_enabled("videocall") =>
+            {
+                plugin_routes::videocall_incoming(&self.peers, p, &req.params)
+            }
+            (&Method::POST, p)
+                if p.starts_with("/plugins/p2pcall/") && self.plugin_enabled("p2pcall") =>
+            {
+                plugin_routes::p2pcall_relay(&self.peers, p, &req.params)
+            }
+            _ => self.to_control(req),
+        }
+    }
+}
+
+/// Longest time a shard may go without its once-a-second heartbeat and be healthy.
+pub const HEARTBEAT_LIMIT_MS: u64 = 5000;
+
+/// `GET /health`: 200 `{"status": "ok", "shards": [...]}` when every shard beat within
+/// [`HEARTBEAT_LIMIT_MS`], else 503 `{"status": "stuck", "stuck_shards": [ids], ...}`.
+pub fn health(metrics: &Metrics, now_ms: u64) -> Reply {
+    let ages = metrics.heartbeat_ages_ms(now_ms);
+    let stuck: Vec<usize> = ages
+        .iter()
+        .enumerate()
+        .filter(|(_, age)| **age > HEARTBEAT_LIMIT_MS)
+        .map(|(i, _)| i)
+        .collect();
+    let shards: Vec<_> = ages
+        .iter()
+        .enumerate()
+        .map(|(i, age)| {
+            serde_json::json!({"shard": i, "heartbeat_age_seconds": *age as f64 / 1000.0})
+        })
+        .collect();
+    if stuck.is_empty() {
+        Reply::json(200, &serde_json::json!({"status": "ok", "shards": shards}))
+    } else {
+        Reply::json(
+            503,
+            &serde_json::json!({"status": "stuck", "stuck_shards": stuck, "shards": shards}),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_names_stuck_shards() {
+        let m = Metrics::new(3);
+        let now = crate::backend::server::now_ms();
+        let ok = health(&m, now);
+        assert_eq!(ok.status, 200);
+        let v: serde_json::Value = serde_json::from_str(&ok.body).unwrap();
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["shards"].as_array().map(Vec::len), Some(3));
+        // Ten seconds later, only shard 1 has beaten.
+        let later = now + 10_000;
+        m.shards[1]
+            .heartbeat_ms
+            .store(later, std::sync::atomic::Ordering::Relaxed);
+        let bad = health(&m, later);
+        assert_eq!(bad.status, 503);
+        let v: serde_json::Value = serde_json::from_str(&bad.body).unwrap();
+        assert_eq!(v["stuck_shards"], serde_json::json!([0, 2]));
     }
 }

@@ -1,9 +1,12 @@
-//! The admin API routes (spec 02 §6.1) plus `GET /backend_servers/{name}` and
-//! `GET /metrics`, and the optional bearer-token check (`admin_api.secret`).
+//! The admin API routes (spec 02 §6.1) plus `GET /backend_servers/{name}`,
+//! `GET /metrics` and `GET /health`: the route table (for CORS preflight) and the routes
+//! the control thread serves ([`route`]: everything touching the server store). Access
+//! rules are applied before, by the server; `/ping`, `/info`, `/health` and the
+//! proxy-to-proxy plugin routes are answered on the HTTP thread (see `admin/mod.rs`).
 
 use std::collections::BTreeMap;
 
-use tiny_http::Method;
+use hyper::Method;
 
 use super::http::{self, Reply};
 use super::{now_s, AdminState};
@@ -16,67 +19,38 @@ const ROUTES: [(&str, &str); 9] = [
     ("/info", "GET"),
     ("/ping", "GET"),
     ("/metrics", "GET"),
+    ("/health", "GET"),
     ("/sentinel_callback", "POST"),
     ("/backend_servers", "GET,POST"),
     ("/backend_servers/", "GET,DELETE"),
-    ("", ""),
 ];
 
-fn methods_of(path: &str) -> Option<&'static str> {
+/// The methods of the route at `path`; `None` = no such route.
+pub fn methods_of(path: &str) -> Option<&'static str> {
     ROUTES.iter().find_map(|(p, m)| {
         let hit = if p.ends_with('/') {
             path.starts_with(p) && path.len() > p.len()
         } else {
-            !p.is_empty() && path == *p
+            path == *p
         };
         hit.then_some(*m)
     })
 }
 
-/// Serves one request.
-pub fn handle(state: &mut AdminState, mut req: tiny_http::Request) {
-    let method = req.method().clone();
-    let path = req.url().split('?').next().unwrap_or("/").to_string();
-    if method == Method::Options {
-        let asked = header(&req, "Access-Control-Request-Method");
-        return http::respond(req, preflight(&path, asked.as_deref()));
-    }
-    if let Some(secret) = &state.secret {
-        let token = header(&req, "Authorization");
-        if !bearer_matches(token.as_deref(), secret) {
-            return http::respond(
-                req,
-                Reply::error(401, "Unauthorized", "missing or wrong bearer token"),
-            );
-        }
-    }
-    let params = match http::params(&mut req) {
-        Ok(p) => p,
-        Err(e) => return http::respond(req, Reply::error(400, "ValidationError", e)),
-    };
-    let reply = route(state, &method, &path, &params);
-    http::respond(req, reply);
-}
-
-fn header(req: &tiny_http::Request, name: &'static str) -> Option<String> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str().to_string())
-}
-
-/// Constant-time comparison of `Authorization: Bearer <token>` with the secret.
-pub fn bearer_matches(header: Option<&str>, secret: &str) -> bool {
-    let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-        return false;
-    };
-    let (a, b) = (token.trim().as_bytes(), secret.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The CORS preflight answer (spec 02 §6).
 pub fn preflight(path: &str, asked: Option<&str>) -> Reply {
     http::preflight(methods_of(path), path, asked)
+}
+
+fn conflict(name: &str, what: &str) -> Reply {
+    Reply::error(
+        409,
+        "Conflict",
+        format!(
+            "{name} is a static server ([[janus_server]] in the configuration): \
+             it cannot be {what} through the API"
+        ),
+    )
 }
 
 fn store_error(e: crate::store::StoreError) -> Reply {
@@ -87,7 +61,7 @@ fn store_error(e: crate::store::StoreError) -> Reply {
     )
 }
 
-/// Dispatches a request that passed authentication.
+/// Serves a request that passed the access rules, on the control thread.
 pub fn route(
     state: &mut AdminState,
     method: &Method,
@@ -95,17 +69,23 @@ pub fn route(
     params: &BTreeMap<String, String>,
 ) -> Reply {
     match (method, path) {
-        (Method::Get, "/info") => Reply::raw_json(state.info_json.clone()),
-        (Method::Get, "/ping") => Reply::json(200, &"pong"),
-        (Method::Get, "/metrics") => Reply::text(
+        (&Method::GET, "/metrics") => Reply::text(
             "text/plain; version=0.0.4; charset=utf-8",
             state.metrics.render(state.registry.entries()),
         ),
-        (Method::Post, "/sentinel_callback") | (Method::Post, "/backend_servers") => {
-            let update = match parse_update(params) {
+        (&Method::POST, "/sentinel_callback") | (&Method::POST, "/backend_servers") => {
+            let mut update = match parse_update(params) {
                 Ok(u) => u,
                 Err(e) => return Reply::error(400, "ValidationError", e.to_string()),
             };
+            // A static server keeps its URL and never expires; its status and counters
+            // may still be posted (maintenance, a sentinel beside it).
+            if let Some(url) = state.statics.get(&update.name) {
+                if *url != update.url {
+                    return conflict(&update.name, "re-pointed to another URL");
+                }
+                update.expire = Some(0);
+            }
             match state.store.update(update, now_s()) {
                 Ok(record) => {
                     state.applied(&record);
@@ -114,14 +94,14 @@ pub fn route(
                 Err(e) => store_error(e),
             }
         }
-        (Method::Get, "/backend_servers") => match state.store.list() {
+        (&Method::GET, "/backend_servers") => match state.store.list() {
             Ok(list) => Reply::json(200, &list),
             Err(e) => store_error(e),
         },
         (m, p) if p.starts_with("/backend_servers/") && p.len() > "/backend_servers/".len() => {
             let name = &p["/backend_servers/".len()..];
-            match m {
-                Method::Get => match state.store.list() {
+            match *m {
+                Method::GET => match state.store.list() {
                     Ok(list) => match list.into_iter().find(|r| r.name == name) {
                         Some(r) => Reply::json(200, &r),
                         None => {
@@ -130,7 +110,8 @@ pub fn route(
                     },
                     Err(e) => store_error(e),
                 },
-                Method::Delete => match state.store.delete(name) {
+                Method::DELETE if state.statics.contains_key(name) => conflict(name, "deleted"),
+                Method::DELETE => match state.store.delete(name) {
                     Ok(()) => {
                         state.deleted(name);
                         Reply::empty()
@@ -139,18 +120,6 @@ pub fn route(
                 },
                 _ => http::not_found(m.as_str(), p),
             }
-        }
-        (Method::Post, p)
-            if p.starts_with("/plugins/videocall/")
-                && state.plugins.iter().any(|x| x == "videocall") =>
-        {
-            super::plugin_routes::videocall_incoming(state, p, params)
-        }
-        (Method::Post, p)
-            if p.starts_with("/plugins/p2pcall/")
-                && state.plugins.iter().any(|x| x == "p2pcall") =>
-        {
-            super::plugin_routes::p2pcall_relay(state, p, params)
         }
         (m, p) => http::not_found(m.as_str(), p),
     }
@@ -170,9 +139,7 @@ mod tests {
             registry: Registry::default(),
             peers: Arc::new(Vec::new()),
             metrics: Arc::new(Metrics::default()),
-            info_json: "{}".into(),
-            secret: None,
-            plugins: Vec::new(),
+            statics: [("static-0".to_string(), "ws://127.0.0.1:8188".to_string())].into(),
         }
     }
 
@@ -191,28 +158,28 @@ mod tests {
             ("status", "0"),
         ]);
         assert_eq!(
-            route(&mut s, &Method::Post, "/sentinel_callback", &body).status,
+            route(&mut s, &Method::POST, "/sentinel_callback", &body).status,
             200
         );
         assert!(s.registry.get("j1").is_some());
-        let list = route(&mut s, &Method::Get, "/backend_servers", &p(&[]));
+        let list = route(&mut s, &Method::GET, "/backend_servers", &p(&[]));
         let v: serde_json::Value = serde_json::from_str(&list.body).unwrap();
         assert_eq!(v[0]["name"], "j1");
         assert_eq!(v[0]["expire"], 60);
         assert_eq!(
-            route(&mut s, &Method::Get, "/backend_servers/j1", &p(&[])).status,
+            route(&mut s, &Method::GET, "/backend_servers/j1", &p(&[])).status,
             200
         );
         assert_eq!(
-            route(&mut s, &Method::Get, "/backend_servers/nope", &p(&[])).status,
+            route(&mut s, &Method::GET, "/backend_servers/nope", &p(&[])).status,
             404
         );
         assert_eq!(
-            route(&mut s, &Method::Delete, "/backend_servers/j1", &p(&[])).status,
+            route(&mut s, &Method::DELETE, "/backend_servers/j1", &p(&[])).status,
             200
         );
         assert_eq!(
-            route(&mut s, &Method::Delete, "/backend_servers/j1", &p(&[])).status,
+            route(&mut s, &Method::DELETE, "/backend_servers/j1", &p(&[])).status,
             200
         );
         assert!(s.registry.get("j1").is_none());
@@ -223,21 +190,60 @@ mod tests {
         let mut s = state();
         let bad = route(
             &mut s,
-            &Method::Post,
+            &Method::POST,
             "/backend_servers",
             &p(&[("name", "x")]),
         );
         assert_eq!(bad.status, 400);
         assert!(bad.body.contains("url"));
-        assert_eq!(route(&mut s, &Method::Get, "/nope", &p(&[])).status, 404);
+        assert_eq!(route(&mut s, &Method::GET, "/nope", &p(&[])).status, 404);
         assert_eq!(
-            route(&mut s, &Method::Put, "/backend_servers", &p(&[])).status,
+            route(&mut s, &Method::PUT, "/backend_servers", &p(&[])).status,
             404
         );
     }
 
     #[test]
-    fn preflight_and_auth() {
+    fn static_servers_keep_their_url_and_stay() {
+        let mut s = state();
+        let same = p(&[
+            ("name", "static-0"),
+            ("url", "ws://127.0.0.1:8188"),
+            ("status", "2"),
+            ("expire", "30"),
+        ]);
+        assert_eq!(
+            route(&mut s, &Method::POST, "/backend_servers", &same).status,
+            200
+        );
+        let one = route(&mut s, &Method::GET, "/backend_servers/static-0", &p(&[]));
+        let v: serde_json::Value = serde_json::from_str(&one.body).unwrap();
+        assert_eq!(
+            (v["status"].as_u64(), v["expire"].as_u64()),
+            (Some(2), Some(0))
+        );
+        let moved = p(&[
+            ("name", "static-0"),
+            ("url", "ws://evil.example:8188"),
+            ("status", "0"),
+        ]);
+        let r = route(&mut s, &Method::POST, "/sentinel_callback", &moved);
+        assert_eq!(r.status, 409);
+        let e: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(e["exception"], "Conflict");
+        assert!(e["info"].as_str().unwrap_or("").contains("static-0"));
+        let r = route(
+            &mut s,
+            &Method::DELETE,
+            "/backend_servers/static-0",
+            &p(&[]),
+        );
+        assert_eq!(r.status, 409);
+        assert!(s.registry.get("static-0").is_some());
+    }
+
+    #[test]
+    fn preflight_routes() {
         let r = preflight("/backend_servers", Some("POST"));
         assert_eq!(r.status, 200);
         assert!(r
@@ -247,9 +253,6 @@ mod tests {
         assert_eq!(preflight("/backend_servers", Some("DELETE")).status, 401);
         assert_eq!(preflight("/backend_servers/x", Some("DELETE")).status, 200);
         assert_eq!(preflight("/zzz", None).status, 404);
-        assert!(bearer_matches(Some("Bearer s3cret"), "s3cret"));
-        assert!(!bearer_matches(Some("Bearer s3cres"), "s3cret"));
-        assert!(!bearer_matches(None, "s3cret"));
-        assert!(!bearer_matches(Some("s3cret"), "s3cret"));
+        assert_eq!(preflight("/health", Some("GET")).status, 200);
     }
 }

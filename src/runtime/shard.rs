@@ -543,6 +543,7 @@ pub fn run(id: usize, shared: Shared, inbox: Mailbox<ShardMsg>, listener: StdLis
         monoio::spawn(async move {
             loop {
                 monoio::time::sleep(Duration::from_secs(1)).await;
+                me.counters.beat();
                 let now = Instant::now();
                 events::sweep(&me, now);
                 me.sweep_connections(now);

@@ -347,6 +347,11 @@ impl Drop for Backends {
 // ------------------------------------------------------------------------------------------
 // proxy
 
+/// The cluster secret every test proxy gets unless a test sets another
+/// (`admin_api.secret`): the admin API and proxy-to-proxy calls run authenticated, as in
+/// production.
+pub const TEST_ADMIN_SECRET: &str = "janus-cloud-test-secret-5b1f0c";
+
 /// Builder for the proxy's TOML configuration. Values are TOML literals (`"\"rr\""`, `"60"`).
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -394,6 +399,10 @@ impl ProxyConfig {
                     ],
                 ),
                 ("backend".into(), vec![s("request_timeout", "30")]),
+                (
+                    "admin_api".into(),
+                    vec![s("secret", &quote(TEST_ADMIN_SECRET))],
+                ),
             ],
             servers,
         }
@@ -537,6 +546,8 @@ impl Proxy {
             let log = File::create(&log_path).expect("create log");
             let child = Command::new(proxy_bin())
                 .arg(&cfg_path)
+                // the secret comes from the config only
+                .env_remove("JANUS_CLOUD_SECRET")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -599,6 +610,14 @@ impl Proxy {
 
     pub fn url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// The admin API secret this proxy was given (`None` = none).
+    pub fn admin_secret(&self) -> Option<String> {
+        self.config
+            .get("admin_api", "secret")
+            .and_then(|v| serde_json::from_str::<String>(v).ok())
+            .filter(|s| !s.is_empty())
     }
 
     pub fn client(&self) -> Client {

@@ -7,9 +7,12 @@
 //!   printed when the test fails; killed on drop.
 //! * [`RecordingStub`]: a recording stub HTTP endpoint (tiny_http) standing in for
 //!   janus-proxy's `POST /sentinel_callback`: it answers 200 to everything and records
-//!   every request, so a test can check which URLs got which form fields. It implements
-//!   nothing of the proxy.
-//! * [`http`]: a small ureq wrapper for the REST interface.
+//!   every request (fields of a JSON or form body, content type, `Authorization`), so a
+//!   test can check which URLs got which fields. It implements nothing of the proxy.
+//! * [`http`]: a small ureq wrapper for the REST interface, sending [`TEST_SECRET`].
+//!
+//! Every sentinel started here gets [`TEST_SECRET`] as its cluster secret through the
+//! `JANUS_CLOUD_SECRET` environment variable (REST and posters).
 //!
 //! Ports: Janus WebSocket ports in 18388.. (admin = ws - 1000), RTP ranges from 28000 in
 //! blocks of 200, so the tests never collide with the proxy's tests (18188/18189/18288).
@@ -29,6 +32,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use janus_sentinel::janus_ws::JanusWs;
+
+/// The cluster secret of the sentinels (and proxies) the tests start.
+pub const TEST_SECRET: &str = "janus-cloud-test-secret-5b1f0c";
 
 /// Polls `f` every 20 ms until it returns `Some`, or panics after `timeout`.
 pub fn poll_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -220,6 +226,11 @@ impl Sentinel {
 
     /// As [`Sentinel::start`] without waiting.
     pub fn spawn(config: &str) -> Sentinel {
+        Sentinel::spawn_with_secret(config, Some(TEST_SECRET))
+    }
+
+    /// As [`Sentinel::spawn`], with `secret` in `JANUS_CLOUD_SECRET` (`None`: unset).
+    pub fn spawn_with_secret(config: &str, secret: Option<&str>) -> Sentinel {
         let dir = tempfile::tempdir().expect("tempdir");
         let listen = format!("127.0.0.1:{}", free_port());
         let path = dir.path().join("janus-sentinel.toml");
@@ -227,7 +238,12 @@ impl Sentinel {
         let log = dir.path().join("sentinel.out");
         let out = fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("dup");
-        let child = Command::new(env!("CARGO_BIN_EXE_janus-sentinel"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_janus-sentinel"));
+        match secret {
+            Some(s) => cmd.env("JANUS_CLOUD_SECRET", s),
+            None => cmd.env_remove("JANUS_CLOUD_SECRET"),
+        };
+        let child = cmd
             .arg(&path)
             .stdin(Stdio::null())
             .stdout(out)
@@ -296,6 +312,8 @@ pub fn http(method: &str, url: &str, body: Option<(&str, &str)>) -> Result<(u16,
 }
 
 /// An HTTP request with extra headers; returns status, response headers and body text.
+/// `Authorization: Bearer <TEST_SECRET>` is added unless `headers` has an `Authorization`
+/// entry (an empty value sends none).
 ///
 /// # Errors
 /// Network failure.
@@ -305,6 +323,19 @@ pub fn http_full(
     body: Option<(&str, &str)>,
     headers: &[(&str, &str)],
 ) -> Result<(u16, BTreeMap<String, String>, String), String> {
+    let bearer = format!("Bearer {TEST_SECRET}");
+    let mut all: Vec<(&str, &str)> = headers
+        .iter()
+        .filter(|(k, v)| !(k.eq_ignore_ascii_case("authorization") && v.is_empty()))
+        .copied()
+        .collect();
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+    {
+        all.push(("Authorization", &bearer));
+    }
+    let headers = &all;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .http_status_as_error(false)
@@ -325,7 +356,10 @@ pub fn http_full(
                 r.header(*k, *v)
             })
             .send(b),
-        ("POST", None) => agent.post(url).send_empty(),
+        ("POST", None) => headers
+            .iter()
+            .fold(agent.post(url), |r, (k, v)| r.header(*k, *v))
+            .send_empty(),
         _ => return Err(format!("unsupported method {method}")),
     }
     .map_err(|e| e.to_string())?;
@@ -353,6 +387,9 @@ pub struct Recorded {
     pub at: Instant,
     pub path: String,
     pub content_type: String,
+    /// `Authorization` header ("" when absent).
+    pub authorization: String,
+    /// The fields of the body (JSON object values or form fields, as strings).
     pub form: BTreeMap<String, String>,
 }
 
@@ -375,17 +412,25 @@ impl RecordingStub {
             for mut req in srv.incoming_requests() {
                 let mut body = Vec::new();
                 let _ = req.as_reader().read_to_end(&mut body);
-                let content_type = req
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("Content-Type"))
-                    .map(|h| h.value.as_str().to_owned())
-                    .unwrap_or_default();
+                let header = |name: &'static str| {
+                    req.headers()
+                        .iter()
+                        .find(|h| h.field.equiv(name))
+                        .map(|h| h.value.as_str().to_owned())
+                        .unwrap_or_default()
+                };
+                let content_type = header("Content-Type");
+                let form = if content_type.starts_with("application/json") {
+                    janus_cloud::admin::http::json_params(&body).unwrap_or_default()
+                } else {
+                    form_urlencoded::parse(&body).into_owned().collect()
+                };
                 let r = Recorded {
                     at: Instant::now(),
                     path: req.url().to_owned(),
+                    authorization: header("Authorization"),
                     content_type,
-                    form: form_urlencoded::parse(&body).into_owned().collect(),
+                    form,
                 };
                 if let Ok(mut v) = rec.lock() {
                     v.push(r);
