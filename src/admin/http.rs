@@ -222,17 +222,7 @@ pub fn bearer_matches(header: Option<&str>, secret: &str) -> bool {
     constant_time_eq(token.trim().as_bytes(), secret.as_bytes())
 }
 
-/// Byte-string equality whose running time depends only on `given`'s length.
-pub fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
-    if secret.is_empty() {
-        return false;
-    }
-    let mut diff = u8::from(given.len() != secret.len());
-    for (i, g) in given.iter().enumerate() {
-        diff |= g ^ secret[i % secret.len()];
-    }
-    std::hint::black_box(diff) == 0
-}
+pub use crate::api::secret::constant_time_eq;
 
 /// The request parameters: query string, overlaid by the body — a JSON object when the
 /// content type is JSON (values become strings, as a form post would carry them), form

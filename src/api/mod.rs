@@ -6,3 +6,4 @@ pub mod error;
 pub mod json;
 pub mod reply;
 pub mod request;
+pub mod secret;

@@ -19,6 +19,7 @@ use ahash::AHashMap;
 use futures_channel::oneshot;
 use tracing::{debug, info, warn};
 
+use super::envelope::Envelope;
 use super::server::ServerEntry;
 use crate::admin::metrics::ShardCounters;
 use crate::api::error::{Code, JanusError};
@@ -589,23 +590,19 @@ impl Link {
     /// Routes one backend message (spec 02 §7.3).
     fn dispatch(&self, text: &str) {
         ShardCounters::bump(&self.counters.backend_in);
-        if json::too_deep(text.as_bytes(), self.conf.max_json_depth) {
-            warn!(server = %self.server.name, "backend message nested too deeply, dropped");
-            return;
-        }
-        let msg = match RawObject::parse(text) {
-            Ok(m) => m,
+        let Envelope {
+            msg,
+            janus,
+            transaction,
+            sender,
+        } = match Envelope::parse(text, self.conf.max_json_depth) {
+            Ok(e) => e,
             Err(e) => {
-                warn!(server = %self.server.name, error = %e, "unparsable backend message");
+                warn!(server = %self.server.name, error = %e, "backend message dropped");
                 return;
             }
         };
-        let janus = msg.get("janus").and_then(json::as_str).unwrap_or_default();
-        let txn = msg
-            .get("transaction")
-            .and_then(json::as_str)
-            .and_then(|t| t.parse::<u64>().ok());
-        if let Some(txn) = txn {
+        if let Some(txn) = transaction {
             let wants_ack = self.pending.borrow().get(&txn).map(|p| p.wants_ack);
             match (wants_ack, janus.as_ref()) {
                 (Some(false), "ack") => return,
@@ -617,7 +614,6 @@ impl Link {
                 (None, _) => {}
             }
         }
-        let sender = msg.get("sender").and_then(crate::api::request::parse_id);
         match (janus.as_ref(), sender) {
             ("timeout", _) => {
                 warn!(server = %self.server.name, "backend session timed out");

@@ -3,6 +3,7 @@
 //! a server, `select` the choice of a server for new work. A shard only talks to its own
 //! links; what it shares with other threads is atomics.
 
+pub mod envelope;
 pub mod link;
 pub mod registry;
 pub mod select;

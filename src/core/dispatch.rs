@@ -227,24 +227,5 @@ fn secret_ok(shard: &Shard, req: &Request) -> bool {
         || req
             .apisecret
             .as_deref()
-            .is_some_and(|given| constant_time_eq(given.as_bytes(), secret.as_bytes()))
-}
-
-/// Compares two secrets in time that depends only on their lengths, so response timing
-/// does not reveal how much of a guess was right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn secrets_compare() {
-        assert!(constant_time_eq(b"s3cret", b"s3cret"));
-        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
-        assert!(!constant_time_eq(b"", b"x"));
-    }
+            .is_some_and(|given| crate::api::secret::constant_time_eq(given.as_bytes(), secret.as_bytes()))
 }
