@@ -104,8 +104,8 @@ for run in $(seq "$RUNS"); do
   summary=$(python3 - "$DIR/run-$run.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-ops = {o["name"]: o for o in r.get("ops", [])}
-errors = sum(e.get("count", 0) for e in r.get("errors", []))
+ops = {o["op"]: o for o in r.get("ops", [])}
+errors = sum(e.get("count", 1) for e in r.get("errors", []))
 calls = ops.get("call", {}).get("count", 0)
 print(f"calls={calls} errors={errors}")
 PY

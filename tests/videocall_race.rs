@@ -387,3 +387,56 @@ trait Tap: Sized {
 }
 
 impl Tap for ProxyConfig {}
+
+/// The loadtest binary of this workspace (built by `cargo build --workspace`).
+fn loadtest_bin() -> std::path::PathBuf {
+    let proxy = proxy_bin();
+    proxy.with_file_name("janus-loadtest")
+}
+
+/// A short version of the churn that crashed both Janus in 2 of 7 runs before the proxy
+/// retired backend handles safely (full version: scripts/videocall-stress.sh, 2000 clients
+/// for 60 s, in BENCHMARKS.md): call pairs looping register/call/accept/hangup through the
+/// proxy on both Janus of the shared set (Janus's default config, no event loops). No
+/// request may fail and both Janus must be the same processes afterwards.
+#[test]
+fn videocall_churn_on_default_janus_config_has_no_errors_and_no_crash() {
+    let be = shared_backends();
+    let pids = [be.pid(0), be.pid(1)];
+    let bin = loadtest_bin();
+    assert!(
+        bin.exists(),
+        "{} missing: build the workspace first",
+        bin.display()
+    );
+    let mut config = ProxyConfig::shared().set("general", "server_select", "\"rr\"");
+    config.plugins.push("videocall".into());
+    let p = Proxy::start(config);
+    p.wait_echotest_ready(Duration::from_secs(10));
+    let out = std::process::Command::new(&bin)
+        .args(["videocall", "-u", &p.url(), "-c", "200", "-d", "20"])
+        .args([
+            "--think-ms",
+            "300",
+            "--hold-ms",
+            "300",
+            "--progress-every",
+            "5",
+        ])
+        .output()
+        .expect("run janus-loadtest");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "loadtest reported errors:\n{text}");
+    assert!(text.contains("errors: none"), "{text}");
+    for (i, pid) in pids.into_iter().enumerate() {
+        assert_eq!(be.pid(i), pid, "Janus {i} was restarted");
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "Janus {i} (pid {pid}) is gone:\n{text}"
+        );
+    }
+}

@@ -160,6 +160,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A dead poster or prober thread would leave Janus registered but unwatched; abort
+    // instead (Janus goes with us: PR_SET_PDEATHSIG) and let the supervisor restart both.
+    janus_cloud::logging::abort_on_panic();
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -66,7 +66,10 @@ mod tests {
             ("event", Some(42), Some(7))
         );
         let e = Envelope::parse(r#"{"janus":5,"transaction":"x"}"#, 32).unwrap();
-        assert_eq!((e.janus.as_ref(), e.transaction, e.sender), ("", None, None));
+        assert_eq!(
+            (e.janus.as_ref(), e.transaction, e.sender),
+            ("", None, None)
+        );
         assert!(matches!(
             Envelope::parse("[[[[1]]]]", 3),
             Err(Dropped::TooDeep(3))

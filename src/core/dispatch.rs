@@ -224,8 +224,7 @@ pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) {
 fn secret_ok(shard: &Shard, req: &Request) -> bool {
     let secret = &shard.config.general.api_secret;
     secret.is_empty()
-        || req
-            .apisecret
-            .as_deref()
-            .is_some_and(|given| crate::api::secret::constant_time_eq(given.as_bytes(), secret.as_bytes()))
+        || req.apisecret.as_deref().is_some_and(|given| {
+            crate::api::secret::constant_time_eq(given.as_bytes(), secret.as_bytes())
+        })
 }
