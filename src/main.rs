@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Some(p) => Config::load(p),
         None => Config::from_toml_with_secret(
             "",
-            std::env::var(janus_cloud::admin::http::SECRET_ENV).ok(),
+            std::env::var(janus_cloud::config::access::SECRET_ENV).ok(),
         ),
     };
     let config = match config {
@@ -143,7 +143,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("admin".into())
         .spawn(move || admin::run(state, jobs, every))?;
-    let policy = cfg.admin_api.policy();
+    let policy = admin::http::Policy::new(&cfg.admin_api.secret, &cfg.admin_api.cors_origins);
     if policy.secret.is_none() {
         warn!(
             listen = %cfg.admin_api.http_listen,
@@ -161,7 +161,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     let _admin_http = server::spawn(
         "admin-http",
         admin_listener,
-        cfg.admin_api.limits(),
+        admin::server::Limits::from(&cfg.admin_api),
         policy,
         Arc::new(api),
     )?;

@@ -177,10 +177,7 @@ impl Default for AdminApi {
 impl AdminApi {
     /// Who may call the REST interface.
     pub fn policy(&self) -> janus_cloud::admin::http::Policy {
-        janus_cloud::admin::http::Policy {
-            secret: (!self.secret.is_empty()).then(|| self.secret.clone()),
-            cors_origins: self.cors_origins.clone(),
-        }
+        janus_cloud::admin::http::Policy::new(&self.secret, &self.cors_origins)
     }
 }
 
@@ -253,7 +250,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut c: Config = toml::from_str(text)?;
         c.admin_api.secret =
-            janus_cloud::admin::http::secret_or_env(&c.admin_api.secret, env_secret);
+            janus_cloud::config::access::secret_or_env(&c.admin_api.secret, env_secret);
         for p in &mut c.posters {
             if p.secret.is_empty() {
                 p.secret = c.admin_api.secret.clone();
@@ -272,7 +269,7 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let env = std::env::var(janus_cloud::admin::http::SECRET_ENV).ok();
+        let env = std::env::var(janus_cloud::config::access::SECRET_ENV).ok();
         Config::from_toml_with_secret(&text, env)
     }
 
@@ -368,7 +365,7 @@ impl Config {
             ));
         }
         {
-            use janus_cloud::admin::http::{check_exposure, valid_origin, valid_secret};
+            use janus_cloud::config::access::{check_exposure, valid_origin, valid_secret};
             if !valid_secret(&a.secret) {
                 return Err(invalid(
                     "admin_api.secret",

@@ -136,7 +136,7 @@ fn main() -> ExitCode {
         Some(p) => Config::load(p),
         None => Config::from_toml_with_secret(
             "",
-            std::env::var(janus_cloud::admin::http::SECRET_ENV).ok(),
+            std::env::var(janus_cloud::config::access::SECRET_ENV).ok(),
         ),
     };
     let config = match config {

@@ -59,7 +59,7 @@ impl ShardCounters {
     /// Stamps the heartbeat: the shard's loop is alive now. Only the owning shard calls it.
     pub fn beat(&self) {
         self.heartbeat_ms
-            .store(crate::backend::server::now_ms(), Ordering::Relaxed);
+            .store(crate::store::now_ms(), Ordering::Relaxed);
     }
 }
 
@@ -200,7 +200,7 @@ impl Metrics {
         );
         let ages: Family<ShardLabel, Gauge<f64, AtomicU64>> = Family::default();
         for (i, age) in self
-            .heartbeat_ages_ms(crate::backend::server::now_ms())
+            .heartbeat_ages_ms(crate::store::now_ms())
             .into_iter()
             .enumerate()
         {

@@ -48,7 +48,7 @@ pub struct AdminState {
 
 /// Seconds since the epoch, as the store's timestamps.
 pub fn now_s() -> f64 {
-    crate::backend::server::now_ms() as f64 / 1000.0
+    crate::store::now_ms() as f64 / 1000.0
 }
 
 impl AdminState {
@@ -212,7 +212,7 @@ impl server::Service for ProxyApi {
                 Box::pin(async move { Reply::raw_json(body) })
             }
             (&Method::GET, "/health") => {
-                let reply = health(&self.metrics, crate::backend::server::now_ms());
+                let reply = health(&self.metrics, crate::store::now_ms());
                 Box::pin(async move { reply })
             }
             (&Method::POST, p)
@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn health_names_stuck_shards() {
         let m = Metrics::new(3);
-        let now = crate::backend::server::now_ms();
+        let now = crate::store::now_ms();
         let ok = health(&m, now);
         assert_eq!(ok.status, 200);
         let v: serde_json::Value = serde_json::from_str(&ok.body).unwrap();

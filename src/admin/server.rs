@@ -48,6 +48,17 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+impl From<&crate::config::AdminApi> for Limits {
+    fn from(a: &crate::config::AdminApi) -> Limits {
+        Limits {
+            max_body: a.max_body_size,
+            header_timeout: Duration::from_secs(a.header_timeout),
+            body_timeout: Duration::from_secs(a.body_timeout),
+            max_connections: a.max_connections,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -223,19 +223,9 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// Output formatting of frames sent to clients (`ws_transport.json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum JsonStyle {
-    /// 3-space indentation, as Janus sends.
-    #[default]
-    Indented,
-    /// One line with `", "` and `": "` separators.
-    Plain,
-    /// No whitespace at all: the cheapest.
-    Compact,
-}
+pub use crate::config::JsonStyle;
 
+/// Output styles: the re-formatting itself (the setting is config's).
 impl JsonStyle {
     /// Re-formats a JSON document (ours: valid, possibly with whitespace copied from
     /// raw slices) into this style, in one pass over the bytes: no parse, no allocation

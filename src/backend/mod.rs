@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::api::error::{Code, JanusError};
 use link::Link;
-use select::Algorithm;
+use select::{Algorithm, Pick};
 
 /// A shard's links to every backend server, and the selection policy.
 pub struct Backends {

@@ -1,33 +1,17 @@
 //! Backend selection algorithms (spec 02 §4) as pure functions over candidate loads.
 
-/// `general.server_select`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    /// Round robin over the selectable servers (a proxy-wide counter).
-    RoundRobin,
-    /// Uniform random.
-    Random,
-    /// Least loaded: the fewest handles. The original's `lb` was random; this one is not.
-    LeastLoaded,
-    /// Weighted random with weight `1 / handles` (1 when a server has none).
-    WeightedRandom,
-}
+pub use crate::config::ServerSelect as Algorithm;
 
-impl Algorithm {
-    pub fn parse(s: &str) -> Option<Algorithm> {
-        match s {
-            "rr" => Some(Algorithm::RoundRobin),
-            "rand" => Some(Algorithm::Random),
-            "lb" => Some(Algorithm::LeastLoaded),
-            "wr" => Some(Algorithm::WeightedRandom),
-            _ => None,
-        }
-    }
-
+/// How an algorithm chooses.
+pub trait Pick {
     /// Index into `loads` (one entry per selectable server) of the chosen server.
     /// `counter` is the round-robin counter, also used to break `lb` ties fairly;
     /// `unit` is a uniform random number in `[0, 1)`.
-    pub fn pick(self, loads: &[u64], counter: usize, unit: f64) -> Option<usize> {
+    fn pick(self, loads: &[u64], counter: usize, unit: f64) -> Option<usize>;
+}
+
+impl Pick for Algorithm {
+    fn pick(self, loads: &[u64], counter: usize, unit: f64) -> Option<usize> {
         if loads.is_empty() {
             return None;
         }

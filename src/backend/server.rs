@@ -3,10 +3,9 @@
 //! heartbeats, deletions); shards read it lock-free when they select a server.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::config::WsUrl;
 use crate::store::ServerRecord;
-use crate::transport::client::WsUrl;
 
 /// Server status (spec 02 §3).
 pub mod status {
@@ -16,12 +15,7 @@ pub mod status {
     pub const HWM: u8 = 3;
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::store::now_ms;
 
 /// One backend server, shared by all shards (`Arc`). Everything mutable is atomic.
 #[derive(Debug)]

@@ -20,7 +20,6 @@ use crate::api::error::JanusError;
 use crate::api::json::ObjectWriter;
 use crate::api::reply;
 use crate::backend::link::{Link, LinkConf};
-use crate::backend::select::Algorithm;
 use crate::backend::server::ServerEntry;
 use crate::backend::Backends;
 use crate::config::Config;
@@ -171,8 +170,7 @@ impl Shard {
                 .then(|| cfg.general.api_secret.clone()),
             max_json_depth: cfg.limits.max_json_depth,
         };
-        let algorithm =
-            Algorithm::parse(&cfg.general.server_select).unwrap_or(Algorithm::RoundRobin);
+        let algorithm = cfg.general.server_select();
         let shard = Rc::new(Shard {
             id,
             count: shared.peers.len(),

@@ -10,6 +10,14 @@ pub mod redis_users;
 
 pub use record::{ServerRecord, ServerUpdate};
 
+/// Milliseconds since the epoch: the clock of every stored timestamp (records' `utime`,
+/// expiry, sentinel start times).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0}")]

@@ -57,7 +57,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 pub fn valid_url(url: &str) -> bool {
-    crate::transport::client::WsUrl::parse(url).is_some()
+    crate::config::WsUrl::parse(url).is_some()
 }
 
 /// Validation failure of a posted server body: names the field.

@@ -89,7 +89,7 @@ return 0
 const LIST_CAP: usize = 1000;
 
 fn now_s() -> f64 {
-    crate::backend::server::now_ms() as f64 / 1000.0
+    crate::store::now_ms() as f64 / 1000.0
 }
 
 struct Worker {

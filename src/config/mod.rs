@@ -9,7 +9,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::api::json::JsonStyle;
+pub mod access;
+mod ws_url;
+
+pub use ws_url::WsUrl;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -195,24 +198,6 @@ pub struct AdminApi {
 }
 
 impl AdminApi {
-    /// The HTTP limits of the admin listener.
-    pub fn limits(&self) -> crate::admin::server::Limits {
-        crate::admin::server::Limits {
-            max_body: self.max_body_size,
-            header_timeout: std::time::Duration::from_secs(self.header_timeout),
-            body_timeout: std::time::Duration::from_secs(self.body_timeout),
-            max_connections: self.max_connections,
-        }
-    }
-
-    /// Who may call the admin API.
-    pub fn policy(&self) -> crate::admin::http::Policy {
-        crate::admin::http::Policy {
-            secret: (!self.secret.is_empty()).then(|| self.secret.clone()),
-            cors_origins: self.cors_origins.clone(),
-        }
-    }
-
     /// The URL other proxies reach this one at.
     pub fn public_base(&self) -> String {
         if self.public_url.is_empty() {
@@ -359,6 +344,51 @@ fn default_server_session_timeout() -> u64 {
     60
 }
 
+/// Output formatting of frames sent to clients (`ws_transport.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonStyle {
+    /// 3-space indentation, as Janus sends.
+    #[default]
+    Indented,
+    /// One line with `", "` and `": "` separators.
+    Plain,
+    /// No whitespace at all: the cheapest.
+    Compact,
+}
+
+/// `general.server_select`: how a backend is chosen for new work (spec 02 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerSelect {
+    /// Round robin over the selectable servers (a proxy-wide counter).
+    RoundRobin,
+    /// Uniform random.
+    Random,
+    /// Least loaded: the fewest handles. The original's `lb` was random; this one is not.
+    LeastLoaded,
+    /// Weighted random with weight `1 / handles` (1 when a server has none).
+    WeightedRandom,
+}
+
+impl ServerSelect {
+    pub fn parse(s: &str) -> Option<ServerSelect> {
+        match s {
+            "rr" => Some(ServerSelect::RoundRobin),
+            "rand" => Some(ServerSelect::Random),
+            "lb" => Some(ServerSelect::LeastLoaded),
+            "wr" => Some(ServerSelect::WeightedRandom),
+            _ => None,
+        }
+    }
+}
+
+impl General {
+    /// The validated `server_select` (round robin if it somehow is not valid).
+    pub fn server_select(&self) -> ServerSelect {
+        ServerSelect::parse(&self.server_select).unwrap_or(ServerSelect::RoundRobin)
+    }
+}
+
 /// A configuration problem, naming the key and the offending value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -397,7 +427,7 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        let env = std::env::var(crate::admin::http::SECRET_ENV).ok();
+        let env = std::env::var(access::SECRET_ENV).ok();
         let mut cfg = Config::from_toml_with_secret(&text, env)?;
         if cfg.general.configs_folder.is_empty() {
             if let Some(dir) = path.parent() {
@@ -426,7 +456,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut cfg: Config =
             toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        cfg.admin_api.secret = crate::admin::http::secret_or_env(&cfg.admin_api.secret, env_secret);
+        cfg.admin_api.secret = access::secret_or_env(&cfg.admin_api.secret, env_secret);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -486,7 +516,7 @@ impl Config {
                 "must be 1..86400",
             ));
         }
-        if crate::backend::select::Algorithm::parse(&g.server_select).is_none() {
+        if ServerSelect::parse(&g.server_select).is_none() {
             return Err(invalid(
                 "general.server_select",
                 &g.server_select,
@@ -644,7 +674,7 @@ impl Config {
                     "duplicate server name",
                 ));
             }
-            if crate::transport::client::WsUrl::parse(&s.url).is_none() {
+            if WsUrl::parse(&s.url).is_none() {
                 return Err(invalid(
                     "janus_server.url",
                     &s.url,
@@ -683,7 +713,7 @@ impl Config {
 
     /// The `[admin_api]` keys that decide who can reach the API and how much they may send.
     fn validate_admin_access(&self) -> Result<(), ConfigError> {
-        use crate::admin::http::{check_exposure, valid_origin, valid_secret};
+        use access::{check_exposure, valid_origin, valid_secret};
         let a = &self.admin_api;
         if !valid_secret(&a.secret) {
             return Err(invalid(
