@@ -15,11 +15,11 @@ use tracing::{error, info, warn};
 use janus_cloud::admin::{self, metrics::Metrics, server, AdminState, Intervals, ProxyApi};
 use janus_cloud::backend::registry::Registry;
 use janus_cloud::config::Config;
+use janus_cloud::core::shard::ShardMsg;
+use janus_cloud::core::shard::{self, Shared};
 use janus_cloud::plugins::directory::{self, RemoteDirs, TakenOver};
 use janus_cloud::plugins::{self, p2pcall, videocall};
 use janus_cloud::runtime::mailbox::MailboxSender;
-use janus_cloud::runtime::shard::ShardMsg;
-use janus_cloud::runtime::shard::{self, Shared};
 use janus_cloud::store::redis_users::RedisUsers;
 use janus_cloud::store::{self, ServerUpdate};
 
@@ -118,10 +118,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         open_conns: Arc::new(AtomicUsize::new(0)),
     };
     for (id, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name(format!("shard-{id}"))
-            .spawn(move || shard::run(id, shared, inbox, listener))?;
+        shard::start(id, shared.clone(), inbox, listener)?;
     }
     let cfg = &shared.config;
     let state = AdminState {

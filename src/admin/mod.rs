@@ -29,8 +29,8 @@ use hyper::Method;
 use tracing::{info, warn};
 
 use crate::backend::registry::{Changes, Registry};
+use crate::core::shard::ShardMsg;
 use crate::runtime::mailbox::MailboxSender;
-use crate::runtime::shard::ShardMsg;
 use crate::store::{ServerRecord, ServerStore, StoreError};
 use http::Reply;
 use metrics::Metrics;

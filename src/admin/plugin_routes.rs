@@ -13,12 +13,12 @@ use serde_json::{json, Value};
 use super::http::Reply;
 use super::server::ReplyFuture;
 use crate::api::error::JanusError;
+use crate::core::shard::ShardMsg;
 use crate::plugins::call::valid_username;
 use crate::plugins::directory::partition_of;
 use crate::plugins::p2pcall::{self, Item};
 use crate::plugins::videocall;
 use crate::runtime::mailbox::MailboxSender;
-use crate::runtime::shard::ShardMsg;
 
 /// How long a shard may take to answer (it may attach a backend handle).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -37,7 +37,7 @@ fn janus_error(e: &JanusError) -> Reply {
 fn on_shard<T: Send + 'static>(
     peers: &[MailboxSender<ShardMsg>],
     user: &str,
-    work: impl FnOnce(std::rc::Rc<crate::runtime::shard::Shard>) -> crate::plugins::LocalFuture<T>
+    work: impl FnOnce(std::rc::Rc<crate::core::shard::Shard>) -> crate::plugins::LocalFuture<T>
         + Send
         + 'static,
 ) -> Option<oneshot::Receiver<T>> {

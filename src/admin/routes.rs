@@ -71,7 +71,7 @@ pub fn route(
     match (method, path) {
         (&Method::GET, "/metrics") => Reply::text(
             "text/plain; version=0.0.4; charset=utf-8",
-            state.metrics.render(state.registry.entries()),
+            super::metrics::render(&state.metrics, state.registry.entries()),
         ),
         (&Method::POST, "/sentinel_callback") | (&Method::POST, "/backend_servers") => {
             let mut update = match parse_update(params) {

@@ -21,12 +21,12 @@ use tracing::{debug, info, warn};
 
 use super::envelope::Envelope;
 use super::server::ServerEntry;
-use crate::admin::metrics::ShardCounters;
 use crate::api::error::{Code, JanusError};
 use crate::api::json::{self, ObjectWriter, RawObject};
-use crate::runtime::local_queue::{queue, QueueTx, SendError};
+use crate::runtime::stats::ShardCounters;
 use crate::transport::client;
 use crate::transport::frame::Incoming;
+use crate::transport::queue::{queue, QueueTx, SendError};
 use crate::transport::ws::{self, Killer, Outbound, WsReader};
 
 /// Backend messages can be large (videoroom lists, SDPs); this bounds a broken peer.

@@ -15,7 +15,7 @@ use crate::api::error::{Code, JanusError};
 use crate::api::json::RawObject;
 use crate::api::reply;
 use crate::api::request::{invalid_json, Request, Verb};
-use crate::runtime::shard::{Shard, ShardMsg};
+use crate::core::shard::{Shard, ShardMsg};
 
 /// Handles one text frame from a client connection of this shard. Each JSON document
 /// of the frame is parsed once, straight into its fields; the document's text is kept

@@ -10,8 +10,8 @@ use super::session::{ConnRef, Expiry};
 use super::session_verbs::reclaim_window;
 use crate::api::reply;
 use crate::backend::link::{HandleOwner, Link, LinkEvent};
+use crate::core::shard::Shard;
 use crate::plugins::HandleCtx;
-use crate::runtime::shard::Shard;
 
 /// Receives the events of one of this shard's backend links.
 pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {

@@ -10,8 +10,8 @@ use crate::api::error::{Code, JanusError};
 use crate::api::json::{self, Kind};
 use crate::api::reply;
 use crate::api::request::Request;
+use crate::core::shard::Shard;
 use crate::plugins::{HandleCtx, HandleState, Plugin, PluginMessage, Respond, Trickle};
-use crate::runtime::shard::Shard;
 
 use super::session_verbs::MAX_ID;
 

@@ -5,5 +5,7 @@
 pub mod dispatch;
 pub mod events;
 pub mod handle_verbs;
+pub mod metrics;
 pub mod session;
 pub mod session_verbs;
+pub mod shard;

@@ -8,7 +8,7 @@ use crate::api::error::{Code, JanusError};
 use crate::api::json::{self, Kind};
 use crate::api::reply;
 use crate::api::request::Request;
-use crate::runtime::shard::Shard;
+use crate::core::shard::Shard;
 
 /// Largest id a JavaScript client can hold exactly (2^53 - 1).
 pub const MAX_ID: u64 = (1 << 53) - 1;

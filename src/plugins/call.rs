@@ -13,7 +13,7 @@ use super::directory::{self, HandleLoc};
 use super::{BackendHandle, HandleCtx, HandleState, LocalFuture};
 use crate::api::error::JanusError;
 use crate::api::reply;
-use crate::runtime::shard::Shard;
+use crate::core::shard::Shard;
 
 /// VideoCall plugin error codes (spec 05 §9).
 pub mod code {

@@ -9,9 +9,9 @@ use std::rc::Rc;
 use ahash::AHashMap;
 
 use crate::api::error::{Code, JanusError};
+use crate::core::shard::{Shard, ShardMsg};
 use crate::runtime::jump_hash::jump_hash;
 use crate::runtime::mailbox::MailboxSender;
-use crate::runtime::shard::{Shard, ShardMsg};
 use crate::store::redis_users::{Owner, RedisUsers};
 use crate::store::StoreError;
 

@@ -21,7 +21,7 @@ use crate::api::error::JanusError;
 use crate::api::json::RawObject;
 use crate::api::reply::{self, Addr};
 use crate::backend::link::{Done, Link};
-use crate::runtime::shard::Shard;
+use crate::core::shard::Shard;
 
 /// Descriptive data shown in `info.plugins`.
 pub struct PluginMeta {

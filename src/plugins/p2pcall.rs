@@ -14,7 +14,7 @@ use super::remote;
 use super::*;
 use crate::api::error::Code;
 use crate::api::json::ObjectWriter;
-use crate::runtime::shard::Shard;
+use crate::core::shard::Shard;
 
 pub struct P2pCall;
 

@@ -275,7 +275,7 @@ async fn connect_backend(
 /// The callee side of a call, run on the callee's shard: checks, backend handle on the
 /// caller's server (by URL), 10 s timer. Returns the callee's backend alias.
 pub async fn incoming(
-    shard: &Rc<crate::runtime::shard::Shard>,
+    shard: &Rc<crate::core::shard::Shard>,
     callee: HandleLoc,
     caller: String,
     server: String,
@@ -351,7 +351,7 @@ async fn remote_incoming(
 /// # Errors
 /// 478 unknown user, 473/480 as for a local call, 502 when the server is unknown here.
 pub async fn incoming_from_proxy(
-    shard: &Rc<crate::runtime::shard::Shard>,
+    shard: &Rc<crate::core::shard::Shard>,
     callee: String,
     caller: String,
     server_url: String,
@@ -367,7 +367,7 @@ pub async fn incoming_from_proxy(
 
 /// Runs [`incoming`] on the callee's shard and waits for it.
 async fn ask_incoming(
-    shard: &Rc<crate::runtime::shard::Shard>,
+    shard: &Rc<crate::core::shard::Shard>,
     callee: HandleLoc,
     caller: String,
     server: String,
@@ -388,7 +388,7 @@ async fn ask_incoming(
 }
 
 /// The handle at `loc` lost its name to another proxy (multi-proxy mode).
-pub fn taken(shard: &Rc<crate::runtime::shard::Shard>, loc: HandleLoc, name: &str) {
+pub fn taken(shard: &Rc<crate::core::shard::Shard>, loc: HandleLoc, name: &str) {
     call::taken_over(shard, loc, name, PACKAGE, end_taken_over);
 }
 

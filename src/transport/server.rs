@@ -1,48 +1,113 @@
-//! A client connection: a slot under `limits.max_connections`, the upgrade within
-//! `limits.handshake_timeout`, then a reading loop that hands each text message to `core`
-//! in arrival order and a writer task that formats and batches outgoing frames from a
-//! byte-bounded queue. Idle checks (ping/pong, no session) run in the shard's sweep, not
-//! in a task per connection.
+//! Client connections: the accept loop of one shard (a slot under
+//! `limits.max_connections`, else `503`), the upgrade within `limits.handshake_timeout`,
+//! then a reading loop that hands each text message to the [`Handler`] in arrival order
+//! and a writer task that formats and batches outgoing frames from a byte-bounded queue.
+//!
+//! Knows no Janus session: the handler (the core) decides what a message means. Idle
+//! checks (ping/pong, no session) run in the handler's once-a-second sweep, not in a task
+//! per connection.
 
+use std::net::TcpListener as StdListener;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
+use super::conn::{Conn, Cut, Disconnects, Slot};
 use super::frame::Incoming;
 use super::handshake;
+use super::queue::queue;
 use super::ws::{self, Killer, Outbound, WsReader};
-use crate::admin::metrics::ShardCounters;
-use crate::api::error::{Code, JanusError};
-use crate::core::dispatch;
-use crate::runtime::local_queue::queue;
-use crate::runtime::shard::{ConnEntry, Shard};
+use crate::config::{Config, JsonStyle};
 
-/// Holds one of the proxy-wide connection slots (`limits.max_connections`) while a
-/// client connection lives, from accept to close.
-pub struct Slot(Arc<AtomicUsize>);
+/// What a shard's connection tasks report, in order, for each connection. Implemented
+/// by the core; called on the connection's shard, never re-entrantly.
+pub trait Handler: 'static {
+    /// A client finished its upgrade: keep `conn`, return the id it is known by.
+    fn connected(self: &Rc<Self>, conn: Rc<Conn>) -> u64;
+    /// One complete text message, valid UTF-8.
+    fn text(self: &Rc<Self>, id: u64, text: &str);
+    /// A message the transport could not hand over.
+    fn refused(self: &Rc<Self>, id: u64, why: Refused);
+    /// The connection ended; drop its [`Conn`].
+    fn closed(self: &Rc<Self>, id: u64);
+}
 
-impl Slot {
-    /// Takes a slot, or `None` when all `max` are taken.
-    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        let prev = open.fetch_add(1, Ordering::Relaxed);
-        if prev >= max {
-            open.fetch_sub(1, Ordering::Relaxed);
-            return None;
+/// Why a message was not handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    NotUtf8,
+    /// Over `max_message_size`, with its size as far as known; it was discarded.
+    TooBig {
+        size: u64,
+        max: usize,
+    },
+}
+
+/// How client connections are served (from `[ws_transport]` and `[limits]`).
+#[derive(Debug, Clone)]
+pub struct ConnOptions {
+    pub handshake_timeout: Duration,
+    /// Idle time before TCP keepalive probes; zero = off.
+    pub tcp_keepalive: Duration,
+    pub max_queued_bytes: usize,
+    pub max_message_size: usize,
+    pub json: JsonStyle,
+    /// Proxy-wide connection cap and its counter.
+    pub max_connections: usize,
+    pub open: Arc<AtomicUsize>,
+    pub disconnects: Arc<Disconnects>,
+}
+
+impl ConnOptions {
+    pub fn new(config: &Config, open: Arc<AtomicUsize>, disconnects: Arc<Disconnects>) -> Self {
+        let l = &config.limits;
+        ConnOptions {
+            handshake_timeout: Duration::from_secs(l.handshake_timeout),
+            tcp_keepalive: Duration::from_secs(l.tcp_keepalive),
+            max_queued_bytes: l.max_queued_bytes_per_connection,
+            max_message_size: config.ws_transport.max_message_size,
+            json: config.ws_transport.json,
+            max_connections: l.max_connections,
+            open,
+            disconnects,
         }
-        Some(Slot(open.clone()))
     }
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+/// Accepts clients on this shard's listener until the process exits: each gets a slot
+/// under the proxy-wide cap (or a `503` and a close) and its own connection task.
+pub async fn accept_loop<H: Handler>(
+    listener: StdListener,
+    handler: Rc<H>,
+    opts: Rc<ConnOptions>,
+) -> std::io::Result<()> {
+    let listener = monoio::net::TcpListener::from_std(listener)?;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => match Slot::take(&opts.open, opts.max_connections) {
+                Some(slot) => {
+                    debug!(%peer, "client connected");
+                    monoio::spawn(serve(handler.clone(), stream, slot, opts.clone()));
+                }
+                None => {
+                    debug!(%peer, max = opts.max_connections, "connection refused: at capacity");
+                    opts.disconnects.count(Cut::OverCapacity);
+                    monoio::spawn(refuse(stream));
+                }
+            },
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 
@@ -50,90 +115,70 @@ impl Drop for Slot {
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n";
 
 /// Answers a connection that found no free slot, then drops it.
-pub async fn refuse(mut stream: TcpStream) {
+async fn refuse(mut stream: TcpStream) {
     let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY)).await;
 }
 
 /// Serves one accepted client socket until it closes.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, slot: Slot) {
+async fn serve<H: Handler>(handler: Rc<H>, stream: TcpStream, slot: Slot, opts: Rc<ConnOptions>) {
     let _ = stream.set_nodelay(true);
-    let limits = &shard.config.limits;
-    if limits.tcp_keepalive > 0 {
-        set_keepalive(&stream, Duration::from_secs(limits.tcp_keepalive));
+    if !opts.tcp_keepalive.is_zero() {
+        set_keepalive(&stream, opts.tcp_keepalive);
     }
     let mut stream = stream;
-    let within = Duration::from_secs(limits.handshake_timeout);
-    let leftover = match monoio::time::timeout(within, upgrade(&mut stream)).await {
+    let leftover = match monoio::time::timeout(opts.handshake_timeout, upgrade(&mut stream)).await {
         Ok(Ok(rest)) => rest,
         Ok(Err(e)) => {
-            shard.metrics.disconnect("handshake");
+            opts.disconnects.count(Cut::Handshake);
             return debug!(error = %e, "client handshake failed");
         }
         Err(_) => {
-            shard.metrics.disconnect("handshake");
+            opts.disconnects.count(Cut::Handshake);
             return debug!("client handshake timed out");
         }
     };
     let killer = Killer::new(&stream);
     let (r, w) = stream.into_split();
-    let (tx, rx) = queue(limits.max_queued_bytes_per_connection);
-    let conn = shard.new_conn_id();
-    shard
-        .conns
-        .borrow_mut()
-        .insert(conn.id, ConnEntry::new(tx.clone(), killer, slot));
-    shard.metrics.connections.inc();
-    let style = shard.config.ws_transport.json;
+    let (tx, rx) = queue(opts.max_queued_bytes);
+    let conn = Rc::new(Conn::new(tx, killer, opts.disconnects.clone(), slot));
+    let id = handler.connected(conn.clone());
+    let style = opts.json;
     monoio::spawn(async move {
         if let Err(e) = ws::write_loop(w, rx, false, move |t| style.apply(t)).await {
             debug!(error = %e, "client write failed");
         }
     });
-    let max = shard.config.ws_transport.max_message_size;
+    let max = opts.max_message_size;
     let mut reader = WsReader::new(r, max, &leftover);
     loop {
         let msg = match reader.next().await {
             Ok(Some(m)) => m,
             Ok(None) => break,
             Err(e) => {
-                shard.metrics.disconnect("protocol");
+                if !conn.is_closing() {
+                    opts.disconnects.count(Cut::Protocol);
+                }
                 debug!(error = %e, "client read ended");
                 break;
             }
         };
-        shard.heard_from(conn.id);
+        conn.heard(Instant::now());
         match msg {
-            Incoming::Text(bytes) => {
-                ShardCounters::bump(&shard.counters.client_in);
-                match std::str::from_utf8(&bytes) {
-                    Ok(text) => dispatch::handle_frame(&shard, text, conn),
-                    Err(_) => {
-                        let e = JanusError::new(
-                            Code::InvalidJson,
-                            "Invalid Janus API request - not UTF-8",
-                        );
-                        shard.reply_error(conn, 0, None, &e);
-                    }
-                }
-            }
-            Incoming::TooBig(n) => {
-                let e = JanusError::new(
-                    Code::TransportSpecific,
-                    format!("Message too large: {n} bytes (max_message_size is {max})"),
-                );
-                shard.reply_error(conn, 0, None, &e);
-            }
-            Incoming::Ping(p) => shard.send_control(conn.id, Outbound::Pong(p)),
+            Incoming::Text(bytes) => match std::str::from_utf8(&bytes) {
+                Ok(text) => handler.text(id, text),
+                Err(_) => handler.refused(id, Refused::NotUtf8),
+            },
+            Incoming::TooBig(size) => handler.refused(id, Refused::TooBig { size, max }),
+            Incoming::Ping(p) => conn.send(Outbound::Pong(p)),
             Incoming::Close(_) => {
-                shard.send_control(conn.id, Outbound::Close);
+                conn.send(Outbound::Close);
                 break;
             }
             Incoming::Binary(_) | Incoming::Pong => {}
         }
     }
     // Unregister before the socket halves can be dropped (see `Killer`).
-    shard.connection_closed(conn);
-    drop(tx);
+    handler.closed(id);
 }
 
 /// TCP keepalive: probes after `idle` of silence, then every `idle / 6`, 6 times, so a

@@ -10,7 +10,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf
 use monoio::net::TcpStream;
 
 use super::frame::{self, Decoder, Incoming, Outgoing};
-use crate::runtime::local_queue::{QueueRx, Weight};
+use super::queue::{QueueRx, Weight};
 
 /// Initial read buffer: small, because an idle connection keeps it pinned by its
 /// pending read. It grows for large messages and shrinks back afterwards.
