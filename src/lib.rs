@@ -3,17 +3,25 @@
 //! `janus-proxy` speaks the ordinary Janus API over WebSocket to clients and spreads
 //! sessions and handles over many real Janus servers, which carry the media.
 //!
-//! # Layout
-//! - [`config`]: the TOML model, defaults and validation.
-//! - [`runtime`]: thread-per-core shards, mailboxes, session ownership by jump hash.
-//! - [`transport`]: WebSocket framing and handshakes, client connections.
+//! # Layers
+//! Top first; a module uses only modules below it (checked by `tests/layers.rs`, drawn
+//! in `ARCHITECTURE.md`):
+//! - `main` (the `janus-proxy` binary): the composition root: configuration, the plugin
+//!   list, shards, threads, signals.
+//! - [`admin`]: the control plane over HTTP: the server registry, sentinel callbacks,
+//!   metrics, health, the routes plugins register.
+//! - [`plugins`]: echotest, dummytest, videocall, p2pcall: each owns its handle state,
+//!   shard slots and services, and sees the proxy only through the plugin host.
+//! - [`core`]: sessions, handles, request dispatch, the shard state, the plugin host.
+//! - [`backend`]: Janus servers: registry view, selection, links, backend messages.
+//! - [`runtime`]: shard threads, mailboxes, typed shard-local slots, per-shard
+//!   counters, jump hash: nothing Janus-specific.
+//! - [`transport`]: WebSocket framing, handshakes, client listener and connection tasks,
+//!   byte-bounded queues, the backend WebSocket client: hands whole messages to a handler.
+//! - [`store`]: memory/Redis stores behind traits, the stores' clock.
 //! - [`api`]: the Janus wire model: request envelopes, replies, error codes.
-//! - [`core`]: sessions and handles, the request path rules, timeouts and claims.
-//! - [`backend`]: backend servers, per-shard links to them, selection.
-//! - [`plugins`]: the plugin trait and the plugins (echotest, dummytest).
-//! - [`store`]: the backend server store, in memory or Redis.
-//! - [`admin`]: the admin REST API, metrics, and the control loop behind them.
-//! - [`logging`]: tracing set-up (stdout and a size-rotated file).
+//! - [`logging`]: tracing set-up and the panic policy.
+//! - [`config`]: the TOML model, plain data and its validation.
 //!
 //! # Threads
 //! Each shard owns the connections it accepted and the sessions whose id hashes to it.

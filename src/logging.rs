@@ -1,6 +1,8 @@
 //! Logging set-up: `tracing` to stdout and/or a size-rotated file. Both sinks write
 //! through `tracing-appender`'s non-blocking worker, so a slow disk or terminal never
-//! stalls a shard.
+//! stalls a shard; and the panic policy: any panic aborts the process.
+//!
+//! Used by both binaries; depends on the configuration model only.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

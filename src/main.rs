@@ -15,12 +15,10 @@ use tracing::{error, info, warn};
 use janus_cloud::admin::{self, metrics::Metrics, server, AdminState, Intervals, ProxyApi};
 use janus_cloud::backend::registry::Registry;
 use janus_cloud::config::Config;
-use janus_cloud::core::shard::ShardMsg;
-use janus_cloud::core::shard::{self, Shared};
-use janus_cloud::plugins::directory::{self, RemoteDirs, TakenOver};
-use janus_cloud::plugins::{self, p2pcall, videocall};
-use janus_cloud::runtime::mailbox::MailboxSender;
-use janus_cloud::store::redis_users::RedisUsers;
+use janus_cloud::core::host::Peers;
+use janus_cloud::core::plugin::{self, AnyPlugin, Services, StartCx};
+use janus_cloud::core::shard::{self, ShardMsg, Shared};
+use janus_cloud::plugins;
 use janus_cloud::store::{self, ServerUpdate};
 
 #[derive(Parser)]
@@ -53,6 +51,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let enabled = match plugin::select(&config, plugins::registry()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("janus-proxy: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if args.check_config {
         println!("configuration OK");
         return ExitCode::SUCCESS;
@@ -68,7 +73,7 @@ fn main() -> ExitCode {
         }
     };
     janus_cloud::logging::abort_on_panic();
-    match run(config) {
+    match run(config, enabled) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -78,7 +83,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>) -> anyhow::Result<()> {
     let n = config.shard_count();
     let addr: SocketAddr = config.ws_transport.ws_listen.parse()?;
     let listeners = bind_all(addr, n)?;
@@ -92,30 +97,23 @@ fn run(config: Config) -> anyhow::Result<()> {
     }
     let mut registry = Registry::default();
     let initial = registry.reconcile(&store.list()?);
-    plugins::remote::init(
-        (!config.admin_api.secret.is_empty()).then(|| config.admin_api.secret.clone()),
-    );
-    let (senders, inboxes) = shard::mailboxes(n);
-    let peers = Arc::new(senders);
-    let remote_dirs = Arc::new(remote_directories(&config, &peers)?);
+    let (peers, inboxes) = shard::mailboxes(n);
+    let services = start_plugins(&config, &plugins, &peers)?;
     let metrics = Arc::new(Metrics::new(n));
-    let plugins: Vec<_> = config
-        .plugins
-        .iter()
-        .filter_map(|p| plugins::by_name(p))
-        .collect();
     let info_tail = shard::server_info_tail(&config, &plugins);
     let info_json = serde_json::from_str::<serde_json::Value>(&format!(
         "{{\"janus\":\"server_info\"{info_tail}"
     ))?;
+    let plugin_routes = plugins.iter().flat_map(|p| p.admin_routes()).collect();
     let shared = Shared {
         config: Arc::new(config),
         servers: Arc::new(initial.added),
         peers,
-        remote_dirs,
         rr_counter: Arc::new(AtomicUsize::new(0)),
         metrics: metrics.clone(),
         open_conns: Arc::new(AtomicUsize::new(0)),
+        plugins: Arc::new(plugins),
+        services: Arc::new(services),
     };
     for (id, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
         shard::start(id, shared.clone(), inbox, listener)?;
@@ -153,7 +151,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         peers: shared.peers.clone(),
         metrics,
         info_json: serde_json::to_string_pretty(&info_json)?.into(),
-        plugins: cfg.plugins.clone(),
+        plugin_routes,
     };
     let _admin_http = server::spawn(
         "admin-http",
@@ -168,57 +166,41 @@ fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts the enabled plugins (their sections were checked): the services they set up,
+/// to be shared by every shard.
+fn start_plugins(
+    config: &Config,
+    plugins: &[&'static dyn AnyPlugin],
+    peers: &Peers,
+) -> anyhow::Result<Services> {
+    let mut services = Services::default();
+    for p in plugins {
+        let name = p.meta().name;
+        let mut cx = StartCx {
+            config,
+            section: config.sections.get(name),
+            peers,
+            services: &mut services,
+        };
+        p.start(&mut cx)
+            .map_err(|e| anyhow::anyhow!("plugin {name}: {e}"))?;
+    }
+    Ok(services)
+}
+
 /// Asks every shard to destroy its backend sessions, so that the backends free their
 /// handles now rather than when their session timeout runs out; waits at most `within`.
-fn release_backends(peers: &[MailboxSender<ShardMsg>], within: Duration) {
+fn release_backends(peers: &Peers, within: Duration) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    for peer in peers {
-        let tx = tx.clone();
-        peer.send(ShardMsg::Run(Box::new(move |shard| {
-            let shard = shard.clone();
-            monoio::spawn(async move {
-                shard.release_backends().await;
-                let _ = tx.send(());
-            });
-        })));
+    for i in 0..peers.count() {
+        peers.send(i, ShardMsg::ReleaseBackends(tx.clone()));
     }
     let deadline = std::time::Instant::now() + within;
-    for _ in peers {
+    for _ in 0..peers.count() {
         if rx.recv_deadline(deadline).is_err() {
             break;
         }
     }
-}
-
-/// The Redis user directories of the call plugins configured with `user_db = redis://`.
-fn remote_directories(
-    config: &Config,
-    peers: &Arc<Vec<MailboxSender<ShardMsg>>>,
-) -> anyhow::Result<RemoteDirs> {
-    let base = config.admin_api.public_base();
-    let open = |ns: &'static str,
-                conf: &janus_cloud::config::CallPluginConf,
-                taken: TakenOver|
-     -> anyhow::Result<Option<RedisUsers>> {
-        if conf.user_db == "memory" || !config.plugins.iter().any(|p| p == ns) {
-            return Ok(None);
-        }
-        let peers = peers.clone();
-        let users = RedisUsers::start(
-            &conf.user_db,
-            ns,
-            format!("{base}/plugins/{ns}"),
-            Duration::from_secs(conf.refresh_interval),
-            Box::new(move |name| directory::lost_to_another_proxy(&peers, ns, name, taken)),
-        )
-        .map_err(|e| anyhow::anyhow!("{ns}.user_db: {e}"))?;
-        info!(plugin = ns, user_db = %conf.user_db, "multi-proxy user directory");
-        Ok(Some(users))
-    };
-    Ok(RemoteDirs {
-        videocall: open("videocall", &config.videocall, videocall::taken)?,
-        p2pcall: open("p2pcall", &config.p2pcall, p2pcall::taken)?,
-    })
 }
 
 /// A `[[janus_server]]` entry as a registration that never expires.

@@ -16,7 +16,6 @@
 
 pub mod http;
 pub mod metrics;
-pub mod plugin_routes;
 pub mod routes;
 pub mod server;
 
@@ -28,9 +27,11 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hyper::Method;
 use tracing::{info, warn};
 
+use crate::api::error::JanusError;
 use crate::backend::registry::{Changes, Registry};
+use crate::core::host::Peers;
+use crate::core::plugin::PluginRoute;
 use crate::core::shard::ShardMsg;
-use crate::runtime::mailbox::MailboxSender;
 use crate::store::{ServerRecord, ServerStore, StoreError};
 use http::Reply;
 use metrics::Metrics;
@@ -39,7 +40,7 @@ use metrics::Metrics;
 pub struct AdminState {
     pub store: Box<dyn ServerStore>,
     pub registry: Registry,
-    pub peers: Arc<Vec<MailboxSender<ShardMsg>>>,
+    pub peers: Peers,
     pub metrics: Arc<Metrics>,
     /// Static servers of the configuration (name → URL): never replaced nor deleted
     /// through the API.
@@ -80,7 +81,7 @@ impl AdminState {
     /// shared entry, which the shards see on their own.
     fn announce(&self, changes: Changes) {
         for server in changes.added {
-            for peer in self.peers.iter() {
+            for peer in self.peers.all() {
                 peer.send(ShardMsg::AddServer(server.clone()));
             }
         }
@@ -155,17 +156,35 @@ pub fn run(mut state: AdminState, jobs: Receiver<Job>, every: Intervals) {
 /// The admin API as served by the HTTP thread.
 pub struct ProxyApi {
     pub control: Sender<Job>,
-    pub peers: Arc<Vec<MailboxSender<ShardMsg>>>,
+    pub peers: Peers,
     pub metrics: Arc<Metrics>,
     /// `server_info` object (without `transaction`) for `GET /info`.
     pub info_json: Arc<str>,
-    /// Enabled plugins (short names): their proxy-to-proxy routes are served.
-    pub plugins: Vec<String>,
+    /// The routes the enabled plugins serve (proxy-to-proxy calls).
+    pub plugin_routes: Vec<PluginRoute>,
 }
 
+/// How long a plugin route may take (it may wait for a shard attaching a backend handle).
+const PLUGIN_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
 impl ProxyApi {
-    fn plugin_enabled(&self, name: &str) -> bool {
-        self.plugins.iter().any(|p| p == name)
+    /// Serves a plugin route: its future runs here, on the HTTP thread, with a deadline;
+    /// its answer becomes `200` with the JSON body (empty for `null`) or the error.
+    fn plugin_route(
+        &self,
+        route: &PluginRoute,
+        rest: &str,
+        req: &server::Request,
+    ) -> server::ReplyFuture {
+        let answer = (route.handler)(&self.peers, rest, &req.params);
+        Box::pin(async move {
+            match tokio::time::timeout(PLUGIN_ROUTE_TIMEOUT, answer).await {
+                Ok(Ok(serde_json::Value::Null)) => Reply::empty(),
+                Ok(Ok(body)) => Reply::json(200, &body),
+                Ok(Err(e)) => route_error(&e),
+                Err(_) => Reply::error(504, "Timeout", "the shard did not answer in time"),
+            }
+        })
     }
 
     /// Hands a request to the control thread and waits for its answer.
@@ -215,19 +234,30 @@ impl server::Service for ProxyApi {
                 let reply = health(&self.metrics, crate::store::now_ms());
                 Box::pin(async move { reply })
             }
-            (&Method::POST, p)
-                if p.starts_with("/plugins/videocall/") && self.plugin_enabled("videocall") =>
-            {
-                plugin_routes::videocall_incoming(&self.peers, p, &req.params)
-            }
-            (&Method::POST, p)
-                if p.starts_with("/plugins/p2pcall/") && self.plugin_enabled("p2pcall") =>
-            {
-                plugin_routes::p2pcall_relay(&self.peers, p, &req.params)
+            (&Method::POST, p) => {
+                let found = self.plugin_routes.iter().find_map(|r| {
+                    let rest = p.strip_prefix(r.prefix).filter(|rest| !rest.is_empty())?;
+                    Some((r, rest))
+                });
+                match found {
+                    Some((route, rest)) => self.plugin_route(route, rest, &req),
+                    None => self.to_control(req),
+                }
             }
             _ => self.to_control(req),
         }
     }
+}
+
+/// A plugin route's error as an HTTP answer: its code when it is an HTTP status.
+fn route_error(e: &JanusError) -> Reply {
+    let (status, exception) = match e.code {
+        400 => (400, "ValidationError"),
+        504 => (504, "Timeout"),
+        c if (200..600).contains(&c) => (c, "JanusCloudError"),
+        _ => (500, "JanusCloudError"),
+    };
+    Reply::error(status, exception, e.reason.clone())
 }
 
 /// Longest time a shard may go without its once-a-second heartbeat and be healthy.

@@ -12,10 +12,10 @@ use super::http::{self, Reply};
 use super::{now_s, AdminState};
 use crate::store::record::parse_update;
 
-/// The routes and their methods, for CORS preflight answers.
-const ROUTES: [(&str, &str); 9] = [
-    ("/plugins/videocall/", "POST"),
-    ("/plugins/p2pcall/", "POST"),
+/// The routes and their methods, for CORS preflight answers; plugin routes (`POST`
+/// under `/plugins/`) come on top.
+const ROUTES: [(&str, &str); 8] = [
+    ("/plugins/", "POST"),
     ("/info", "GET"),
     ("/ping", "GET"),
     ("/metrics", "GET"),
@@ -137,7 +137,7 @@ mod tests {
         AdminState {
             store: Box::new(MemoryStore::default()),
             registry: Registry::default(),
-            peers: Arc::new(Vec::new()),
+            peers: crate::core::host::Peers::new(Vec::new()),
             metrics: Arc::new(Metrics::default()),
             statics: [("static-0".to_string(), "ws://127.0.0.1:8188".to_string())].into(),
         }

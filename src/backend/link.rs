@@ -73,8 +73,18 @@ pub enum TapEvent<'a> {
     Gone,
 }
 
-/// A per-handle receiver that replaces the shard's sink for one backend handle.
+/// A per-handle receiver of a backend handle's events, instead of the shard's sink.
 pub type Tap = Box<dyn Fn(TapEvent<'_>)>;
+
+/// Where a backend handle's events go.
+#[derive(Clone)]
+pub enum Route {
+    /// To the shard, for the client handle that owns it.
+    Client(HandleOwner),
+    /// To its own receiver: a handle a plugin owns itself, or one that outlives its
+    /// client handle's use of it.
+    Tap(Rc<Tap>),
+}
 
 /// The shard-side receiver of link events. Must not block; must not call back into the
 /// link synchronously in a way that re-enters dispatch (sending new requests is fine).
@@ -125,9 +135,8 @@ pub struct Link {
     live: RefCell<Option<Live>>,
     generation: Cell<u64>,
     pending: RefCell<AHashMap<u64, Pending>>,
-    handles: RefCell<AHashMap<u64, HandleOwner>>,
-    /// Handles whose events go to their own receiver instead of the shard's sink.
-    taps: RefCell<AHashMap<u64, Rc<Tap>>>,
+    /// Where each backend handle's events go.
+    handles: RefCell<AHashMap<u64, Route>>,
     next_transaction: Cell<u64>,
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     sink: Sink,
@@ -154,7 +163,6 @@ impl Link {
             generation: Cell::new(0),
             pending: RefCell::new(AHashMap::new()),
             handles: RefCell::new(AHashMap::new()),
-            taps: RefCell::new(AHashMap::new()),
             next_transaction: Cell::new(fastrand::u64(1..1 << 40)),
             waiters: RefCell::new(Vec::new()),
             sink,
@@ -214,27 +222,28 @@ impl Link {
         )
     }
 
-    pub fn register_handle(&self, backend_handle: u64, owner: HandleOwner) {
-        self.handles.borrow_mut().insert(backend_handle, owner);
+    /// Routes the events of a newly attached backend handle.
+    pub fn register_handle(&self, backend_handle: u64, route: Route) {
+        self.handles.borrow_mut().insert(backend_handle, route);
         self.server
             .proxy_handles
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Sends the events of a registered backend handle to `tap` from now on, instead of
-    /// to the shard (the handle outlives its client handle's use of it, e.g. while a
-    /// plugin winds it down). The tap goes with [`Link::unregister_handle`].
+    /// Sends the events of a registered backend handle to `tap` from now on (the handle
+    /// outlives its client handle's use of it, e.g. while a plugin winds it down).
     pub fn tap_handle(&self, backend_handle: u64, tap: Tap) {
-        if self.handles.borrow().contains_key(&backend_handle) {
-            self.taps.borrow_mut().insert(backend_handle, Rc::new(tap));
+        if let Some(route) = self.handles.borrow_mut().get_mut(&backend_handle) {
+            *route = Route::Tap(Rc::new(tap));
         }
     }
 
     /// Forgets a backend handle; true if it was known (it is then no longer relayed).
     pub fn unregister_handle(&self, backend_handle: u64) -> bool {
-        let tap = self.taps.borrow_mut().remove(&backend_handle);
-        drop(tap);
-        let known = self.handles.borrow_mut().remove(&backend_handle).is_some();
+        let route = self.handles.borrow_mut().remove(&backend_handle);
+        let known = route.is_some();
+        // Dropped outside the borrow: a tap may hold what wakes other tasks.
+        drop(route);
         if known {
             self.server
                 .proxy_handles
@@ -542,22 +551,16 @@ impl Link {
         for p in pending {
             (p.done)(Err(self.unavailable(reason)));
         }
-        let all: Vec<(HandleOwner, u64)> = self
-            .handles
-            .borrow_mut()
-            .drain()
-            .map(|(h, o)| (o, h))
-            .collect();
+        let all: Vec<(u64, Route)> = self.handles.borrow_mut().drain().collect();
         self.server
             .proxy_handles
             .fetch_sub(all.len() as i64, std::sync::atomic::Ordering::Relaxed);
-        let taps = std::mem::take(&mut *self.taps.borrow_mut());
-        let owners: Vec<(HandleOwner, u64)> = all
-            .into_iter()
-            .filter(|(_, h)| !taps.contains_key(h))
-            .collect();
-        for tap in taps.into_values() {
-            tap(TapEvent::Gone);
+        let mut owners = Vec::new();
+        for (handle, route) in all {
+            match route {
+                Route::Client(owner) => owners.push((owner, handle)),
+                Route::Tap(tap) => tap(TapEvent::Gone),
+            }
         }
         if !owners.is_empty() {
             (self.sink)(self, LinkEvent::Lost { owners, reason });
@@ -620,28 +623,26 @@ impl Link {
                 self.kill(self.generation.get());
             }
             ("detached", Some(h)) => {
-                let owner = self.handles.borrow().get(&h).copied();
-                let tap = self.taps.borrow().get(&h).cloned();
-                if let Some(owner) = owner {
+                let route = self.handles.borrow().get(&h).cloned();
+                if let Some(route) = route {
                     self.unregister_handle(h);
-                    match tap {
-                        Some(tap) => tap(TapEvent::Gone),
-                        None => (self.sink)(self, LinkEvent::Detached { owner, handle: h }),
+                    match route {
+                        Route::Tap(tap) => tap(TapEvent::Gone),
+                        Route::Client(owner) => {
+                            (self.sink)(self, LinkEvent::Detached { owner, handle: h })
+                        }
                     }
                 }
             }
             ("ack", _) => {}
             (j, Some(h)) => {
-                let tap = self.taps.borrow().get(&h).cloned();
-                if let Some(tap) = tap {
-                    return tap(TapEvent::Message {
+                let route = self.handles.borrow().get(&h).cloned();
+                match route {
+                    Some(Route::Tap(tap)) => tap(TapEvent::Message {
                         janus: j,
                         msg: &msg,
-                    });
-                }
-                let owner = self.handles.borrow().get(&h).copied();
-                match owner {
-                    Some(owner) => (self.sink)(
+                    }),
+                    Some(Route::Client(owner)) => (self.sink)(
                         self,
                         LinkEvent::Message {
                             owner,

@@ -1,7 +1,13 @@
 //! backend/: the Janus servers behind the proxy. `server` is the proxy-wide view of one
-//! server, `registry` the admin thread's set of them, `link` one shard's connection to
-//! a server, `select` the choice of a server for new work. A shard only talks to its own
-//! links; what it shares with other threads is atomics.
+//! server, `registry` the admin thread's set of them, `link` one shard's connection to a
+//! server (WebSocket, Janus session, transactions, keepalives, reconnection),
+//! `envelope` the parse of what a server sends, `select` the choice of a server for new
+//! work.
+//!
+//! Owns backend connections and routes their events to a sink (the core) or to a
+//! handle's tap. Must never know client sessions, connections or plugins: a backend
+//! handle's owner is an opaque pair of ids. A shard only talks to its own links; what it
+//! shares with other threads is atomics.
 
 pub mod envelope;
 pub mod link;

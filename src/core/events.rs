@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
+use super::host::HandleCtx;
+use super::plugin::BackendRef;
 use super::session::{ConnRef, Expiry};
 use super::session_verbs::reclaim_window;
 use crate::api::reply;
 use crate::backend::link::{HandleOwner, Link, LinkEvent};
 use crate::core::shard::Shard;
-use crate::plugins::HandleCtx;
 
 /// Receives the events of one of this shard's backend links.
 pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {
@@ -30,27 +31,33 @@ pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {
                     .map(|h| (h.plugin, h.opaque_id.clone(), h.state.clone()))
             };
             if let Some((plugin, opaque_id, state)) = found {
-                let ctx = HandleCtx {
-                    shard: shard.clone(),
-                    session_id: owner.session_id,
-                    handle_id: owner.handle_id,
-                    opaque_id,
+                let ctx = HandleCtx::new(shard, owner.session_id, owner.handle_id, opaque_id);
+                let from = BackendRef {
+                    server: &link.server.name,
+                    handle,
                 };
-                plugin.backend_event(&ctx, &state, handle, msg, janus);
+                plugin.backend_event(&ctx, &state, from, msg, janus);
             }
         }
         LinkEvent::Detached { owner, handle } => {
             backend_handle_gone(
                 shard,
                 owner,
-                handle,
+                BackendRef {
+                    server: &link.server.name,
+                    handle,
+                },
                 &format!("Backend server {} detached the handle", link.server.name),
             );
         }
         LinkEvent::Lost { owners, reason } => {
             let why = format!("Backend server {} gone: {reason}", link.server.name);
             for (owner, handle) in owners {
-                backend_handle_gone(shard, owner, handle, &why);
+                let from = BackendRef {
+                    server: &link.server.name,
+                    handle,
+                };
+                backend_handle_gone(shard, owner, from, &why);
             }
         }
     }
@@ -59,7 +66,7 @@ pub fn on_link_event(shard: &Rc<Shard>, link: &Link, ev: LinkEvent<'_>) {
 /// The backend handle behind a frontend handle is gone: the client gets `hangup` and
 /// `detached` (the original sent nothing and left the handle broken), and the handle
 /// is removed.
-fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, backend_handle: u64, reason: &str) {
+fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, from: BackendRef, reason: &str) {
     let found = {
         let sessions = shard.sessions.borrow();
         sessions
@@ -70,14 +77,9 @@ fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, backend_handle: u6
     let Some((plugin, opaque_id, state)) = found else {
         return;
     };
-    let ctx = HandleCtx {
-        shard: shard.clone(),
-        session_id: owner.session_id,
-        handle_id: owner.handle_id,
-        opaque_id,
-    };
+    let ctx = HandleCtx::new(shard, owner.session_id, owner.handle_id, opaque_id);
     // Plugins whose handles outlive a call (videocall) keep the frontend handle.
-    if !plugin.backend_lost(&ctx, &state, backend_handle, reason) {
+    if !plugin.backend_lost(&ctx, &state, from, reason) {
         return;
     }
     let removed = shard

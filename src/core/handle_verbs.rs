@@ -11,7 +11,10 @@ use crate::api::json::{self, Kind};
 use crate::api::reply;
 use crate::api::request::Request;
 use crate::core::shard::Shard;
-use crate::plugins::{HandleCtx, HandleState, Plugin, PluginMessage, Respond, Trickle};
+use std::any::Any;
+
+use super::host::HandleCtx;
+use super::plugin::{AnyPlugin, PluginMessage, Respond, Trickle};
 
 use super::session_verbs::MAX_ID;
 
@@ -52,12 +55,7 @@ pub fn attach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
             }
         }
     };
-    let ctx = HandleCtx {
-        shard: shard.clone(),
-        session_id: sid,
-        handle_id,
-        opaque_id: opaque_id.clone(),
-    };
+    let ctx = HandleCtx::new(shard, sid, handle_id, opaque_id.clone());
     let transaction = transaction.to_owned();
     let shard = shard.clone();
     monoio::spawn(async move {
@@ -100,17 +98,12 @@ fn lookup(
     shard: &Rc<Shard>,
     sid: u64,
     hid: u64,
-) -> Option<(&'static dyn Plugin, HandleCtx, HandleState)> {
+) -> Option<(&'static dyn AnyPlugin, HandleCtx, Rc<dyn Any>)> {
     let sessions = shard.sessions.borrow();
     let h = sessions.get(sid)?.handles.get(&hid)?;
     Some((
         h.plugin,
-        HandleCtx {
-            shard: shard.clone(),
-            session_id: sid,
-            handle_id: hid,
-            opaque_id: h.opaque_id.clone(),
-        },
+        HandleCtx::new(shard, sid, hid, h.opaque_id.clone()),
         h.state.clone(),
     ))
 }
@@ -147,12 +140,7 @@ pub fn detach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
             &JanusError::no_handle(sid, hid),
         );
     };
-    let ctx = HandleCtx {
-        shard: shard.clone(),
-        session_id: sid,
-        handle_id: hid,
-        opaque_id: h.opaque_id.clone(),
-    };
+    let ctx = HandleCtx::new(shard, sid, hid, h.opaque_id.clone());
     shard.metrics.handles.dec();
     // Janus 1.1.2 order: the reply, then the `detached` event.
     shard.deliver(from, reply::session_reply("success", sid, req.transaction));

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use ahash::{AHashMap, AHashSet};
 
-use crate::plugins::{HandleState, Plugin};
+use std::any::Any;
+
+use super::plugin::AnyPlugin;
 
 /// A client connection anywhere in the proxy: the shard that accepted it and its id there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,9 +20,10 @@ pub struct ConnRef {
 
 pub struct Handle {
     pub id: u64,
-    pub plugin: &'static dyn Plugin,
+    pub plugin: &'static dyn AnyPlugin,
     pub opaque_id: Option<Rc<str>>,
-    pub state: HandleState,
+    /// The plugin's own state of the handle (its `Plugin::Handle`).
+    pub state: Rc<dyn Any>,
 }
 
 pub struct Session {

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use ahash::AHashMap;
 use tracing::{error, warn};
 
+use super::host::{HandleCtx, Host, Peers};
 use super::metrics::Metrics;
+use super::plugin::{self, AnyPlugin, Services};
 use super::session::{ConnRef, Sessions};
 use super::{dispatch, events};
 use crate::api::error::{Code, JanusError};
@@ -24,10 +26,9 @@ use crate::backend::link::{Link, LinkConf};
 use crate::backend::server::ServerEntry;
 use crate::backend::Backends;
 use crate::config::Config;
-use crate::plugins::directory::RemoteDirs;
-use crate::plugins::{self, HandleCtx, Plugin};
 use crate::runtime::jump_hash::jump_hash;
 use crate::runtime::mailbox::{mailbox, Mailbox, MailboxSender};
+use crate::runtime::slots::Slots;
 use crate::runtime::stats::ShardCounters;
 use crate::transport::conn::{Conn, Cut};
 use crate::transport::server::{self, ConnOptions, Handler, Refused};
@@ -47,13 +48,15 @@ pub enum ShardMsg {
     ConnClosed { conn: ConnRef },
     /// A backend server was registered: open a link to it.
     AddServer(Arc<ServerEntry>),
-    /// Work for this shard from another one (plugin state that lives here: user
-    /// directory partitions, the handles of this shard's sessions).
+    /// The proxy is stopping: destroy the backend sessions, then say so.
+    ReleaseBackends(crossbeam_channel::Sender<()>),
+    /// Plugin work for this shard (its slot here, its handles of this shard's sessions),
+    /// from another shard or thread. It gets the plugin's narrow view, never the shard.
     Run(Work),
 }
 
-/// Work sent to a shard: runs there, with the shard.
-pub type Work = Box<dyn FnOnce(&Rc<Shard>) + Send>;
+/// Plugin work sent to a shard: runs there, with that shard's [`Host`].
+pub type Work = Box<dyn FnOnce(&Host) + Send>;
 
 /// A client connection of this shard: the transport's handle on it, and the Janus-level
 /// bookkeeping of the requests it sends and the sessions it owns.
@@ -89,26 +92,29 @@ impl ConnEntry {
 pub struct Shared {
     pub config: Arc<Config>,
     pub servers: Arc<Vec<Arc<ServerEntry>>>,
-    pub peers: Arc<Vec<MailboxSender<ShardMsg>>>,
+    pub peers: Peers,
     pub rr_counter: Arc<AtomicUsize>,
     pub metrics: Arc<Metrics>,
-    pub remote_dirs: Arc<RemoteDirs>,
     /// Client connections open proxy-wide.
     pub open_conns: Arc<AtomicUsize>,
+    /// The enabled plugins.
+    pub plugins: Arc<Vec<&'static dyn AnyPlugin>>,
+    /// What the plugins set up at start.
+    pub services: Arc<Services>,
 }
 
 pub struct Shard {
     pub id: usize,
     pub count: usize,
     pub config: Arc<Config>,
-    peers: Arc<Vec<MailboxSender<ShardMsg>>>,
+    pub peers: Peers,
     pub conns: RefCell<AHashMap<u64, ConnEntry>>,
     next_conn: Cell<u64>,
     pub sessions: RefCell<Sessions>,
-    /// This shard's partitions of the plugins' user directories.
-    pub users: RefCell<crate::plugins::directory::Partitions>,
-    /// Redis user directories (multi-proxy mode), shared by all shards.
-    pub remote_dirs: Arc<RemoteDirs>,
+    /// The plugins' shard-local state.
+    pub slots: Slots,
+    /// The plugins' process-wide services.
+    pub services: Arc<Services>,
     pub backends: Backends,
     pub metrics: Arc<Metrics>,
     /// This shard's own per-message counters.
@@ -116,7 +122,7 @@ pub struct Shard {
     /// Client connections open proxy-wide (`limits.max_connections`).
     pub open_conns: Arc<AtomicUsize>,
     link_conf: LinkConf,
-    plugins: Vec<&'static dyn Plugin>,
+    plugins: Arc<Vec<&'static dyn AnyPlugin>>,
     /// `server_info` after the transaction, built once.
     info_tail: String,
 }
@@ -124,11 +130,6 @@ pub struct Shard {
 impl Shard {
     fn new(id: usize, shared: &Shared) -> Rc<Shard> {
         let cfg = shared.config.clone();
-        let plugins: Vec<&'static dyn Plugin> = cfg
-            .plugins
-            .iter()
-            .filter_map(|p| plugins::by_name(p))
-            .collect();
         let conf = LinkConf {
             request_timeout: Duration::from_secs(cfg.backend.request_timeout),
             connect_timeout: Duration::from_secs(cfg.backend.connect_timeout),
@@ -141,21 +142,21 @@ impl Shard {
         let algorithm = cfg.general.server_select();
         let shard = Rc::new(Shard {
             id,
-            count: shared.peers.len(),
-            info_tail: server_info_tail(&cfg, &plugins),
+            count: shared.peers.count(),
+            info_tail: server_info_tail(&cfg, &shared.plugins),
             config: cfg,
             peers: shared.peers.clone(),
             conns: RefCell::new(AHashMap::new()),
             next_conn: Cell::new(1),
             sessions: RefCell::new(Sessions::default()),
-            users: RefCell::default(),
-            remote_dirs: shared.remote_dirs.clone(),
+            slots: Slots::default(),
+            services: shared.services.clone(),
             backends: Backends::new(algorithm, shared.rr_counter.clone()),
             counters: shared.metrics.shards.get(id).cloned().unwrap_or_default(),
             open_conns: shared.open_conns.clone(),
             metrics: shared.metrics.clone(),
             link_conf: conf,
-            plugins,
+            plugins: shared.plugins.clone(),
         });
         for s in shared.servers.iter() {
             shard.add_server(s.clone());
@@ -185,7 +186,7 @@ impl Shard {
         jump_hash(id, self.count)
     }
 
-    pub fn plugin(&self, package: &str) -> Option<&'static dyn Plugin> {
+    pub fn plugin(&self, package: &str) -> Option<&'static dyn AnyPlugin> {
         self.plugins
             .iter()
             .copied()
@@ -210,7 +211,7 @@ impl Shard {
     }
 
     pub fn forward(&self, shard: usize, msg: ShardMsg) {
-        if !self.peers[shard].send(msg) {
+        if !self.peers.send(shard, msg) {
             warn!(shard, "peer shard mailbox closed");
         }
     }
@@ -322,12 +323,7 @@ impl Shard {
         self.metrics.sessions.dec();
         self.metrics.handles.dec_by(session.handles.len() as i64);
         for (hid, h) in session.handles {
-            let ctx = HandleCtx {
-                shard: self.clone(),
-                session_id: id,
-                handle_id: hid,
-                opaque_id: h.opaque_id,
-            };
+            let ctx = HandleCtx::new(self, id, hid, h.opaque_id);
             h.plugin.detach(&ctx, h.state);
         }
     }
@@ -345,34 +341,6 @@ impl Shard {
         }
     }
 
-    /// Runs `f` on shard `target` (here at once when it is this shard).
-    pub fn run_on(self: &Rc<Self>, target: usize, f: impl FnOnce(&Rc<Shard>) + Send + 'static) {
-        if target == self.id {
-            f(self);
-        } else {
-            self.forward(target, ShardMsg::Run(Box::new(f)));
-        }
-    }
-
-    /// Runs `f` on shard `target` and returns its result; `None` if that shard is gone.
-    pub async fn ask<T: Send + 'static>(
-        self: &Rc<Self>,
-        target: usize,
-        f: impl FnOnce(&Rc<Shard>) -> T + Send + 'static,
-    ) -> Option<T> {
-        if target == self.id {
-            return Some(f(self));
-        }
-        let (tx, rx) = futures_channel::oneshot::channel();
-        self.forward(
-            target,
-            ShardMsg::Run(Box::new(move |s| {
-                let _ = tx.send(f(s));
-            })),
-        );
-        rx.await.ok()
-    }
-
     /// The `server_info` reply to an `info` request.
     pub fn server_info(&self, transaction: &str) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.info_tail.len() + 64);
@@ -387,7 +355,7 @@ impl Shard {
         if self.conns.borrow_mut().remove(&conn.id).is_some() {
             self.metrics.connections.dec();
         }
-        for (i, peer) in self.peers.iter().enumerate() {
+        for (i, peer) in self.peers.all().iter().enumerate() {
             if i == self.id {
                 events::connection_closed(self, conn);
             } else {
@@ -404,13 +372,20 @@ impl Shard {
             ShardMsg::Deliver { conn, frame } => self.send_local(conn, frame),
             ShardMsg::ConnClosed { conn } => events::connection_closed(self, conn),
             ShardMsg::AddServer(server) => self.add_server(server),
-            ShardMsg::Run(f) => f(self),
+            ShardMsg::ReleaseBackends(done) => {
+                let me = self.clone();
+                monoio::spawn(async move {
+                    me.release_backends().await;
+                    let _ = done.send(());
+                });
+            }
+            ShardMsg::Run(f) => f(&Host::new(self.clone())),
         }
     }
 }
 
 /// Everything of `server_info` after the transaction: fixed for the process lifetime.
-pub fn server_info_tail(cfg: &Config, plugins: &[&'static dyn Plugin]) -> String {
+pub fn server_info_tail(cfg: &Config, plugins: &[&'static dyn AnyPlugin]) -> String {
     let mut w = ObjectWriter::new();
     w.str("name", "Janus-Cloud Proxy")
         .u64("version", 10)
@@ -427,7 +402,7 @@ pub fn server_info_tail(cfg: &Config, plugins: &[&'static dyn Plugin]) -> String
         )
         .bool("api_secret", !cfg.general.api_secret.is_empty())
         .bool("auth_token", false)
-        .raw("plugins", &plugins::info_json(plugins));
+        .raw("plugins", &plugin::info_json(plugins));
     let obj = w.finish();
     // Drop the opening brace: the prefix written by `server_info` replaces it.
     let mut tail = String::from(",");
@@ -436,8 +411,10 @@ pub fn server_info_tail(cfg: &Config, plugins: &[&'static dyn Plugin]) -> String
 }
 
 /// Builds the mailboxes for `n` shards.
-pub fn mailboxes(n: usize) -> (Vec<MailboxSender<ShardMsg>>, Vec<Mailbox<ShardMsg>>) {
-    (0..n).map(|_| mailbox()).unzip()
+pub fn mailboxes(n: usize) -> (Peers, Vec<Mailbox<ShardMsg>>) {
+    let (senders, inboxes): (Vec<MailboxSender<ShardMsg>>, Vec<_>) =
+        (0..n).map(|_| mailbox()).unzip();
+    (Peers::new(senders), inboxes)
 }
 
 /// Starts shard `id` on its own thread: builds its state there, then serves its mailbox,

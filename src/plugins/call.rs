@@ -9,11 +9,12 @@ use std::rc::Rc;
 
 use serde_json::{json, Map, Value};
 
-use super::directory::{self, HandleLoc};
-use super::{BackendHandle, HandleCtx, HandleState, LocalFuture};
+use super::directory::{self, Directories, Directory, HandleLoc, TakenOver};
+use super::remote::ProxyClient;
+use super::{BackendHandle, HandleCtx, Host, LocalFuture, Peers, StartCx};
 use crate::api::error::JanusError;
 use crate::api::reply;
-use crate::core::shard::Shard;
+use crate::store::redis_users::RedisUsers;
 
 /// VideoCall plugin error codes (spec 05 §9).
 pub mod code {
@@ -32,6 +33,10 @@ pub mod code {
 pub fn err(code: u16, text: impl Into<String>) -> JanusError {
     JanusError::from_backend(code, text)
 }
+
+/// A call plugin's state of one handle (its `Plugin::Handle`), shared with the tasks
+/// working on it.
+pub type CallHandle = RefCell<CallState>;
 
 /// Registration and call state of one handle.
 #[derive(Default)]
@@ -138,7 +143,7 @@ pub fn enqueue(
     job: Job,
     run: Runner,
 ) {
-    let max = ctx.shard.config.limits.max_queued_requests_per_handle;
+    let max = ctx.host().config().limits.max_queued_requests_per_handle;
     {
         let mut s = st.borrow_mut();
         if s.jobs.len() >= max {
@@ -194,28 +199,18 @@ pub fn enqueue(
 /// Where a handle is, for the directory.
 pub fn loc(ctx: &HandleCtx) -> HandleLoc {
     HandleLoc {
-        shard: ctx.shard.id as u16,
+        shard: ctx.host().shard_id() as u16,
         session_id: ctx.session_id,
         handle_id: ctx.handle_id,
     }
 }
 
 /// The handle at `loc` if it is on this shard and is a call handle.
-pub fn find(shard: &Rc<Shard>, loc: HandleLoc) -> Option<(HandleCtx, Rc<RefCell<CallState>>)> {
-    let sessions = shard.sessions.borrow();
-    let h = sessions.get(loc.session_id)?.handles.get(&loc.handle_id)?;
-    let HandleState::Call(st) = &h.state else {
+pub fn find(host: &Host, loc: HandleLoc) -> Option<(HandleCtx, Rc<CallHandle>)> {
+    if loc.shard as usize != host.shard_id() {
         return None;
-    };
-    Some((
-        HandleCtx {
-            shard: shard.clone(),
-            session_id: loc.session_id,
-            handle_id: loc.handle_id,
-            opaque_id: h.opaque_id.clone(),
-        },
-        st.clone(),
-    ))
+    }
+    host.handle::<CallHandle>(loc.session_id, loc.handle_id)
 }
 
 /// Ends the call of a handle that lost its name (plugin-specific cleanup).
@@ -239,13 +234,12 @@ pub async fn register(
         ));
     }
     let name = username_of(&body)?;
-    let takeover = ctx.shard.config.call_plugin(ns).allow_takeover;
-    let previous = directory::register(&ctx.shard, ns, &name, loc(&ctx), takeover).await?;
+    let previous = directory::register(ctx.host(), ns, &name, loc(&ctx)).await?;
     st.borrow_mut().user = Some(name.clone());
     if let Some(prev) = previous {
         let taken = name.clone();
-        ctx.shard.run_on(prev.shard as usize, move |s| {
-            taken_over(s, prev, &taken, package, end)
+        ctx.host().run_on(prev.shard as usize, move |h| {
+            taken_over(h, prev, &taken, package, end)
         });
     }
     Ok((json!({"event": "registered", "username": name}), None))
@@ -253,8 +247,8 @@ pub async fn register(
 
 /// The handle at `loc` lost `name` to a newer registration: it forgets the name, ends its
 /// call (`end`) and gets a 476 error event.
-pub fn taken_over(shard: &Rc<Shard>, loc: HandleLoc, name: &str, package: &str, end: EndCall) {
-    let Some((ctx, st)) = find(shard, loc) else {
+pub fn taken_over(host: &Host, loc: HandleLoc, name: &str, package: &str, end: EndCall) {
+    let Some((ctx, st)) = find(host, loc) else {
         return;
     };
     let in_call = {
@@ -318,7 +312,7 @@ pub async fn check_call(
             "You can't call yourself... use the EchoTest for that",
         ));
     }
-    let Some(to) = directory::lookup(&ctx.shard, ns, &peer).await? else {
+    let Some(to) = directory::lookup(ctx.host(), ns, &peer).await? else {
         return Err(err(
             code::NO_SUCH_USERNAME,
             format!("Username '{peer}' doesn't exist"),
@@ -336,11 +330,11 @@ pub async fn directory_request(
     body: &Value,
 ) -> Option<Outcome> {
     Some(match request {
-        "list" => directory::list(&ctx.shard, ns)
+        "list" => directory::list(ctx.host(), ns)
             .await
             .map(|names| (json!({"list": names}), None)),
         "exists" => match username_of(body) {
-            Ok(name) => directory::lookup(&ctx.shard, ns, &name).await.map(|found| {
+            Ok(name) => directory::lookup(ctx.host(), ns, &name).await.map(|found| {
                 (
                     json!({"username": name, "registered": found.is_some()}),
                     None,
@@ -352,17 +346,9 @@ pub async fn directory_request(
     })
 }
 
-/// The call state of a handle of a call plugin.
-pub fn state(state: &HandleState) -> Option<&Rc<RefCell<CallState>>> {
-    match state {
-        HandleState::Call(st) => Some(st),
-        _ => None,
-    }
-}
-
 /// `attach` of a call plugin: a fresh, unregistered call state.
-pub fn new_handle() -> LocalFuture<Result<HandleState, JanusError>> {
-    Box::pin(async { Ok(HandleState::Call(Rc::default())) })
+pub fn new_handle() -> LocalFuture<Result<CallHandle, JanusError>> {
+    Box::pin(async { Ok(RefCell::default()) })
 }
 
 /// Splits raw candidates (`candidate` object or `candidates` array) into single objects.
@@ -393,6 +379,136 @@ pub fn push_result(ctx: &HandleCtx, package: &str, result: &Value, jsep: Option<
         &result_data(result),
         jsep,
     ));
+}
+
+/// `[videocall]` / `[p2pcall]`: where the user directory lives (spec 05 §6).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallPluginConf {
+    /// `memory` (one proxy) or `redis://…` (users shared by several proxies).
+    pub user_db: String,
+    /// Seconds between refreshes of this proxy's entries in Redis; entries live three
+    /// times as long.
+    pub refresh_interval: u64,
+    /// Whether `register` may take a name another handle holds (the newest wins, the
+    /// old handle gets a 476 event). Off: such a register fails with 476, as in Janus.
+    pub allow_takeover: bool,
+}
+
+impl Default for CallPluginConf {
+    fn default() -> Self {
+        CallPluginConf {
+            user_db: "memory".into(),
+            refresh_interval: 10,
+            allow_takeover: false,
+        }
+    }
+}
+
+impl CallPluginConf {
+    /// Reads and checks section `[ns]` (defaults when absent).
+    ///
+    /// # Errors
+    /// Unknown keys, wrong types, or values out of range, naming the key.
+    pub fn from_section(ns: &str, section: Option<&toml::Value>) -> Result<Self, String> {
+        let conf: CallPluginConf = match section {
+            None => CallPluginConf::default(),
+            Some(v) => v.clone().try_into().map_err(|e| format!("[{ns}]: {e}"))?,
+        };
+        if conf.user_db != "memory" && !conf.user_db.starts_with("redis://") {
+            return Err(format!(
+                "invalid value for `{ns}.user_db`: {:?} (must be \"memory\" or redis://host:port/db)",
+                conf.user_db
+            ));
+        }
+        if !(1..=3600).contains(&conf.refresh_interval) {
+            return Err(format!(
+                "invalid value for `{ns}.refresh_interval`: {} (must be 1..3600)",
+                conf.refresh_interval
+            ));
+        }
+        Ok(conf)
+    }
+}
+
+/// Start-up of a call plugin: its directory (Redis in multi-proxy mode, with `taken` for
+/// names another proxy takes) and, then, the client for other proxies.
+///
+/// # Errors
+/// A bad section, or Redis unreachable at start.
+pub fn start(cx: &mut StartCx, ns: &'static str, taken: TakenOver) -> Result<(), String> {
+    let conf = CallPluginConf::from_section(ns, cx.section)?;
+    let remote = if conf.user_db == "memory" {
+        None
+    } else {
+        let peers = cx.peers.clone();
+        let base = cx.config.admin_api.public_base();
+        let users = RedisUsers::start(
+            &conf.user_db,
+            ns,
+            format!("{base}/plugins/{ns}"),
+            std::time::Duration::from_secs(conf.refresh_interval),
+            Box::new(move |name| directory::lost_to_another_proxy(&peers, ns, name, taken)),
+        )
+        .map_err(|e| format!("{ns}.user_db: {e}"))?;
+        tracing::info!(plugin = ns, user_db = %conf.user_db, "multi-proxy user directory");
+        let secret = &cx.config.admin_api.secret;
+        let secret = (!secret.is_empty()).then(|| secret.clone());
+        if cx.services.get::<ProxyClient>().is_none() {
+            cx.services.insert(ProxyClient::start(secret));
+        }
+        Some(users)
+    };
+    cx.services
+        .get_or_insert_with(Directories::default)
+        .by_ns
+        .insert(
+            ns,
+            Directory {
+                allow_takeover: conf.allow_takeover,
+                remote,
+            },
+        );
+    Ok(())
+}
+
+/// Runs `work` on the shard holding `user`'s directory entry (an admin route's work, from
+/// the admin thread) and waits for its answer.
+pub fn on_user_shard<T: Send + 'static>(
+    peers: &Peers,
+    user: &str,
+    work: impl FnOnce(Host) -> LocalFuture<Result<T, JanusError>> + Send + 'static,
+) -> impl std::future::Future<Output = Result<T, JanusError>> + Send + 'static {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let target = directory::partition_of(user, peers.count());
+    peers.run_on(target, move |h| {
+        let work = work(h.clone());
+        monoio::spawn(async move {
+            let _ = tx.send(work.await);
+        });
+    });
+    async move {
+        rx.await.unwrap_or_else(|_| {
+            Err(JanusError::new(
+                crate::api::error::Code::InternalError,
+                "the user's shard did not answer",
+            ))
+        })
+    }
+}
+
+/// POSTs to another proxy's admin API (multi-proxy calls).
+///
+/// # Errors
+/// See [`ProxyClient::post_json`]; 500 when no client was set up.
+pub async fn post_to_proxy(host: &Host, url: String, body: String) -> Result<String, JanusError> {
+    let Some(client) = host.service::<ProxyClient>() else {
+        return Err(JanusError::new(
+            crate::api::error::Code::InternalError,
+            "no client for other proxies (user_db is memory)",
+        ));
+    };
+    client.post_json(url, body).await
 }
 
 /// Usernames: `^\w{1,128}$` (Unicode word characters).

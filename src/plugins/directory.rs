@@ -1,17 +1,17 @@
 //! The user directory of the call plugins (videocall, p2pcall): which handle a username
-//! belongs to. Within a proxy it is partitioned over the shards by a hash of the name
-//! and reached through `Shard::ask`. With `user_db = "redis://…"` Redis also records
-//! which proxy owns each name (`store::redis_users`), so users of several proxies can
-//! call each other. Each plugin has its own namespace.
+//! belongs to. Within a proxy it is partitioned over the shards by a hash of the name, in
+//! a shard-local slot ([`Partitions`]), and reached through [`Host::ask`]. With
+//! `user_db = "redis://…"` Redis also records which proxy owns each name
+//! (`store::redis_users`), so users of several proxies can call each other. Each plugin
+//! has its own namespace.
 
-use std::rc::Rc;
+use std::cell::RefCell;
 
 use ahash::AHashMap;
 
+use super::{Host, Peers};
 use crate::api::error::{Code, JanusError};
-use crate::core::shard::{Shard, ShardMsg};
 use crate::runtime::jump_hash::jump_hash;
-use crate::runtime::mailbox::MailboxSender;
 use crate::store::redis_users::{Owner, RedisUsers};
 use crate::store::StoreError;
 
@@ -26,10 +26,10 @@ pub struct HandleLoc {
 /// Most names `list` returns.
 pub const LIST_CAP: usize = 1000;
 
-/// One shard's share of every plugin's directory.
+/// One shard's share of every call plugin's directory (a shard-local slot).
 #[derive(Default)]
 pub struct Partitions {
-    by_ns: AHashMap<&'static str, AHashMap<String, HandleLoc>>,
+    by_ns: RefCell<AHashMap<&'static str, AHashMap<String, HandleLoc>>>,
 }
 
 impl Partitions {
@@ -37,13 +37,14 @@ impl Partitions {
     /// (taken over), `Err` with the owner when another handle has it and `allow_takeover`
     /// is off (nothing changes then).
     pub fn register(
-        &mut self,
+        &self,
         ns: &'static str,
         name: String,
         loc: HandleLoc,
         allow_takeover: bool,
     ) -> Result<Option<HandleLoc>, HandleLoc> {
-        let names = self.by_ns.entry(ns).or_default();
+        let mut by_ns = self.by_ns.borrow_mut();
+        let names = by_ns.entry(ns).or_default();
         if let Some(owner) = names.get(&name).copied().filter(|o| *o != loc) {
             if !allow_takeover {
                 return Err(owner);
@@ -53,12 +54,13 @@ impl Partitions {
     }
 
     pub fn lookup(&self, ns: &str, name: &str) -> Option<HandleLoc> {
-        self.by_ns.get(ns)?.get(name).copied()
+        self.by_ns.borrow().get(ns)?.get(name).copied()
     }
 
     /// Removes `name` only if it still belongs to `loc` (it may have been taken over).
-    pub fn unregister(&mut self, ns: &str, name: &str, loc: HandleLoc) -> bool {
-        let Some(m) = self.by_ns.get_mut(ns) else {
+    pub fn unregister(&self, ns: &str, name: &str, loc: HandleLoc) -> bool {
+        let mut by_ns = self.by_ns.borrow_mut();
+        let Some(m) = by_ns.get_mut(ns) else {
             return false;
         };
         if m.get(name) == Some(&loc) {
@@ -70,6 +72,7 @@ impl Partitions {
 
     pub fn names(&self, ns: &str, cap: usize) -> Vec<String> {
         self.by_ns
+            .borrow()
             .get(ns)
             .map(|m| m.keys().take(cap).cloned().collect())
             .unwrap_or_default()
@@ -97,21 +100,33 @@ pub enum Peer {
     Remote(String),
 }
 
-/// The Redis directories of the call plugins in multi-proxy mode (`None` = memory only).
-#[derive(Default, Clone)]
-pub struct RemoteDirs {
-    pub videocall: Option<RedisUsers>,
-    pub p2pcall: Option<RedisUsers>,
+/// How one namespace's directory works.
+pub struct Directory {
+    /// Whether `register` may take a name another handle holds.
+    pub allow_takeover: bool,
+    /// Multi-proxy mode: the Redis directory (`None` = this proxy only).
+    pub remote: Option<RedisUsers>,
 }
 
-impl RemoteDirs {
-    pub fn get(&self, ns: &str) -> Option<&RedisUsers> {
-        match ns {
-            "videocall" => self.videocall.as_ref(),
-            "p2pcall" => self.p2pcall.as_ref(),
-            _ => None,
-        }
-    }
+/// The directories of the call plugins, by namespace: a plugin service, set up at start.
+#[derive(Default)]
+pub struct Directories {
+    pub by_ns: AHashMap<&'static str, Directory>,
+}
+
+fn remote<'h>(host: &'h Host, ns: &str) -> Option<&'h RedisUsers> {
+    host.service::<Directories>()?
+        .by_ns
+        .get(ns)?
+        .remote
+        .as_ref()
+}
+
+/// Whether `register` in namespace `ns` may take a name another handle holds.
+pub fn allows_takeover(host: &Host, ns: &str) -> bool {
+    host.service::<Directories>()
+        .and_then(|d| d.by_ns.get(ns))
+        .is_some_and(|d| d.allow_takeover)
 }
 
 fn unavailable(e: StoreError) -> JanusError {
@@ -122,20 +137,20 @@ fn unavailable(e: StoreError) -> JanusError {
 }
 
 async fn register_local(
-    shard: &Rc<Shard>,
+    host: &Host,
     ns: &'static str,
     name: &str,
     loc: HandleLoc,
     allow_takeover: bool,
 ) -> Result<Option<HandleLoc>, JanusError> {
     let key = name.to_string();
-    shard
-        .ask(partition_of(name, shard.count), move |s| {
-            s.users.borrow_mut().register(ns, key, loc, allow_takeover)
-        })
-        .await
-        .unwrap_or(Ok(None))
-        .map_err(|_| taken(name))
+    host.ask(partition_of(name, host.shard_count()), move |h| {
+        h.slot::<Partitions>()
+            .register(ns, key, loc, allow_takeover)
+    })
+    .await
+    .unwrap_or(Ok(None))
+    .map_err(|_| taken(name))
 }
 
 /// Janus's error for a name another handle holds.
@@ -143,14 +158,13 @@ fn taken(name: &str) -> JanusError {
     JanusError::from_backend(476, format!("Username '{name}' already taken"))
 }
 
-async fn lookup_local(shard: &Rc<Shard>, ns: &'static str, name: &str) -> Option<HandleLoc> {
+async fn lookup_local(host: &Host, ns: &'static str, name: &str) -> Option<HandleLoc> {
     let key = name.to_string();
-    shard
-        .ask(partition_of(name, shard.count), move |s| {
-            s.users.borrow().lookup(ns, &key)
-        })
-        .await
-        .flatten()
+    host.ask(partition_of(name, host.shard_count()), move |h| {
+        h.slot::<Partitions>().lookup(ns, &key)
+    })
+    .await
+    .flatten()
 }
 
 /// Registers `name` to `loc`; returns the previous owner if it was another local handle
@@ -161,24 +175,25 @@ async fn lookup_local(shard: &Rc<Shard>, ns: &'static str, name: &str) -> Option
 /// `allow_takeover` is off, as Janus answers; 503 when the Redis directory is
 /// unavailable. The local entry is rolled back in both cases.
 pub async fn register(
-    shard: &Rc<Shard>,
+    host: &Host,
     ns: &'static str,
     name: &str,
     loc: HandleLoc,
-    allow_takeover: bool,
 ) -> Result<Option<HandleLoc>, JanusError> {
-    let previous = register_local(shard, ns, name, loc, allow_takeover).await?;
-    if let Some(users) = shard.remote_dirs.get(ns) {
+    let allow_takeover = allows_takeover(host, ns);
+    let previous = register_local(host, ns, name, loc, allow_takeover).await?;
+    if let Some(users) = remote(host, ns).cloned() {
         let outcome = match users.register(name, allow_takeover).await {
             Ok(true) => return Ok(previous),
             Ok(false) => taken(name),
             Err(e) => unavailable(e),
         };
         let key = name.to_string();
-        shard.run_on(partition_of(name, shard.count), move |s| {
-            s.users.borrow_mut().unregister(ns, &key, loc);
+        host.run_on(partition_of(name, host.shard_count()), move |h| {
+            let partitions = h.slot::<Partitions>();
+            partitions.unregister(ns, &key, loc);
             if let Some(prev) = previous {
-                let _ = s.users.borrow_mut().register(ns, key, prev, true);
+                let _ = partitions.register(ns, key, prev, true);
             }
         });
         return Err(outcome);
@@ -190,33 +205,28 @@ pub async fn register(
 ///
 /// # Errors
 /// 503 when the Redis directory is unavailable.
-pub async fn lookup(
-    shard: &Rc<Shard>,
-    ns: &'static str,
-    name: &str,
-) -> Result<Option<Peer>, JanusError> {
-    let Some(users) = shard.remote_dirs.get(ns) else {
-        return Ok(lookup_local(shard, ns, name).await.map(Peer::Local));
+pub async fn lookup(host: &Host, ns: &'static str, name: &str) -> Result<Option<Peer>, JanusError> {
+    let Some(users) = remote(host, ns).cloned() else {
+        return Ok(lookup_local(host, ns, name).await.map(Peer::Local));
     };
     match users.lookup(name).await.map_err(unavailable)? {
         Owner::Nobody => Ok(None),
-        Owner::Us => Ok(lookup_local(shard, ns, name).await.map(Peer::Local)),
+        Owner::Us => Ok(lookup_local(host, ns, name).await.map(Peer::Local)),
         Owner::Proxy(url) => Ok(Some(Peer::Remote(url))),
     }
 }
 
 /// A local user only (requests arriving from other proxies).
-pub async fn lookup_here(shard: &Rc<Shard>, ns: &'static str, name: &str) -> Option<HandleLoc> {
-    lookup_local(shard, ns, name).await
+pub async fn lookup_here(host: &Host, ns: &'static str, name: &str) -> Option<HandleLoc> {
+    lookup_local(host, ns, name).await
 }
 
 /// Releases `name` if `loc` still owns it.
-pub fn unregister(shard: &Rc<Shard>, ns: &'static str, name: &str, loc: HandleLoc) {
+pub fn unregister(host: &Host, ns: &'static str, name: &str, loc: HandleLoc) {
     let key = name.to_string();
-    shard.run_on(partition_of(name, shard.count), move |s| {
-        let removed = s.users.borrow_mut().unregister(ns, &key, loc);
-        if removed {
-            if let Some(users) = s.remote_dirs.get(ns) {
+    host.run_on(partition_of(name, host.shard_count()), move |h| {
+        if h.slot::<Partitions>().unregister(ns, &key, loc) {
+            if let Some(users) = remote(h, ns) {
                 users.unregister(&key);
             }
         }
@@ -227,14 +237,14 @@ pub fn unregister(shard: &Rc<Shard>, ns: &'static str, name: &str, loc: HandleLo
 ///
 /// # Errors
 /// 503 when the Redis directory is unavailable.
-pub async fn list(shard: &Rc<Shard>, ns: &'static str) -> Result<Vec<String>, JanusError> {
-    if let Some(users) = shard.remote_dirs.get(ns) {
+pub async fn list(host: &Host, ns: &'static str) -> Result<Vec<String>, JanusError> {
+    if let Some(users) = remote(host, ns).cloned() {
         return users.list().await.map_err(unavailable);
     }
     let mut all = Vec::new();
-    for target in 0..shard.count {
-        if let Some(names) = shard
-            .ask(target, move |s| s.users.borrow().names(ns, LIST_CAP))
+    for target in 0..host.shard_count() {
+        if let Some(names) = host
+            .ask(target, move |h| h.slot::<Partitions>().names(ns, LIST_CAP))
             .await
         {
             all.extend(names);
@@ -246,25 +256,21 @@ pub async fn list(shard: &Rc<Shard>, ns: &'static str) -> Result<Vec<String>, Ja
 }
 
 /// What a plugin does to its handle whose name another proxy took.
-pub type TakenOver = fn(&Rc<Shard>, HandleLoc, &str);
+pub type TakenOver = fn(&Host, HandleLoc, &str);
 
 /// Called by the Redis directory thread for a name registered by another proxy: the
 /// local entry goes, and the handle is told (on its own shard).
-pub fn lost_to_another_proxy(
-    peers: &[MailboxSender<ShardMsg>],
-    ns: &'static str,
-    name: &str,
-    taken: TakenOver,
-) {
-    let target = partition_of(name, peers.len());
+pub fn lost_to_another_proxy(peers: &Peers, ns: &'static str, name: &str, taken: TakenOver) {
+    let target = partition_of(name, peers.count());
     let name = name.to_string();
-    peers[target].send(ShardMsg::Run(Box::new(move |s| {
-        let Some(loc) = s.users.borrow().lookup(ns, &name) else {
+    peers.run_on(target, move |h| {
+        let partitions = h.slot::<Partitions>();
+        let Some(loc) = partitions.lookup(ns, &name) else {
             return;
         };
-        s.users.borrow_mut().unregister(ns, &name, loc);
-        s.run_on(loc.shard as usize, move |s| taken(s, loc, &name));
-    })));
+        partitions.unregister(ns, &name, loc);
+        h.run_on(loc.shard as usize, move |h| taken(h, loc, &name));
+    });
 }
 
 #[cfg(test)]
@@ -284,7 +290,7 @@ mod tests {
 
     #[test]
     fn take_over_and_guarded_unregister() {
-        let mut p = Partitions::default();
+        let p = Partitions::default();
         assert_eq!(p.register("vc", "alice".into(), A, false), Ok(None));
         assert_eq!(
             p.register("vc", "alice".into(), A, false),

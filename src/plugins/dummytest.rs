@@ -8,7 +8,8 @@ pub struct DummyTest;
 
 static META: PluginMeta = PluginMeta {
     package: "janus.plugin.dummytest",
-    name: "JANUS DummyTest plugin",
+    name: "dummytest",
+    display_name: "JANUS DummyTest plugin",
     author: "opensight.cn",
     description: "A test plugin for the Janus API that answers without any backend server.",
     version: 1,
@@ -18,20 +19,23 @@ static META: PluginMeta = PluginMeta {
 const DATA: &str = r#"{"dummytest":"successful"}"#;
 
 impl Plugin for DummyTest {
+    /// Nothing to keep.
+    type Handle = ();
+
     fn meta(&self) -> &'static PluginMeta {
         &META
     }
 
-    fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
-        Box::pin(async { Ok(HandleState::Local) })
+    fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<(), JanusError>> {
+        Box::pin(async { Ok(()) })
     }
 
     fn is_async(&self, msg: &PluginMessage) -> bool {
         RawObject::parse(msg.body.get()).is_ok_and(|b| b.get("async").is_some())
     }
 
-    fn message(&self, ctx: &HandleCtx, _state: &HandleState, msg: PluginMessage) -> Option<String> {
-        if self.is_async(&msg) {
+    fn message(&self, ctx: &HandleCtx, _h: &Rc<()>, msg: PluginMessage) -> Option<String> {
+        if Plugin::is_async(self, &msg) {
             ctx.push(reply::plugin_event(
                 ctx.addr(),
                 Some(msg.transaction),
@@ -44,14 +48,4 @@ impl Plugin for DummyTest {
             Some(DATA.to_string())
         }
     }
-
-    fn trickle(&self, _ctx: &HandleCtx, _state: &HandleState, _t: Trickle, respond: Respond) {
-        respond(Ok(()));
-    }
-
-    fn hangup(&self, _ctx: &HandleCtx, _state: &HandleState, respond: Respond) {
-        respond(Ok(()));
-    }
-
-    fn detach(&self, _ctx: &HandleCtx, _state: HandleState) {}
 }

@@ -8,21 +8,19 @@ use tracing::debug;
 
 use super::*;
 use crate::api::error::Code;
+use crate::api::json::RawObject;
 
 pub struct EchoTest;
 
 static META: PluginMeta = PluginMeta {
     package: "janus.plugin.echotest",
-    name: "JANUS EchoTest plugin",
+    name: "echotest",
+    display_name: "JANUS EchoTest plugin",
     author: "opensight.cn",
     description: "A trivial EchoTest plugin for Janus-cloud, relaying to a backend Janus EchoTest.",
     version: 7,
     version_string: "0.0.7",
 };
-
-fn invalid() -> JanusError {
-    JanusError::new(Code::BadGateway, "backend handle invalid")
-}
 
 /// `plugindata.data` of an error event.
 fn error_data(e: &JanusError) -> String {
@@ -34,35 +32,29 @@ fn error_data(e: &JanusError) -> String {
 }
 
 impl Plugin for EchoTest {
+    /// The backend echotest handle that mirrors this one.
+    type Handle = BackendHandle;
+
     fn meta(&self) -> &'static PluginMeta {
         &META
     }
 
-    fn attach(&self, ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
+    fn attach(&self, ctx: HandleCtx) -> LocalFuture<Result<BackendHandle, JanusError>> {
         Box::pin(async move {
-            let link = ctx.shard.backends.select()?;
+            let link = ctx.host().select_backend()?;
             let b = BackendHandle::attach(&link, META.package, &ctx).await?;
             debug!(server = %link.server.name, backend_handle = b.id, handle = ctx.handle_id, "echotest attached");
-            Ok(HandleState::Backend(b))
+            Ok(b)
         })
     }
 
-    fn is_async(&self, _msg: &PluginMessage) -> bool {
-        true
-    }
-
-    fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
+    fn message(
+        &self,
+        ctx: &HandleCtx,
+        b: &Rc<BackendHandle>,
+        msg: PluginMessage,
+    ) -> Option<String> {
         let transaction: Rc<str> = msg.transaction.into();
-        let HandleState::Backend(b) = state else {
-            ctx.push(reply::plugin_event(
-                ctx.addr(),
-                Some(&transaction),
-                META.package,
-                &error_data(&invalid()),
-                None,
-            ));
-            return None;
-        };
         let mut fields = [("body", msg.body.get()), ("jsep", "")];
         let fields = match msg.jsep {
             Some(j) => {
@@ -115,10 +107,7 @@ impl Plugin for EchoTest {
         None
     }
 
-    fn trickle(&self, _ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
-        let HandleState::Backend(b) = state else {
-            return respond(Err(invalid()));
-        };
+    fn trickle(&self, _ctx: &HandleCtx, b: &Rc<BackendHandle>, t: Trickle, respond: Respond) {
         b.link.send(
             "trickle",
             Some(b.id),
@@ -128,10 +117,7 @@ impl Plugin for EchoTest {
         );
     }
 
-    fn hangup(&self, _ctx: &HandleCtx, state: &HandleState, respond: Respond) {
-        let HandleState::Backend(b) = state else {
-            return respond(Err(invalid()));
-        };
+    fn hangup(&self, _ctx: &HandleCtx, b: &Rc<BackendHandle>, respond: Respond) {
         b.link.send(
             "hangup",
             Some(b.id),
@@ -141,13 +127,8 @@ impl Plugin for EchoTest {
         );
     }
 
-    fn detach(&self, _ctx: &HandleCtx, state: HandleState) {
-        if let HandleState::Backend(b) = state {
-            // Forget it first so the backend's own `detached` is not relayed.
-            if b.link.unregister_handle(b.id) {
-                b.link
-                    .send("detach", Some(b.id), &[], false, Box::new(|_| {}));
-            }
-        }
+    fn detach(&self, _ctx: &HandleCtx, b: Rc<BackendHandle>) {
+        // Forgotten first, so the backend's own `detached` is not relayed.
+        b.detach();
     }
 }

@@ -4,17 +4,16 @@
 //! VideoCall clients work unchanged but for the plugin name.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use super::call::{self, code, err, find, CallState, Job, Outcome};
+use super::call::{self, code, err, find, CallHandle, CallState, Job, Outcome};
 use super::directory::{self, HandleLoc, Peer};
-use super::remote;
 use super::*;
 use crate::api::error::Code;
 use crate::api::json::ObjectWriter;
-use crate::core::shard::Shard;
 
 pub struct P2pCall;
 
@@ -23,7 +22,8 @@ const NS: &str = "p2pcall";
 
 static META: PluginMeta = PluginMeta {
     package: PACKAGE,
-    name: "JANUS P2PCall plugin",
+    name: NS,
+    display_name: "JANUS P2PCall plugin",
     author: "opensight.cn",
     description:
         "VideoCall-compatible one-to-one calls relayed peer-to-peer, without a media server.",
@@ -46,8 +46,8 @@ pub enum Item {
 ///
 /// # Errors
 /// 478 when the handle is gone; 472/481 when the item does not fit its call state.
-pub fn receive(shard: &Rc<Shard>, to: HandleLoc, item: Item) -> Result<(), JanusError> {
-    let Some((ctx, st)) = find(shard, to) else {
+pub fn receive(host: &Host, to: HandleLoc, item: Item) -> Result<(), JanusError> {
+    let Some((ctx, st)) = find(host, to) else {
         return Err(err(code::NO_SUCH_USERNAME, "The peer is gone"));
     };
     match item {
@@ -188,8 +188,8 @@ async fn deliver(
     match to {
         Peer::Local(loc) => {
             let loc = *loc;
-            ctx.shard
-                .ask(loc.shard as usize, move |s| receive(s, loc, item))
+            ctx.host()
+                .ask(loc.shard as usize, move |h| receive(h, loc, item))
                 .await
                 .unwrap_or_else(|| {
                     Err(JanusError::new(
@@ -200,7 +200,7 @@ async fn deliver(
         }
         Peer::Remote(base) => {
             let body = json!({"from_user": from, "async_event": item.to_json()}).to_string();
-            remote::post_json(format!("{base}/{peer_name}"), body)
+            call::post_to_proxy(ctx.host(), format!("{base}/{peer_name}"), body)
                 .await
                 .map(|_| ())
         }
@@ -214,7 +214,7 @@ async fn deliver_to_peer(
     from: &str,
     item: Item,
 ) -> Result<(), JanusError> {
-    let to = directory::lookup(&ctx.shard, NS, peer)
+    let to = directory::lookup(ctx.host(), NS, peer)
         .await?
         .ok_or_else(|| {
             err(
@@ -229,15 +229,14 @@ async fn deliver_to_peer(
 ///
 /// # Errors
 /// 478 unknown user; the receiver's verdict otherwise.
-pub async fn from_proxy(shard: &Rc<Shard>, to_user: String, item: Item) -> Result<(), JanusError> {
-    let Some(loc) = directory::lookup_here(shard, NS, &to_user).await else {
+pub async fn from_proxy(host: &Host, to_user: String, item: Item) -> Result<(), JanusError> {
+    let Some(loc) = directory::lookup_here(host, NS, &to_user).await else {
         return Err(err(
             code::NO_SUCH_USERNAME,
             format!("Username '{to_user}' doesn't exist"),
         ));
     };
-    shard
-        .ask(loc.shard as usize, move |s| receive(s, loc, item))
+    host.ask(loc.shard as usize, move |h| receive(h, loc, item))
         .await
         .unwrap_or_else(|| {
             Err(JanusError::new(
@@ -258,8 +257,8 @@ fn tell_peer_hangup(ctx: &HandleCtx, me: String, peer: String, reason: String) {
 }
 
 /// The handle at `loc` lost its name to another proxy (multi-proxy mode).
-pub fn taken(shard: &Rc<Shard>, loc: HandleLoc, name: &str) {
-    call::taken_over(shard, loc, name, PACKAGE, end_taken_over);
+fn taken(host: &Host, loc: HandleLoc, name: &str) {
+    call::taken_over(host, loc, name, PACKAGE, end_taken_over);
 }
 
 fn end_taken_over(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>) {
@@ -407,35 +406,71 @@ fn run(ctx: HandleCtx, st: Rc<RefCell<CallState>>, job: Job) -> LocalFuture<Outc
     })
 }
 
+/// `POST /plugins/p2pcall/{username}` from another proxy: a message for a user of this
+/// proxy, run on the shard holding the user's directory entry.
+fn relay_route(peers: &Peers, user: &str, params: &BTreeMap<String, String>) -> RouteFuture {
+    let to = user.to_string();
+    let from = params.get("from_user").cloned().unwrap_or_default();
+    let item = params
+        .get("async_event")
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|v| Item::from_json(&v));
+    let invalid = if !call::valid_username(&to) {
+        Some("invalid username in path")
+    } else if !call::valid_username(&from) {
+        Some("invalid from_user")
+    } else {
+        None
+    };
+    let (Some(item), None) = (item, invalid) else {
+        let why = invalid.unwrap_or("invalid async_event");
+        return Box::pin(async move { Err(JanusError::from_backend(400, why)) });
+    };
+    let answer = call::on_user_shard(peers, user, move |h| {
+        Box::pin(async move { from_proxy(&h, to, item).await })
+    });
+    Box::pin(async move { answer.await.map(|()| Value::Null) })
+}
+
 impl Plugin for P2pCall {
+    type Handle = CallHandle;
+
     fn meta(&self) -> &'static PluginMeta {
         &META
     }
 
-    fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
+    fn check_section(&self, section: Option<&toml::Value>) -> Result<(), String> {
+        call::CallPluginConf::from_section(NS, section).map(|_| ())
+    }
+
+    fn start(&self, cx: &mut StartCx) -> Result<(), String> {
+        call::start(cx, NS, taken)
+    }
+
+    fn admin_routes(&self) -> Vec<PluginRoute> {
+        vec![PluginRoute {
+            prefix: "/plugins/p2pcall/",
+            handler: relay_route,
+        }]
+    }
+
+    fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<CallHandle, JanusError>> {
         call::new_handle()
     }
 
-    fn is_async(&self, _msg: &PluginMessage) -> bool {
-        true
-    }
-
-    fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
-        call::enqueue(ctx, call::state(state)?, PACKAGE, Job::from(msg), run);
+    fn message(&self, ctx: &HandleCtx, st: &Rc<CallHandle>, msg: PluginMessage) -> Option<String> {
+        call::enqueue(ctx, st, PACKAGE, Job::from(msg), run);
         None
     }
 
-    fn trickle(&self, ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
-        let Some(st) = call::state(state) else {
-            return respond(Ok(()));
-        };
+    fn trickle(&self, ctx: &HandleCtx, st: &Rc<CallHandle>, t: Trickle, respond: Respond) {
         let candidates = call::split_candidates(&t);
         let (me, peer) = {
             let mut s = st.borrow_mut();
             match &s.user {
                 Some(me) if s.incall && !s.hold_trickles => (me.clone(), s.peer.clone()),
                 _ => {
-                    let max = ctx.shard.config.limits.max_candidates_per_handle;
+                    let max = ctx.host().config().limits.max_candidates_per_handle;
                     return respond(s.buffer_candidates(candidates, max));
                 }
             }
@@ -446,11 +481,11 @@ impl Plugin for P2pCall {
         });
     }
 
-    fn hangup(&self, ctx: &HandleCtx, state: &HandleState, respond: Respond) {
-        let peer = call::state(state).and_then(|st| {
+    fn hangup(&self, ctx: &HandleCtx, st: &Rc<CallHandle>, respond: Respond) {
+        let peer = {
             let s = st.borrow();
             s.incall.then(|| (s.own_name(), s.peer.clone()))
-        });
+        };
         if let Some((me, peer)) = peer {
             let ctx = ctx.clone();
             monoio::spawn(async move {
@@ -464,10 +499,7 @@ impl Plugin for P2pCall {
         respond(Ok(()));
     }
 
-    fn detach(&self, ctx: &HandleCtx, state: HandleState) {
-        let Some(st) = call::state(&state) else {
-            return;
-        };
+    fn detach(&self, ctx: &HandleCtx, st: Rc<CallHandle>) {
         let (user, peer) = {
             let mut s = st.borrow_mut();
             let peer = s.incall.then(|| s.peer.clone());
@@ -475,14 +507,20 @@ impl Plugin for P2pCall {
             (s.user.take(), peer)
         };
         if let Some(name) = &user {
-            directory::unregister(&ctx.shard, NS, name, call::loc(ctx));
+            directory::unregister(ctx.host(), NS, name, call::loc(ctx));
         }
         if let (Some(me), Some(peer)) = (user, peer) {
             tell_peer_hangup(ctx, me, peer, "Peer detached".into());
         }
     }
 
-    fn backend_lost(&self, _ctx: &HandleCtx, _state: &HandleState, _b: u64, _reason: &str) -> bool {
+    fn backend_lost(
+        &self,
+        _ctx: &HandleCtx,
+        _st: &Rc<CallHandle>,
+        _from: BackendRef,
+        _reason: &str,
+    ) -> bool {
         false
     }
 }

@@ -7,7 +7,7 @@
 //! `Authorization: Bearer` and has [`TIMEOUT`] from the moment it is queued; when the
 //! queue is full the call fails at once with 503 instead of piling up.
 
-use std::sync::OnceLock;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -36,13 +36,47 @@ struct Call {
     answer: oneshot::Sender<Result<String, JanusError>>,
 }
 
-static SECRET: OnceLock<Option<String>> = OnceLock::new();
-static POOL: OnceLock<Option<Pool>> = OnceLock::new();
+/// The client for other proxies: a plugin service (set up by the plugins that call other
+/// proxies, at start), shared by every shard.
+pub struct ProxyClient {
+    pool: Option<Pool>,
+}
 
-/// Sets the cluster secret sent to other proxies; call once at start, before any call
-/// (without it, calls carry no secret).
-pub fn init(secret: Option<String>) {
-    let _ = SECRET.set(secret);
+impl ProxyClient {
+    /// Starts the workers; calls carry `secret` as bearer (the cluster secret).
+    pub fn start(secret: Option<String>) -> ProxyClient {
+        ProxyClient {
+            pool: Pool::start(WORKERS, QUEUE, TIMEOUT, secret),
+        }
+    }
+
+    /// POSTs a JSON body to `url`; the answer's body on 200. The call is queued at once;
+    /// the returned future only waits for its answer.
+    ///
+    /// # Errors
+    /// The peer's error as its HTTP status and `info` text (spec 05 §6), 504/502 for
+    /// timeouts and network failures, 503 when too many calls are already waiting.
+    pub fn post_json(
+        &self,
+        url: String,
+        body: String,
+    ) -> impl Future<Output = Result<String, JanusError>> + 'static {
+        let queued = match &self.pool {
+            Some(pool) => pool.submit(url, body),
+            None => Err(JanusError::new(
+                Code::InternalError,
+                "no worker for proxy-to-proxy calls",
+            )),
+        };
+        async move {
+            queued?.await.unwrap_or_else(|_| {
+                Err(JanusError::new(
+                    Code::InternalError,
+                    "proxy-to-proxy worker died",
+                ))
+            })
+        }
+    }
 }
 
 /// Worker threads sharing one agent, fed by a bounded queue.
@@ -130,29 +164,6 @@ fn timed_out(url: &str) -> JanusError {
         Code::GatewayTimeout,
         format!("{url} did not answer in time"),
     )
-}
-
-/// POSTs a JSON body to `url`; the answer's body on 200.
-///
-/// # Errors
-/// The peer's error as its HTTP status and `info` text (spec 05 §6), 504/502 for
-/// timeouts and network failures, 503 when too many calls are already waiting.
-pub async fn post_json(url: String, body: String) -> Result<String, JanusError> {
-    let pool =
-        POOL.get_or_init(|| Pool::start(WORKERS, QUEUE, TIMEOUT, SECRET.get().cloned().flatten()));
-    let Some(pool) = pool else {
-        return Err(JanusError::new(
-            Code::InternalError,
-            "no worker for proxy-to-proxy calls",
-        ));
-    };
-    let rx = pool.submit(url, body)?;
-    rx.await.unwrap_or_else(|_| {
-        Err(JanusError::new(
-            Code::InternalError,
-            "proxy-to-proxy worker died",
-        ))
-    })
 }
 
 fn blocking_post(

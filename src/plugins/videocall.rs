@@ -33,6 +33,7 @@
 //! The other events of a retiring handle are dropped.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -40,9 +41,8 @@ use futures_channel::oneshot;
 use serde_json::{json, Value};
 use tracing::{debug, warn};
 
-use super::call::{self, code, err, find, CallState, Job, Outcome};
+use super::call::{self, code, err, find, CallHandle, CallState, Job, Outcome};
 use super::directory::{self, HandleLoc, Peer};
-use super::remote;
 use super::*;
 use crate::api::error::Code;
 use crate::api::json::RawObject;
@@ -71,7 +71,8 @@ const RELEASED: &str = "Remote WebRTC hangup";
 
 static META: PluginMeta = PluginMeta {
     package: PACKAGE,
-    name: "JANUS VideoCall plugin",
+    name: NS,
+    display_name: "JANUS VideoCall plugin",
     author: "opensight.cn",
     description: "One-to-one video calls, each placed on a backend Janus chosen per call.",
     version: 6,
@@ -130,10 +131,7 @@ async fn send_message(
 /// Forgets a backend handle and detaches it at once: only for a handle that never was
 /// in a call (its set-up failed). Every other one is [`retire`]d.
 fn drop_backend(b: &BackendHandle) {
-    if b.link.unregister_handle(b.id) {
-        b.link
-            .send("detach", Some(b.id), &[], false, Box::new(|_| {}));
-    }
+    b.detach();
 }
 
 /// Retires the backend handle of a call that ended, as the module doc describes.
@@ -275,12 +273,12 @@ async fn connect_backend(
 /// The callee side of a call, run on the callee's shard: checks, backend handle on the
 /// caller's server (by URL), 10 s timer. Returns the callee's backend alias.
 pub async fn incoming(
-    shard: &Rc<crate::core::shard::Shard>,
+    host: &Host,
     callee: HandleLoc,
     caller: String,
     server: String,
 ) -> Result<String, JanusError> {
-    let Some((ctx, st)) = find(shard, callee) else {
+    let Some((ctx, st)) = find(host, callee) else {
         return Err(err(code::NO_SUCH_USERNAME, "The callee is gone"));
     };
     let (name, generation) = {
@@ -293,7 +291,7 @@ pub async fn incoming(
         }
         (name, s.begin_call(&caller))
     };
-    let Some(link) = shard.backends.by_url(&server) else {
+    let Some(link) = host.backend_by_url(&server) else {
         abandon(&ctx, &st, generation);
         return Err(JanusError::new(
             Code::BadGateway,
@@ -323,13 +321,14 @@ pub async fn incoming(
 /// A callee on another proxy: that proxy runs [`incoming`] (spec 05 §6); its answer
 /// carries the callee's backend alias.
 async fn remote_incoming(
+    host: &Host,
     base: &str,
     callee: &str,
     caller: &str,
     server_url: &str,
 ) -> Result<String, JanusError> {
     let body = json!({"caller_username": caller, "backend_server_url": server_url}).to_string();
-    let answer = remote::post_json(format!("{base}/{callee}"), body).await?;
+    let answer = call::post_to_proxy(host, format!("{base}/{callee}"), body).await?;
     serde_json::from_str::<Value>(&answer)
         .ok()
         .and_then(|v| {
@@ -351,32 +350,32 @@ async fn remote_incoming(
 /// # Errors
 /// 478 unknown user, 473/480 as for a local call, 502 when the server is unknown here.
 pub async fn incoming_from_proxy(
-    shard: &Rc<crate::core::shard::Shard>,
+    host: &Host,
     callee: String,
     caller: String,
     server_url: String,
 ) -> Result<String, JanusError> {
-    let Some(loc) = directory::lookup_here(shard, NS, &callee).await else {
+    let Some(loc) = directory::lookup_here(host, NS, &callee).await else {
         return Err(err(
             code::NO_SUCH_USERNAME,
             format!("Username '{callee}' doesn't exist"),
         ));
     };
-    ask_incoming(shard, loc, caller, server_url).await
+    ask_incoming(host, loc, caller, server_url).await
 }
 
 /// Runs [`incoming`] on the callee's shard and waits for it.
 async fn ask_incoming(
-    shard: &Rc<crate::core::shard::Shard>,
+    host: &Host,
     callee: HandleLoc,
     caller: String,
     server: String,
 ) -> Result<String, JanusError> {
     let (tx, rx) = oneshot::channel();
-    shard.run_on(callee.shard as usize, move |s| {
-        let s = s.clone();
+    host.run_on(callee.shard as usize, move |h| {
+        let h = h.clone();
         monoio::spawn(async move {
-            let _ = tx.send(incoming(&s, callee, caller, server).await);
+            let _ = tx.send(incoming(&h, callee, caller, server).await);
         });
     });
     rx.await.unwrap_or_else(|_| {
@@ -388,8 +387,8 @@ async fn ask_incoming(
 }
 
 /// The handle at `loc` lost its name to another proxy (multi-proxy mode).
-pub fn taken(shard: &Rc<crate::core::shard::Shard>, loc: HandleLoc, name: &str) {
-    call::taken_over(shard, loc, name, PACKAGE, end_taken_over);
+fn taken(host: &Host, loc: HandleLoc, name: &str) {
+    call::taken_over(host, loc, name, PACKAGE, end_taken_over);
 }
 
 /// Ends a call of a handle whose name was taken over: the backend is hung up.
@@ -412,12 +411,12 @@ async fn place_call(
         to: callee,
         jsep,
     } = call::check_call(&ctx, &st, &body, jsep, NS).await?;
-    let link = ctx.shard.backends.select()?;
+    let link = ctx.host().select_backend()?;
     let generation = st.borrow_mut().begin_call(&peer);
     let server_url = link.server.url.clone();
     let answered = match callee {
-        Peer::Local(loc) => ask_incoming(&ctx.shard, loc, me.clone(), server_url).await,
-        Peer::Remote(base) => remote_incoming(&base, &peer, &me, &server_url).await,
+        Peer::Local(loc) => ask_incoming(ctx.host(), loc, me.clone(), server_url).await,
+        Peer::Remote(base) => remote_incoming(ctx.host(), &base, &peer, &me, &server_url).await,
     };
     let callee_alias = match answered {
         Ok(a) => a,
@@ -527,12 +526,9 @@ fn run(ctx: HandleCtx, st: Rc<RefCell<CallState>>, job: Job) -> LocalFuture<Outc
     })
 }
 
-/// Whether `backend_handle` is the handle of the current call.
-fn is_current(st: &Rc<RefCell<CallState>>, backend_handle: u64) -> bool {
-    st.borrow()
-        .backend
-        .as_ref()
-        .is_some_and(|b| b.id == backend_handle)
+/// Whether `from` is the backend handle of the current call.
+fn is_current(st: &Rc<RefCell<CallState>>, from: BackendRef) -> bool {
+    st.borrow().backend.as_ref().is_some_and(|b| from.is(b))
 }
 
 /// `plugindata.data.result` of a backend event, usernames not yet mapped back.
@@ -565,28 +561,69 @@ fn dealias_result(mut result: Value) -> Value {
     result
 }
 
+/// `POST /plugins/videocall/{username}` from another proxy: an incoming call for a user
+/// of this proxy, run on the shard holding the user's directory entry.
+fn incoming_route(peers: &Peers, user: &str, params: &BTreeMap<String, String>) -> RouteFuture {
+    let callee = user.to_string();
+    let caller = params.get("caller_username").cloned().unwrap_or_default();
+    let server = params
+        .get("backend_server_url")
+        .cloned()
+        .unwrap_or_default();
+    let invalid = if !call::valid_username(&callee) {
+        Some("invalid username in path")
+    } else if !call::valid_username(&caller) {
+        Some("invalid caller_username")
+    } else if server.is_empty() || server.len() > 1024 {
+        Some("invalid backend_server_url")
+    } else {
+        None
+    };
+    if let Some(why) = invalid {
+        return Box::pin(async move { Err(JanusError::from_backend(400, why)) });
+    }
+    let answer = call::on_user_shard(peers, user, move |h| {
+        Box::pin(async move { incoming_from_proxy(&h, callee, caller, server).await })
+    });
+    Box::pin(async move {
+        answer
+            .await
+            .map(|alias| json!({ "backend_username": alias }))
+    })
+}
+
 impl Plugin for VideoCall {
+    type Handle = CallHandle;
+
     fn meta(&self) -> &'static PluginMeta {
         &META
     }
 
-    fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<HandleState, JanusError>> {
+    fn check_section(&self, section: Option<&toml::Value>) -> Result<(), String> {
+        call::CallPluginConf::from_section(NS, section).map(|_| ())
+    }
+
+    fn start(&self, cx: &mut StartCx) -> Result<(), String> {
+        call::start(cx, NS, taken)
+    }
+
+    fn admin_routes(&self) -> Vec<PluginRoute> {
+        vec![PluginRoute {
+            prefix: "/plugins/videocall/",
+            handler: incoming_route,
+        }]
+    }
+
+    fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<CallHandle, JanusError>> {
         call::new_handle()
     }
 
-    fn is_async(&self, _msg: &PluginMessage) -> bool {
-        true
-    }
-
-    fn message(&self, ctx: &HandleCtx, state: &HandleState, msg: PluginMessage) -> Option<String> {
-        call::enqueue(ctx, call::state(state)?, PACKAGE, Job::from(msg), run);
+    fn message(&self, ctx: &HandleCtx, st: &Rc<CallHandle>, msg: PluginMessage) -> Option<String> {
+        call::enqueue(ctx, st, PACKAGE, Job::from(msg), run);
         None
     }
 
-    fn trickle(&self, ctx: &HandleCtx, state: &HandleState, t: Trickle, respond: Respond) {
-        let Some(st) = call::state(state) else {
-            return respond(Ok(()));
-        };
+    fn trickle(&self, ctx: &HandleCtx, st: &Rc<CallHandle>, t: Trickle, respond: Respond) {
         let backend = {
             let s = st.borrow();
             s.backend.clone().filter(|_| s.incall)
@@ -600,7 +637,7 @@ impl Plugin for VideoCall {
                 Box::new(move |r| respond(r.map(|_| ()))),
             ),
             None => {
-                let max = ctx.shard.config.limits.max_candidates_per_handle;
+                let max = ctx.host().config().limits.max_candidates_per_handle;
                 let buffered = st
                     .borrow_mut()
                     .buffer_candidates(call::split_candidates(&t), max);
@@ -609,8 +646,8 @@ impl Plugin for VideoCall {
         }
     }
 
-    fn hangup(&self, _ctx: &HandleCtx, state: &HandleState, respond: Respond) {
-        let backend = call::state(state).and_then(|st| st.borrow().backend.clone());
+    fn hangup(&self, _ctx: &HandleCtx, st: &Rc<CallHandle>, respond: Respond) {
+        let backend = st.borrow().backend.clone();
         match backend {
             Some(b) => b.link.send(
                 "hangup",
@@ -623,27 +660,27 @@ impl Plugin for VideoCall {
         }
     }
 
-    fn detach(&self, ctx: &HandleCtx, state: HandleState) {
-        let Some(st) = call::state(&state) else {
-            return;
-        };
+    fn detach(&self, ctx: &HandleCtx, st: Rc<CallHandle>) {
         let (user, b) = {
             let mut s = st.borrow_mut();
             let b = if s.incall { s.end_call() } else { None };
             (s.user.take(), b)
         };
         if let Some(name) = user {
-            directory::unregister(&ctx.shard, NS, &name, call::loc(ctx));
+            directory::unregister(ctx.host(), NS, &name, call::loc(ctx));
         }
         if let Some(b) = b {
-            retire(ctx, st, b, Some("We did the hangup"), false);
+            retire(ctx, &st, b, Some("We did the hangup"), false);
         }
     }
 
-    fn backend_lost(&self, ctx: &HandleCtx, state: &HandleState, from: u64, _reason: &str) -> bool {
-        let Some(st) = call::state(state) else {
-            return false;
-        };
+    fn backend_lost(
+        &self,
+        ctx: &HandleCtx,
+        st: &Rc<CallHandle>,
+        from: BackendRef,
+        _reason: &str,
+    ) -> bool {
         if !is_current(st, from) {
             return false;
         }
@@ -671,12 +708,11 @@ impl Plugin for VideoCall {
     fn backend_event(
         &self,
         ctx: &HandleCtx,
-        state: &HandleState,
-        from: u64,
+        st: &Rc<CallHandle>,
+        from: BackendRef,
         msg: &RawObject,
         janus: &str,
     ) {
-        let Some(st) = call::state(state) else { return };
         let current = is_current(st, from);
         if current && janus != "event" {
             ctx.push(crate::api::reply::relay(msg, janus, ctx.addr(), None));

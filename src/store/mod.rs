@@ -1,6 +1,10 @@
-//! store/: state kept outside the shards, behind traits: the backend server registry,
-//! in memory or in Redis (spec 02 §5.1). Stores are blocking and are only called from the
-//! admin thread, never from a shard.
+//! store/: state kept outside the shards, behind traits: the backend server registry in
+//! memory or in Redis (spec 02 §5.1), the Redis user directories of multi-proxy calls, and
+//! the clock of every stored timestamp.
+//!
+//! Stores block: they are only called from their own threads (the admin thread, one
+//! thread per Redis directory), never from a shard. Must never know plugins or shards:
+//! what a name means is its caller's business.
 
 pub mod memory;
 pub mod record;
