@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # bench.sh - part of janus-cloud: the standard benchmark set, on one machine, in one go.
 #
-# Usage: scripts/bench.sh [--quick] [--only LIST] [--profile] [--out DIR]
+# Usage: scripts/bench.sh [--quick] [--only LIST] [--profile] [--out DIR] [--baseline BIN]
 #   --quick      a short run (seconds per phase, few clients): checks the set works
 #   --only LIST  comma-separated phases to run (default all):
 #                echo-max, echo-latency, fake, connect, idle, videocall
 #   --profile    also record CPU profiles of janus-proxy during echo-max and fake (perf with
 #                the software clock, if perf works here) into DIR/perf-*.txt
 #   --out DIR    where the JSON/SVG reports and logs go (default $BENCH_DIR/results-<time>)
+#   --baseline BIN  also run another janus-proxy build (e.g. the previous release, built
+#                from an older commit) in the same run: echo-max and fake run against it
+#                too, right after the current build, and the summary gives the ratios
+#                current/baseline (CPU per message, throughput)
 #
 # What it starts (all on 127.0.0.1, all stopped on exit):
 #   - 2 Janus 1.1.2 backends via scripts/janus-backends.sh (JANUS_EVENT_LOOPS=2, so tens of
@@ -63,12 +67,14 @@ QUICK=0
 PROFILE=0
 ONLY="echo-max,echo-latency,fake,connect,idle,videocall"
 OUT=""
+BASELINE=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --profile) PROFILE=1 ;;
     --only) ONLY=${2:?--only needs a list}; shift ;;
     --out) OUT=${2:?--out needs a folder}; shift ;;
+    --baseline) BASELINE=${2:?--baseline needs a janus-proxy binary}; shift ;;
     -h | --help) sed -n '2,50p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -92,6 +98,8 @@ P_PROXY=$((BASE + 202))
 P_COMPACT=$((BASE + 204))
 P_FAKE=$((BASE + 206))
 P_PROXY_FAKE=$((BASE + 208))
+P_BASE_PROXY=$((BASE + 210))
+P_BASE_FAKE=$((BASE + 212))
 JANUS_URLS=("ws://127.0.0.1:$BASE" "ws://127.0.0.1:$((BASE + 1))")
 
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
@@ -182,7 +190,8 @@ haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 PIDS+=("$HAPROXY_PID")
 
-# proxy_config PORT JSON SERVER_URL...
+# proxy_config PORT JSON SERVER_URL... ; the [limits] section only for the current build
+# (a baseline from before it existed would refuse it)
 proxy_config() {
   local port=$1 json=$2 i=0 url
   shift 2
@@ -206,18 +215,22 @@ max_sessions_per_connection = 1024
 [admin_api]
 http_listen = "127.0.0.1:$((port + 1))"
 EOF
+  if [[ "${CONFIG_LIMITS:-1}" == 1 ]]; then
+    # the idle phase holds 10,000 client connections
+    printf '\n[limits]\nmax_connections = 60000\n'
+  fi
   for url in "$@"; do
     printf '\n[[janus_server]]\nname = "backend-%d"\nurl = "%s"\n' "$i" "$url"
     i=$((i + 1))
   done
 }
 
-# start_proxy NAME PORT JSON URL... ; sets LAST_PID
+# start_proxy NAME PORT JSON URL... ; sets LAST_PID (BIN=... to run another binary)
 start_proxy() {
   local name=$1 port=$2 json=$3
   shift 3
   proxy_config "$port" "$json" "$@" >"$OUT/$name.toml"
-  "$PROXY_BIN" "$OUT/$name.toml" >"$OUT/$name.log" 2>&1 &
+  "${BIN:-$PROXY_BIN}" "$OUT/$name.toml" >"$OUT/$name.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
 }
@@ -231,6 +244,13 @@ FAKE_PID=$!
 PIDS+=("$FAKE_PID")
 start_proxy proxy-fake "$P_PROXY_FAKE" compact "ws://127.0.0.1:$P_FAKE"
 PROXY_FAKE_PID=$LAST_PID
+if [[ -n "$BASELINE" ]]; then
+  [[ -x "$BASELINE" ]] || die "--baseline $BASELINE is not an executable"
+  BIN=$BASELINE CONFIG_LIMITS=0 start_proxy baseline "$P_BASE_PROXY" indented "${JANUS_URLS[@]}"
+  BASE_PROXY_PID=$LAST_PID
+  BIN=$BASELINE CONFIG_LIMITS=0 start_proxy baseline-fake "$P_BASE_FAKE" compact "ws://127.0.0.1:$P_FAKE"
+  BASE_FAKE_PID=$LAST_PID
+fi
 
 # ready when one echotest client gets through without an error
 wait_ready() {
@@ -246,6 +266,10 @@ wait_ready "ws://127.0.0.1:$P_HAPROXY" haproxy
 wait_ready "ws://127.0.0.1:$P_PROXY" janus-proxy
 wait_ready "ws://127.0.0.1:$P_COMPACT" janus-proxy-compact
 wait_ready "ws://127.0.0.1:$P_PROXY_FAKE" janus-proxy-on-fake
+if [[ -n "$BASELINE" ]]; then
+  wait_ready "ws://127.0.0.1:$P_BASE_PROXY" baseline-proxy
+  wait_ready "ws://127.0.0.1:$P_BASE_FAKE" baseline-proxy-on-fake
+fi
 log "all targets up; reports go to $OUT"
 
 # ---------------------------------------------------------------- phases
@@ -307,6 +331,11 @@ if wants echo-max; then
   lt echo-max-proxy echotest -u "ws://127.0.0.1:$P_PROXY" --pid "$PROXY_PID" "${jpids[@]}" "${common[@]}"
   profile_end
   lt echo-max-compact echotest -u "ws://127.0.0.1:$P_COMPACT" --pid "$COMPACT_PID" "${jpids[@]}" "${common[@]}"
+  if [[ -n "$BASELINE" ]]; then
+    lt echo-max-baseline echotest -u "ws://127.0.0.1:$P_BASE_PROXY" --pid "$BASE_PROXY_PID" "${jpids[@]}" "${common[@]}"
+    # and the current build once more, so that drift of the machine shows
+    lt echo-max-proxy2 echotest -u "ws://127.0.0.1:$P_PROXY" --pid "$PROXY_PID" "${jpids[@]}" "${common[@]}"
+  fi
 fi
 
 if wants echo-latency; then
@@ -322,6 +351,12 @@ if wants fake; then
   lt fake-proxy echotest -u "ws://127.0.0.1:$P_PROXY_FAKE" --pid "$PROXY_FAKE_PID" --pid "$FAKE_PID" \
     -c "$FAKE_C" -d "$D" --ramp-up 1
   profile_end
+  if [[ -n "$BASELINE" ]]; then
+    lt fake-baseline echotest -u "ws://127.0.0.1:$P_BASE_FAKE" --pid "$BASE_FAKE_PID" --pid "$FAKE_PID" \
+      -c "$FAKE_C" -d "$D" --ramp-up 1
+    lt fake-proxy2 echotest -u "ws://127.0.0.1:$P_PROXY_FAKE" --pid "$PROXY_FAKE_PID" --pid "$FAKE_PID" \
+      -c "$FAKE_C" -d "$D" --ramp-up 1
+  fi
 fi
 
 if wants connect; then
@@ -404,6 +439,25 @@ if r:
     if o and p and p["cpu_s"] > 0:
         per_core = o["count"] / p["cpu_s"]
         print(f"  {per_core:,.0f} request round trips per proxy CPU-second (target >= 50,000)")
+
+pairs = (("echo-max", ("proxy", "proxy2"), "baseline"), ("fake", ("proxy", "proxy2"), "baseline"))
+for phase, currents, base in pairs:
+    b = load(f"{phase}-{base}")
+    if not b:
+        continue
+    print(f"{phase}: current build vs --baseline, same run (current before and after the baseline):")
+    line("baseline", b, "message")
+    pb, ob = proc(b), op(b, "message")
+    for c in currents:
+        r = load(f"{phase}-{c}")
+        if not r:
+            continue
+        line(c, r, "message")
+        p, o = proc(r), op(r, "message")
+        if p and pb and pb["cpu_us_per_message"] > 0:
+            print(f"    {c}/baseline CPU per message: {p['cpu_us_per_message'] / pb['cpu_us_per_message']:.3f}x")
+        if o and ob and ob["rate_per_s"] > 0:
+            print(f"    {c}/baseline throughput: {o['rate_per_s'] / ob['rate_per_s']:.3f}x")
 
 r = load("idle-compact")
 if r:
