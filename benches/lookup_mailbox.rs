@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use janus_cloud::core::session::{ConnRef, Handle, Sessions};
-use janus_cloud::plugins::{self, HandleState};
+use janus_cloud::plugins;
 use janus_cloud::runtime::mailbox::{mailbox, Mailbox, MailboxSender};
 
 const N: usize = 100_000;
@@ -26,7 +26,11 @@ fn ids(n: usize, seed: u64) -> Vec<u64> {
 }
 
 fn filled(session_ids: &[u64], handle_ids: &[u64]) -> Sessions {
-    let plugin = plugins::by_name("dummytest").expect("dummytest plugin");
+    let plugin = plugins::registry()
+        .iter()
+        .copied()
+        .find(|p| p.meta().name == "dummytest")
+        .expect("dummytest plugin");
     let now = Instant::now();
     let mut s = Sessions::default();
     for (i, (&sid, &hid)) in session_ids.iter().zip(handle_ids).enumerate() {
@@ -43,7 +47,7 @@ fn filled(session_ids: &[u64], handle_ids: &[u64]) -> Sessions {
                     id: hid,
                     plugin,
                     opaque_id: None,
-                    state: HandleState::Local,
+                    state: std::rc::Rc::new(()),
                 },
             );
         }

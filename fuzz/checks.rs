@@ -156,7 +156,11 @@ pub fn backend_message(data: &[u8]) {
     assert_eq!(field("sender"), Some("22"));
     assert_eq!(field("transaction"), Some("\"t\""));
     for k in ["session_id", "sender", "transaction", "janus"] {
-        assert_eq!(o.fields.iter().filter(|(n, _)| n == k).count(), 1, "{k} twice");
+        assert_eq!(
+            o.fields.iter().filter(|(n, _)| n == k).count(),
+            1,
+            "{k} twice"
+        );
     }
 }
 

@@ -9,10 +9,15 @@
 //! reference (`hangup`, `accept`, `set`), and only the peer's media teardown clears it,
 //! announcing it with a "Remote WebRTC hangup" event to the other handle. So a backend
 //! handle H of a call with peer P may be detached only when
-//! 1. the "Remote WebRTC hangup" event reached H (P no longer points at H),
+//! 1. the "Remote WebRTC hangup" event reached H (P no longer points at H: requests on
+//!    P handled from then on read no pointer),
 //! 2. every `message` sent on H before the detach was answered, and
-//! 3. every `message` sent on P before that event was answered (it may have read the
-//!    pointer before it was cleared).
+//! 3. a `message` sent on H *after* that event was answered before the detach: the one
+//!    handler thread was then done with every request it had started before the event —
+//!    among them any request on P that read the pointer before it was cleared. (Requests
+//!    cross different WebSockets and Janus's request thread pool, so the order in which
+//!    they were sent says nothing about the order in which Janus handles them; only an
+//!    answer does.)
 //!
 //! The clients do what provokes the race: hang up and detach at once, detach on the
 //! peer's `hangup` event, both hang up together.
@@ -177,6 +182,9 @@ fn check_detaches_are_safe(log: &[Seen]) -> (usize, usize) {
     let mut handle_of_txn: HashMap<(usize, String), u64> = HashMap::new();
     // Index of the release event ("Remote WebRTC hangup") each handle received.
     let mut released: HashMap<u64, usize> = HashMap::new();
+    // Per handle: index of the last message sent after its release that was answered.
+    let mut barrier: HashMap<u64, usize> = HashMap::new();
+    let mut sent_at: HashMap<(usize, String), usize> = HashMap::new();
     let (mut calls, mut detaches) = (0, 0);
     for (i, s) in log.iter().enumerate() {
         let m = &s.msg;
@@ -187,6 +195,7 @@ fn check_detaches_are_safe(log: &[Seen]) -> (usize, usize) {
                 "message" => {
                     let t = txn(m).unwrap();
                     open.entry(h).or_default().insert((s.conn, t.clone()), i);
+                    sent_at.insert((s.conn, t.clone()), i);
                     handle_of_txn.insert((s.conn, t), h);
                     let body = &m["body"];
                     let user = body["username"].as_str().map(str::to_string);
@@ -220,17 +229,10 @@ fn check_detaches_are_safe(log: &[Seen]) -> (usize, usize) {
                              (no \"Remote WebRTC hangup\" event yet): Janus's hangup race"
                         );
                     };
-                    let risky: Vec<&(usize, String)> = open
-                        .get(&p)
-                        .into_iter()
-                        .flatten()
-                        .filter(|(_, &sent)| sent < r)
-                        .map(|(t, _)| t)
-                        .collect();
                     assert!(
-                        risky.is_empty(),
-                        "backend handle {h} detached while message(s) {risky:?} on its peer {p}, \
-                         sent before the release, were unanswered: Janus's hangup race"
+                        barrier.get(&h).is_some_and(|&b| b > r),
+                        "backend handle {h} detached without an answered request sent after \
+                         its peer {p} released it: a request on the peer may still be using it"
                     );
                 }
                 _ => {}
@@ -244,7 +246,11 @@ fn check_detaches_are_safe(log: &[Seen]) -> (usize, usize) {
             if let Some(t) = txn(m) {
                 if let Some(h) = handle_of_txn.remove(&(s.conn, t.clone())) {
                     if let Some(set) = open.get_mut(&h) {
-                        set.remove(&(s.conn, t));
+                        set.remove(&(s.conn, t.clone()));
+                    }
+                    let sent = sent_at.get(&(s.conn, t)).copied().unwrap_or(0);
+                    if released.get(&h).is_some_and(|&r| sent > r) {
+                        barrier.insert(h, sent);
                     }
                 }
             }

@@ -190,15 +190,12 @@ pub fn message(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         plugin.message(&ctx, &state, msg);
         return;
     }
-    match plugin.message(&ctx, &state, msg) {
-        Some(data) => shard.deliver(
+    // `None`: the plugin answers later itself (it needs another shard or a backend first).
+    if let Some(data) = plugin.message(&ctx, &state, msg) {
+        shard.deliver(
             from,
             reply::plugin_success(ctx.addr(), transaction, plugin.meta().package, &data),
-        ),
-        None => fail(JanusError::new(
-            Code::PluginMessage,
-            "Plugin didn't provide any content for this synchronous response",
-        )),
+        );
     }
 }
 

@@ -92,6 +92,26 @@ impl Host {
         rx.await.ok()
     }
 
+    /// Runs the async work `f` makes on shard `target` (here when it is this shard) and
+    /// returns its result; `None` if that shard is gone or dropped the work.
+    pub async fn ask_async<T: Send + 'static>(
+        &self,
+        target: usize,
+        f: impl FnOnce(Host) -> super::plugin::LocalFuture<T> + Send + 'static,
+    ) -> Option<T> {
+        if target == self.shard.id {
+            return Some(f(self.clone()).await);
+        }
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.shard.peers.run_on(target, move |h| {
+            let work = f(h.clone());
+            monoio::spawn(async move {
+                let _ = tx.send(work.await);
+            });
+        });
+        rx.await.ok()
+    }
+
     /// A handle on this shard whose plugin state is a `T`, with its context: how a plugin
     /// reaches one of its own handles from another handle's work (a call's peer).
     pub fn handle<T: 'static>(

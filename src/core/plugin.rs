@@ -119,8 +119,10 @@ pub trait Plugin: Send + Sync + 'static {
         true
     }
 
-    /// Handles a `message`. Synchronous requests return the `plugindata.data` JSON;
-    /// asynchronous ones return `None` and push an `event` with the transaction later.
+    /// Handles a `message`. Synchronous requests return the `plugindata.data` JSON, or
+    /// `None` when the answer needs work elsewhere first: the plugin then pushes the
+    /// `success` frame itself ([`crate::api::reply::plugin_success`]) once it has it.
+    /// Asynchronous ones return `None` and push an `event` with the transaction later.
     fn message(&self, ctx: &HandleCtx, h: &Rc<Self::Handle>, msg: PluginMessage) -> Option<String>;
 
     /// Handles a `trickle`; `respond` sends the `ack` or the error. Default: ack.
