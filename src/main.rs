@@ -16,6 +16,7 @@ use janus_cloud::admin::{self, metrics::Metrics, server, AdminState, Intervals, 
 use janus_cloud::backend::registry::Registry;
 use janus_cloud::config::Config;
 use janus_cloud::core::host::Peers;
+use janus_cloud::core::metrics::PluginGauge;
 use janus_cloud::core::plugin::{self, AnyPlugin, Services, StartCx};
 use janus_cloud::core::shard::{self, ShardMsg, Shared};
 use janus_cloud::plugins;
@@ -98,8 +99,11 @@ fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>) -> anyhow::Result<(
     let mut registry = Registry::default();
     let initial = registry.reconcile(&store.list()?);
     let (peers, inboxes) = shard::mailboxes(n);
-    let services = start_plugins(&config, &plugins, &peers)?;
-    let metrics = Arc::new(Metrics::new(n));
+    let (services, plugin_gauges) = start_plugins(&config, &plugins, &peers)?;
+    let metrics = Arc::new(Metrics {
+        plugin_gauges,
+        ..Metrics::new(n)
+    });
     let info_tail = shard::server_info_tail(&config, &plugins);
     let info_json = serde_json::from_str::<serde_json::Value>(&format!(
         "{{\"janus\":\"server_info\"{info_tail}"
@@ -172,8 +176,9 @@ fn start_plugins(
     config: &Config,
     plugins: &[&'static dyn AnyPlugin],
     peers: &Peers,
-) -> anyhow::Result<Services> {
+) -> anyhow::Result<(Services, Vec<PluginGauge>)> {
     let mut services = Services::default();
+    let mut gauges = Vec::new();
     for p in plugins {
         let name = p.meta().name;
         let mut cx = StartCx {
@@ -181,11 +186,12 @@ fn start_plugins(
             section: config.sections.get(name),
             peers,
             services: &mut services,
+            gauges: &mut gauges,
         };
         p.start(&mut cx)
             .map_err(|e| anyhow::anyhow!("plugin {name}: {e}"))?;
     }
-    Ok(services)
+    Ok((services, gauges))
 }
 
 /// Asks every shard to destroy its backend sessions, so that the backends free their

@@ -134,6 +134,11 @@ pub fn render<'a>(m: &Metrics, servers: impl Iterator<Item = &'a Arc<ServerEntry
         "Seconds since the shard's event loop last stamped its once-a-second heartbeat",
         ages,
     );
+    for g in &m.plugin_gauges {
+        let gauge: Gauge = Gauge::default();
+        gauge.set((g.read)());
+        r.register(g.name, g.help, gauge);
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &r);

@@ -17,6 +17,15 @@ pub struct CodeLabel {
     pub code: u16,
 }
 
+/// A gauge a plugin exposes (rooms, mirrors): read when `/metrics` is scraped, from
+/// the admin thread, so it reads shared atomics only.
+pub struct PluginGauge {
+    /// Its name under the `janus_proxy_` prefix.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub read: Box<dyn Fn() -> i64 + Send + Sync>,
+}
+
 /// Everything the proxy counts.
 #[derive(Default)]
 pub struct Metrics {
@@ -28,6 +37,8 @@ pub struct Metrics {
     pub errors: Family<CodeLabel, Counter>,
     /// Client connections the proxy closed or refused, by reason.
     pub disconnects: Arc<Disconnects>,
+    /// What the plugins registered at start.
+    pub plugin_gauges: Vec<PluginGauge>,
 }
 
 impl Metrics {

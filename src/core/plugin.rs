@@ -381,6 +381,8 @@ pub struct StartCx<'a> {
     /// The way to shards, for services that run on their own threads.
     pub peers: &'a Peers,
     pub services: &'a mut Services,
+    /// Gauges the plugin exposes on `/metrics`.
+    pub gauges: &'a mut Vec<super::metrics::PluginGauge>,
 }
 
 /// The answer of a plugin's admin route: a JSON body with 200 (`Null` = empty body), or a

@@ -13,6 +13,7 @@ pub mod echotest;
 pub mod p2pcall;
 pub mod remote;
 pub mod videocall;
+pub mod videoroom;
 
 pub use crate::core::backend_handle::BackendHandle;
 pub use crate::core::host::{HandleCtx, Host, Peers};
@@ -35,5 +36,6 @@ pub fn registry() -> &'static [&'static dyn AnyPlugin] {
         &dummytest::DummyTest,
         &videocall::VideoCall,
         &p2pcall::P2pCall,
+        &videoroom::VideoRoom,
     ]
 }

@@ -9,6 +9,7 @@
 pub mod memory;
 pub mod record;
 pub mod redis_conn;
+pub mod redis_hash;
 pub mod redis_store;
 pub mod redis_users;
 

@@ -1,0 +1,155 @@
+//! `[videoroom]`: where rooms are kept, static rooms, who may create rooms, and how long
+//! an unused mirror stays. Every key is documented in `conf/janus-proxy.toml`.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::room::RoomConfig;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Raw {
+    room_db: String,
+    admin_key: String,
+    max_rooms: usize,
+    mirror_idle_timeout: u64,
+    rooms: Vec<toml::Table>,
+}
+
+impl Default for Raw {
+    fn default() -> Self {
+        Raw {
+            room_db: "memory".into(),
+            admin_key: String::new(),
+            max_rooms: 10_000,
+            mirror_idle_timeout: 60,
+            rooms: Vec::new(),
+        }
+    }
+}
+
+/// The checked `[videoroom]` section (a process-wide service).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `memory` (rooms made through the API last as long as the process) or `redis://…`.
+    pub room_db: String,
+    /// When set, `create` must carry it (`admin_key`), as in Janus.
+    pub admin_key: String,
+    /// Most rooms this proxy holds (static ones included).
+    pub max_rooms: usize,
+    /// Seconds an unused mirror is kept for the next subscriber before it is removed.
+    pub mirror_idle_timeout: u64,
+    /// `[[videoroom.rooms]]`, as `create` bodies make them.
+    pub static_rooms: Vec<(u64, RoomConfig)>,
+}
+
+impl Settings {
+    /// Reads and checks the section (defaults when absent).
+    ///
+    /// # Errors
+    /// Unknown keys, wrong types, values out of range, or a static room `create` refuses,
+    /// naming the key.
+    pub fn from_section(section: Option<&toml::Value>) -> Result<Settings, String> {
+        let raw: Raw = match section {
+            None => Raw::default(),
+            Some(v) => v
+                .clone()
+                .try_into()
+                .map_err(|e| format!("[videoroom]: {e}"))?,
+        };
+        if raw.room_db != "memory" && !raw.room_db.starts_with("redis://") {
+            return Err(format!(
+                "invalid value for `videoroom.room_db`: {:?} (must be \"memory\" or redis://host:port/db)",
+                raw.room_db
+            ));
+        }
+        if !(1..=86_400).contains(&raw.mirror_idle_timeout) {
+            return Err(format!(
+                "invalid value for `videoroom.mirror_idle_timeout`: {} (must be 1..86400)",
+                raw.mirror_idle_timeout
+            ));
+        }
+        if raw.max_rooms == 0 {
+            return Err("invalid value for `videoroom.max_rooms`: 0 (must be at least 1)".into());
+        }
+        let mut static_rooms = Vec::new();
+        for (i, table) in raw.rooms.iter().enumerate() {
+            let body: Map<String, Value> = serde_json::to_value(table)
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default();
+            let id = body
+                .get("room")
+                .and_then(Value::as_u64)
+                .filter(|r| *r > 0 && *r <= super::rooms::MAX_ID)
+                .ok_or_else(|| {
+                    format!(
+                        "invalid value for `videoroom.rooms[{i}].room`: must be an integer 1..2^53"
+                    )
+                })?;
+            if static_rooms.iter().any(|(r, _)| *r == id) {
+                return Err(format!("`videoroom.rooms[{i}]`: room {id} twice"));
+            }
+            let mut body = body;
+            body.remove("room");
+            let config = RoomConfig::from_create(id, &body)
+                .map_err(|e| format!("`videoroom.rooms[{i}]` (room {id}): {}", e.text))?;
+            static_rooms.push((id, config));
+        }
+        Ok(Settings {
+            room_db: raw.room_db,
+            admin_key: raw.admin_key,
+            max_rooms: raw.max_rooms,
+            mirror_idle_timeout: raw.mirror_idle_timeout,
+            static_rooms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, String> {
+        let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        Settings::from_section(v.get("videoroom"))
+    }
+
+    #[test]
+    fn defaults_and_static_rooms() {
+        let s = Settings::from_section(None).unwrap();
+        assert_eq!((s.room_db.as_str(), s.mirror_idle_timeout), ("memory", 60));
+        let s = parse(
+            "[videoroom]\n[[videoroom.rooms]]\nroom = 1234\ndescription = \"Demo\"\npublishers = 6\nsecret = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.static_rooms.len(), 1);
+        assert_eq!(s.static_rooms[0].0, 1234);
+        assert_eq!(s.static_rooms[0].1.max_publishers, 6);
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        assert!(parse("[videoroom]\nroom_db = \"file\"\n")
+            .unwrap_err()
+            .contains("room_db"));
+        assert!(parse("[videoroom]\nnope = 1\n")
+            .unwrap_err()
+            .contains("nope"));
+        assert!(
+            parse("[videoroom]\n[[videoroom.rooms]]\ndescription = \"x\"\n")
+                .unwrap_err()
+                .contains("rooms[0].room")
+        );
+        assert!(
+            parse("[videoroom]\n[[videoroom.rooms]]\nroom = 1\npublishers = \"x\"\n")
+                .unwrap_err()
+                .contains("publishers")
+        );
+        assert!(parse(
+            "[videoroom]\n[[videoroom.rooms]]\nroom = 1\n[[videoroom.rooms]]\nroom = 1\n"
+        )
+        .unwrap_err()
+        .contains("twice"));
+    }
+}

@@ -1,0 +1,58 @@
+//! The room store (`room_db`): rooms created with `permanent: true` are kept in a Redis
+//! hash (field = room id, value = the room's configuration as JSON), read back at start,
+//! so a restarted proxy, or another proxy on the same Redis, still knows them. With
+//! `memory`, such rooms last as long as the process and `permanent` answers false.
+
+use super::room::RoomConfig;
+use crate::plugins::Host;
+use crate::store::redis_hash::RedisHash;
+
+/// The Redis hash of the rooms.
+const KEY: &str = "janus-cloud:videoroom:rooms";
+
+/// The room store service (only present with a Redis `room_db`).
+pub struct RoomDb(RedisHash);
+
+/// Opens `room_db` and reads its rooms (start-up only: it blocks). `None` for `memory`.
+///
+/// # Errors
+/// Redis unreachable.
+pub fn open(room_db: &str) -> Result<Option<(RoomDb, Vec<(u64, RoomConfig)>)>, String> {
+    if room_db == "memory" {
+        return Ok(None);
+    }
+    let (hash, fields) =
+        RedisHash::open(room_db, KEY).map_err(|e| format!("videoroom.room_db: {e}"))?;
+    let mut rooms = Vec::new();
+    for (field, value) in fields {
+        match (
+            field.parse::<u64>(),
+            serde_json::from_str::<RoomConfig>(&value),
+        ) {
+            (Ok(id), Ok(config)) => rooms.push((id, config)),
+            _ => tracing::warn!(field, "unreadable room in the room store skipped"),
+        }
+    }
+    Ok(Some((RoomDb(hash), rooms)))
+}
+
+/// Keeps room `id`; whether there is a store to keep it in.
+pub fn save(host: &Host, id: u64, config: &RoomConfig) -> bool {
+    let Some(db) = host.service::<RoomDb>() else {
+        return false;
+    };
+    match serde_json::to_string(config) {
+        Ok(text) => {
+            db.0.set(id.to_string(), text);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Forgets room `id`.
+pub fn delete(host: &Host, id: u64) {
+    if let Some(db) = host.service::<RoomDb>() {
+        db.0.del(id.to_string());
+    }
+}
