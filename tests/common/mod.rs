@@ -25,6 +25,9 @@
 //! | videocall-kill  | 18988-18989 | 17988-17989 | 14000-15999   | tests/videocall.rs      |
 //! | cluster-release | 18698       | 17698       | 19000-19999   | tests/cluster.rs        |
 //! | (clients-*)     | 19188-19191 | 19198-19201 | 34000-37999   | clients/test (node)     |
+//! | videoroom       | 19250-19252 | 18250-18252 | 26000-27799   | tests/videoroom.rs      |
+//! | videoroom-kill  | 19260-19262 | 18260-18262 | 17000-17899   | tests/videoroom.rs      |
+//! | (mediapeer)     | 19388       | 18388       | 40000-40999   | mediapeer/tests         |
 //!
 //! Nothing here sleeps for synchronisation: every wait is a poll with a deadline or a blocking
 //! read with a timeout.
@@ -203,6 +206,17 @@ fn stop_set(workdir: &Path) -> String {
 /// Start (once) or reuse the backend set `set` with `n` instances on `base_port..`, RTP ports
 /// from `rtp_base` (each instance uses a 2000-port span). Never stopped by the tests.
 pub fn backends_with(set: &str, n: usize, base_port: u16, rtp_base: u16) -> Backends {
+    backends_with_span(set, n, base_port, rtp_base, SHARED_RTP_SPAN)
+}
+
+/// [`backends_with`] with `rtp_span` UDP ports per instance.
+pub fn backends_with_span(
+    set: &str,
+    n: usize,
+    base_port: u16,
+    rtp_base: u16,
+    rtp_span: u16,
+) -> Backends {
     let dir = test_dir();
     let workdir = dir.join(set);
     {
@@ -212,7 +226,7 @@ pub fn backends_with(set: &str, n: usize, base_port: u16, rtp_base: u16) -> Back
             if workdir.join("janus-0").exists() {
                 stop_set(&workdir);
             }
-            start_set(n, base_port, rtp_base, SHARED_RTP_SPAN, &workdir);
+            start_set(n, base_port, rtp_base, rtp_span, &workdir);
         }
     }
     Backends {
@@ -250,13 +264,24 @@ impl Backends {
     /// on drop. Use a distinct set name, base port and RTP base per test (see the port plan
     /// above); instance i gets UDP ports `rtp_base + i * OWN_RTP_SPAN ..`.
     pub fn own(set: &str, n: usize, base_port: u16, rtp_base: u16) -> Backends {
+        Backends::own_with_span(set, n, base_port, rtp_base, OWN_RTP_SPAN)
+    }
+
+    /// [`Backends::own`] with `rtp_span` UDP ports per instance.
+    pub fn own_with_span(
+        set: &str,
+        n: usize,
+        base_port: u16,
+        rtp_base: u16,
+        rtp_span: u16,
+    ) -> Backends {
         let dir = test_dir();
         let workdir = dir.join(set);
         let lock = FileLock::exclusive(&dir.join(format!("{set}.lock")));
         if workdir.join("janus-0").exists() {
             stop_set(&workdir);
         }
-        start_set(n, base_port, rtp_base, OWN_RTP_SPAN, &workdir);
+        start_set(n, base_port, rtp_base, rtp_span, &workdir);
         Backends {
             set: set.to_string(),
             workdir,
@@ -358,6 +383,8 @@ pub struct ProxyConfig {
     pub plugins: Vec<String>,
     sections: Vec<(String, Vec<(String, String)>)>,
     pub servers: Vec<(String, String)>,
+    /// TOML appended as is (arrays of tables such as `[[videoroom.rooms]]`).
+    pub extra: String,
 }
 
 fn quote(s: &str) -> String {
@@ -405,7 +432,14 @@ impl ProxyConfig {
                 ),
             ],
             servers,
+            extra: String::new(),
         }
+    }
+
+    /// Appends raw TOML to the file.
+    pub fn raw(mut self, text: &str) -> ProxyConfig {
+        self.extra.push_str(text);
+        self
     }
 
     /// Config using the shared backend set (starting it if needed).
@@ -469,6 +503,7 @@ impl ProxyConfig {
                 quote(url)
             ));
         }
+        out.push_str(&self.extra);
         out
     }
 }

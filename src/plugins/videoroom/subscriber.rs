@@ -81,19 +81,14 @@ fn wanted(streams: &[Value]) -> VrResult<Vec<(u64, Option<String>)>> {
     Ok(out)
 }
 
-/// The `streams` of a join, or the legacy `feed` as a one-stream list.
+/// The `streams` of a join, or the legacy `feed` as a one-stream list (Janus's
+/// `feed_parameters` make `feed` mandatory when there are no streams).
 fn join_streams(body: &Map<String, Value>) -> VrResult<Vec<Value>> {
     match body.get("streams").and_then(Value::as_array) {
         Some(list) if !list.is_empty() => Ok(list.clone()),
         _ => {
-            check(body, &[pos("feed")])?;
-            match body.get("feed") {
-                Some(f) => Ok(vec![json!({"feed": f})]),
-                None => Err(VrError::new(
-                    MISSING_ELEMENT,
-                    "At least one between 'streams' and 'feed' must be specified",
-                )),
-            }
+            check(body, &[req_pos("feed")])?;
+            Ok(vec![json!({"feed": body.get("feed")})])
         }
     }
 }

@@ -1,0 +1,685 @@
+//! The VideoRoom plugin against three real Janus 1.1.2 backends: room management, the
+//! publisher and subscriber requests with their error codes, compared with a direct Janus
+//! where the shape of an answer or an event matters (the same steps run against both);
+//! placement of publishers over the backends.
+//!
+//! Publishers here use synthetic SDP (no ICE), so Janus never sees their media start:
+//! they are joined and configured but never announced, and cannot be subscribed to (in
+//! Janus too). What needs media is in `tests/videoroom_media.rs`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const T: Duration = REPLY_TIMEOUT;
+const PACKAGE: &str = "janus.plugin.videoroom";
+
+/// The shared set of this file: three Janus instances.
+fn vr_backends() -> Backends {
+    backends_with_span("videoroom", 3, 19250, 26000, 600)
+}
+
+fn proxy_config(be: &Backends) -> ProxyConfig {
+    let mut cfg = ProxyConfig::new(be.servers());
+    cfg.plugins = vec!["videoroom".into()];
+    cfg
+}
+
+/// A Janus API client with one session, speaking to the VideoRoom.
+struct Vr {
+    c: Client,
+    sid: u64,
+}
+
+fn data_of(frame: &Value) -> Value {
+    frame["plugindata"]["data"].clone()
+}
+
+impl Vr {
+    fn connect(url: &str) -> Vr {
+        let mut c = Client::connect(url);
+        let sid = c.create_session();
+        Vr { c, sid }
+    }
+
+    fn handle(&mut self) -> u64 {
+        self.c.attach(self.sid, PACKAGE)
+    }
+
+    /// A synchronous request: the `success` frame's data.
+    fn sync(&mut self, h: u64, body: Value) -> Value {
+        let r = self.c.request(
+            json!({"janus": "message", "session_id": self.sid, "handle_id": h, "body": body}),
+        );
+        assert_eq!(r["janus"], "success", "not a success: {r}");
+        assert_eq!(r["plugindata"]["plugin"], PACKAGE, "{r}");
+        data_of(&r)
+    }
+
+    /// An asynchronous request: the event's data and JSEP.
+    fn call(&mut self, h: u64, body: Value, jsep: Option<Value>) -> (Value, Value) {
+        let mut req =
+            json!({"janus": "message", "session_id": self.sid, "handle_id": h, "body": body});
+        if let Some(j) = jsep {
+            req["jsep"] = j;
+        }
+        let (ack, ev) = self.c.request_async(req, T);
+        assert_eq!(ack["janus"], "ack", "{ack}");
+        assert_eq!(ev["janus"], "event", "{ev}");
+        assert_eq!(ev["sender"], h, "{ev}");
+        (data_of(&ev), ev["jsep"].clone())
+    }
+
+    /// The next unsolicited VideoRoom event of handle `h` whose data satisfies `pred`.
+    fn event(&mut self, h: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let ev = self.c.recv_event(
+            |v| {
+                v["janus"] == "event"
+                    && v["sender"] == h
+                    && v.get("transaction").is_none()
+                    && pred(&v["plugindata"]["data"])
+            },
+            T,
+        );
+        data_of(&ev)
+    }
+
+    /// Whether handle `h` gets such an event within `within`.
+    fn maybe_event(
+        &mut self,
+        h: u64,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        self.c
+            .try_recv_event(
+                |v| v["janus"] == "event" && v["sender"] == h && pred(&v["plugindata"]["data"]),
+                within,
+            )
+            .map(|e| data_of(&e))
+    }
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// (code, text) of an error answer.
+fn error_of(v: &Value) -> Option<(u64, String)> {
+    Some((v["error_code"].as_u64()?, v["error"].as_str()?.to_string()))
+}
+
+fn offer() -> Value {
+    json!({"type": "offer", "sdp": sdp_offer()})
+}
+
+/// The steps of one run, by name: what each answered or pushed.
+type Trace = Vec<(&'static str, Value)>;
+
+fn fresh_room() -> u64 {
+    fastrand::u64(100_000..1 << 40)
+}
+
+/// Room management: create, errors, exists, list entry, edit, allowed, kick, destroy.
+fn management(url: &str, room: u64) -> Trace {
+    let mut v = Vr::connect(url);
+    let h = v.handle();
+    let mut t = Trace::new();
+    let step = |name, body: Value, v: &mut Vr, t: &mut Trace| t.push((name, v.sync(h, body)));
+    step(
+        "create",
+        json!({"request": "create", "room": room, "description": "proxy test", "secret": "s3", "pin": "p1", "publishers": 4, "bitrate": 1000}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "create again",
+        json!({"request": "create", "room": room}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "create string room",
+        json!({"request": "create", "room": "x"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "create bad codec",
+        json!({"request": "create", "room": room + 1, "videocodec": "vp7"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "exists",
+        json!({"request": "exists", "room": room}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "exists not",
+        json!({"request": "exists", "room": room + 7}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "exists no room",
+        json!({"request": "exists"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "edit wrong secret",
+        json!({"request": "edit", "room": room, "secret": "no", "new_description": "x"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "edit no secret",
+        json!({"request": "edit", "room": room, "new_description": "x"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "edit",
+        json!({"request": "edit", "room": room, "secret": "s3", "new_description": "edited", "new_publishers": 5}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "edit unknown room",
+        json!({"request": "edit", "room": room + 7, "secret": "s3"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "allowed add",
+        json!({"request": "allowed", "room": room, "secret": "s3", "action": "add", "allowed": ["a", "b"]}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "allowed remove",
+        json!({"request": "allowed", "room": room, "secret": "s3", "action": "remove", "allowed": ["a"]}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "allowed bad action",
+        json!({"request": "allowed", "room": room, "secret": "s3", "action": "nope"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "allowed disable",
+        json!({"request": "allowed", "room": room, "secret": "s3", "action": "disable"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "listparticipants",
+        json!({"request": "listparticipants", "room": room}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "kick unknown",
+        json!({"request": "kick", "room": room, "secret": "s3", "id": 99}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "kick no id",
+        json!({"request": "kick", "room": room, "secret": "s3"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "moderate unknown",
+        json!({"request": "moderate", "room": room, "secret": "s3", "id": 99, "mid": "0", "mute": true}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "listforwarders",
+        json!({"request": "listforwarders", "room": room, "secret": "s3"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "enable_recording wrong secret",
+        json!({"request": "enable_recording", "room": room, "secret": "x", "record": false}),
+        &mut v,
+        &mut t,
+    );
+    step("no request", json!({"room": room}), &mut v, &mut t);
+    let list = v.sync(h, json!({"request": "list"}));
+    // Private rooms are not listed; ours is public: its entry, alone.
+    let entry = list["list"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["room"] == room).cloned())
+        .unwrap_or_else(|| panic!("room {room} not listed: {list}"));
+    t.push(("list entry", entry));
+    step(
+        "destroy wrong secret",
+        json!({"request": "destroy", "room": room, "secret": "no"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "destroy",
+        json!({"request": "destroy", "room": room, "secret": "s3"}),
+        &mut v,
+        &mut t,
+    );
+    step(
+        "destroy again",
+        json!({"request": "destroy", "room": room, "secret": "s3"}),
+        &mut v,
+        &mut t,
+    );
+    t
+}
+
+/// Compares two traces step by step: same keys, same error codes and texts (room ids
+/// in texts differ, so they are masked).
+fn assert_same(proxy: &Trace, janus: &Trace, rooms: (u64, u64), ignore_keys: &[&str]) {
+    assert_eq!(proxy.len(), janus.len());
+    let mask = |s: &str| {
+        s.replace(&rooms.0.to_string(), "R")
+            .replace(&(rooms.0 + 1).to_string(), "R+1")
+            .replace(&(rooms.0 + 7).to_string(), "R+7")
+    };
+    let mask_j = |s: &str| {
+        s.replace(&rooms.1.to_string(), "R")
+            .replace(&(rooms.1 + 1).to_string(), "R+1")
+            .replace(&(rooms.1 + 7).to_string(), "R+7")
+    };
+    for ((name, p), (name_j, j)) in proxy.iter().zip(janus) {
+        assert_eq!(name, name_j);
+        let strip = |k: BTreeSet<String>| -> BTreeSet<String> {
+            k.into_iter()
+                .filter(|k| !ignore_keys.contains(&k.as_str()))
+                .collect()
+        };
+        assert_eq!(
+            strip(keys(p)),
+            strip(keys(j)),
+            "{name}: proxy {p} vs janus {j}"
+        );
+        match (error_of(p), error_of(j)) {
+            (Some((pc, pt)), Some((jc, jt))) => {
+                assert_eq!(pc, jc, "{name}: proxy {p} vs janus {j}");
+                assert_eq!(mask(&pt), mask_j(&jt), "{name}");
+            }
+            (None, None) => {}
+            _ => panic!("{name}: proxy {p} vs janus {j}"),
+        }
+        for k in [
+            "videoroom",
+            "exists",
+            "permanent",
+            "description",
+            "pin_required",
+            "max_publishers",
+            "bitrate",
+            "participants",
+            "allowed",
+        ] {
+            let norm = |v: Option<&Value>, m: &dyn Fn(&str) -> String| -> Value {
+                match v {
+                    Some(Value::String(s)) => json!(m(s)),
+                    // Janus lists tokens in hash order
+                    Some(Value::Array(a)) if k == "allowed" => {
+                        let mut a = a.clone();
+                        a.sort_by_key(|x| x.to_string());
+                        Value::Array(a)
+                    }
+                    Some(v) => v.clone(),
+                    None => Value::Null,
+                }
+            };
+            assert_eq!(
+                norm(p.get(k), &mask),
+                norm(j.get(k), &mask_j),
+                "{name}: {k}: proxy {p} vs janus {j}"
+            );
+        }
+    }
+}
+
+#[test]
+fn room_management_answers_as_janus_does() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be));
+    let (pr, jr) = (fresh_room(), fresh_room());
+    let via_proxy = management(&proxy.url(), pr);
+    let direct = management(&be.ws_url(0), jr);
+    assert_same(&via_proxy, &direct, (pr, jr), &[]);
+    // the room ids: the proxy's own in its answers
+    assert_eq!(via_proxy[0].1["room"], pr);
+}
+
+#[test]
+fn create_without_room_id_and_admin_key() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be).set_str("videoroom", "admin_key", "k3y"));
+    let mut v = Vr::connect(&proxy.url());
+    let h = v.handle();
+    let e = v.sync(h, json!({"request": "create"}));
+    assert_eq!(error_of(&e).map(|e| e.0), Some(429), "{e}");
+    let e = v.sync(h, json!({"request": "create", "admin_key": "nope"}));
+    assert_eq!(
+        error_of(&e),
+        Some((433, "Unauthorized (wrong admin_key)".into())),
+        "{e}"
+    );
+    let c = v.sync(h, json!({"request": "create", "admin_key": "k3y"}));
+    assert_eq!(c["videoroom"], "created", "{c}");
+    let room = c["room"].as_u64().unwrap();
+    assert!(room > 0 && room < MAX_ID, "{c}");
+    let e = v.sync(h, json!({"request": "exists", "room": room}));
+    assert_eq!(e["exists"], true);
+}
+
+/// Publisher signalling: joins, configure with an offer, display changes, leave, kick and
+/// their events, the errors of each, as seen by two publishers.
+fn publishers(url: &str, room: u64) -> Trace {
+    let mut a = Vr::connect(url);
+    let mut b = Vr::connect(url);
+    let ha = a.handle();
+    let hb = b.handle();
+    let mut t = Trace::new();
+    let c = a.sync(ha, json!({"request": "create", "room": room, "notify_joining": true, "secret": "s", "pin": "pp", "publishers": 2}));
+    assert_eq!(c["videoroom"], "created", "{c}");
+    let mut call = |name, who: &mut Vr, h: u64, body: Value, jsep: Option<Value>, t: &mut Trace| {
+        let (d, j) = who.call(h, body, jsep);
+        t.push((name, d.clone()));
+        (d, j)
+    };
+    call(
+        "configure before join",
+        &mut a,
+        ha,
+        json!({"request": "configure", "audio": true}),
+        None,
+        &mut t,
+    );
+    call(
+        "join no ptype",
+        &mut a,
+        ha,
+        json!({"request": "join", "room": room, "pin": "pp"}),
+        None,
+        &mut t,
+    );
+    call(
+        "join bad ptype",
+        &mut a,
+        ha,
+        json!({"request": "join", "room": room, "ptype": "x", "pin": "pp"}),
+        None,
+        &mut t,
+    );
+    call(
+        "join wrong pin",
+        &mut a,
+        ha,
+        json!({"request": "join", "room": room, "ptype": "publisher", "pin": "no"}),
+        None,
+        &mut t,
+    );
+    call(
+        "join no room",
+        &mut a,
+        ha,
+        json!({"request": "join", "room": room + 7, "ptype": "publisher"}),
+        None,
+        &mut t,
+    );
+    call(
+        "join display not string",
+        &mut a,
+        ha,
+        json!({"request": "join", "room": room, "ptype": "publisher", "pin": "pp", "display": 3}),
+        None,
+        &mut t,
+    );
+    let (ja, _) = call(
+        "join a",
+        &mut a,
+        ha,
+        json!({"request": "join", "room": room, "ptype": "publisher", "pin": "pp", "display": "alice", "id": 11}),
+        None,
+        &mut t,
+    );
+    assert_eq!(ja["videoroom"], "joined", "{ja}");
+    call(
+        "join a again",
+        &mut a,
+        ha,
+        json!({"request": "join", "room": room, "ptype": "publisher", "pin": "pp"}),
+        None,
+        &mut t,
+    );
+    call(
+        "join b same id",
+        &mut b,
+        hb,
+        json!({"request": "join", "room": room, "ptype": "publisher", "pin": "pp", "id": 11}),
+        None,
+        &mut t,
+    );
+    let (jb, _) = call(
+        "join b",
+        &mut b,
+        hb,
+        json!({"request": "join", "room": room, "ptype": "publisher", "pin": "pp", "display": "bob", "id": 22}),
+        None,
+        &mut t,
+    );
+    assert_eq!(jb["attendees"][0]["id"], 11, "{jb}");
+    t.push(("joining (a)", a.event(ha, |d| d.get("joining").is_some())));
+    let (conf, jsep) = call(
+        "configure b with offer",
+        &mut b,
+        hb,
+        json!({"request": "configure", "audio": true, "video": false}),
+        Some(offer()),
+        &mut t,
+    );
+    assert_eq!(conf["configured"], "ok", "{conf}");
+    assert_eq!(jsep["type"], "answer", "{jsep}");
+    call(
+        "configure b display",
+        &mut b,
+        hb,
+        json!({"request": "configure", "display": "bobby"}),
+        None,
+        &mut t,
+    );
+    t.push(("display (a)", a.event(ha, |d| d.get("display").is_some())));
+    let lp = a.sync(ha, json!({"request": "listparticipants", "room": room}));
+    let mut parts: Vec<Value> = lp["participants"].as_array().cloned().unwrap_or_default();
+    parts.sort_by_key(|p| p["id"].as_u64());
+    t.push((
+        "listparticipants",
+        json!({"n": parts.len(), "first": parts[0], "second": parts[1]}),
+    ));
+    let mut s = Vr::connect(url);
+    let hs = s.handle();
+    call(
+        "subscribe to unstarted feed",
+        &mut s,
+        hs,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "pin": "pp", "streams": [{"feed": 22}]}),
+        None,
+        &mut t,
+    );
+    call(
+        "subscribe to unknown feed",
+        &mut s,
+        hs,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "pin": "pp", "streams": [{"feed": 99}]}),
+        None,
+        &mut t,
+    );
+    call(
+        "subscribe without streams",
+        &mut s,
+        hs,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "pin": "pp"}),
+        None,
+        &mut t,
+    );
+    call(
+        "subscribe stream without feed",
+        &mut s,
+        hs,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "pin": "pp", "streams": [{"mid": "0"}]}),
+        None,
+        &mut t,
+    );
+    call(
+        "unpublish b (not started)",
+        &mut b,
+        hb,
+        json!({"request": "unpublish"}),
+        None,
+        &mut t,
+    );
+    let (l, _) = call(
+        "leave a",
+        &mut a,
+        ha,
+        json!({"request": "leave"}),
+        None,
+        &mut t,
+    );
+    assert_eq!(l["leaving"], "ok", "{l}");
+    t.push(("leaving (b)", b.event(hb, |d| d.get("leaving").is_some())));
+    let k = b.sync(
+        hb,
+        json!({"request": "kick", "room": room, "secret": "s", "id": 22}),
+    );
+    t.push(("kick b", k));
+    t.push(("kicked (b)", b.event(hb, |d| d.get("leaving").is_some())));
+    let d = a.sync(
+        ha,
+        json!({"request": "destroy", "room": room, "secret": "s"}),
+    );
+    t.push(("destroy", d));
+    t
+}
+
+#[test]
+fn publisher_requests_and_events_match_janus() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be));
+    let (pr, jr) = (fresh_room(), fresh_room());
+    let via_proxy = publishers(&proxy.url(), pr);
+    let direct = publishers(&be.ws_url(1), jr);
+    assert_same(&via_proxy, &direct, (pr, jr), &[]);
+    for (name, d) in &via_proxy {
+        if let Some(r) = d.get("room") {
+            assert_eq!(*r, json!(pr), "{name}: the proxy's room id: {d}");
+        }
+    }
+}
+
+/// Where each of `ids` publishes: the index of the backend whose room `room` lists it.
+fn placement(be: &Backends, room: u64, ids: &[u64]) -> Vec<usize> {
+    let mut found = vec![usize::MAX; ids.len()];
+    for i in 0..be.n {
+        let mut v = Vr::connect(&be.ws_url(i));
+        let h = v.handle();
+        let lp = v.sync(h, json!({"request": "listparticipants", "room": room}));
+        for p in lp["participants"].as_array().into_iter().flatten() {
+            if let Some(k) = ids.iter().position(|id| p["id"] == *id) {
+                found[k] = i;
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn publishers_are_spread_over_backends_or_packed() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be));
+    let mut v = Vr::connect(&proxy.url());
+    let h = v.handle();
+    let spread = fresh_room();
+    let packed = fresh_room();
+    v.sync(h, json!({"request": "create", "room": spread}));
+    v.sync(
+        h,
+        json!({"request": "create", "room": packed, "pack_publishers": 2}),
+    );
+    let mut join = |room: u64, id: u64| {
+        let h = v.handle();
+        let (d, _) = v.call(
+            h,
+            json!({"request": "join", "room": room, "ptype": "publisher", "id": id}),
+            None,
+        );
+        assert_eq!(d["videoroom"], "joined", "{d}");
+    };
+    for id in [1, 2, 3] {
+        join(spread, id);
+    }
+    for id in [1, 2, 3, 4] {
+        join(packed, id);
+    }
+    let mut s = placement(&be, spread, &[1, 2, 3]);
+    s.sort_unstable();
+    assert_eq!(
+        s,
+        vec![0, 1, 2],
+        "rr places three publishers on three backends"
+    );
+    let p = placement(&be, packed, &[1, 2, 3, 4]);
+    assert_eq!(p[0], p[1], "the first two share a backend: {p:?}");
+    assert_eq!(p[2], p[3], "the next two share another: {p:?}");
+    assert_ne!(p[0], p[2], "{p:?}");
+    // the room's listparticipants lists all of them, once
+    let lp = v.sync(h, json!({"request": "listparticipants", "room": packed}));
+    assert_eq!(lp["participants"].as_array().map(Vec::len), Some(4), "{lp}");
+}
+
+#[test]
+fn static_rooms_from_config() {
+    let be = vr_backends();
+    let cfg = proxy_config(&be);
+    let text = "\n[[videoroom.rooms]]\nroom = 4242\ndescription = \"Static\"\npublishers = 1\n";
+    let proxy = Proxy::start(cfg.raw(text));
+    let mut v = Vr::connect(&proxy.url());
+    let h = v.handle();
+    let list = v.sync(h, json!({"request": "list"}));
+    let entry = list["list"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["room"] == 4242).cloned());
+    assert_eq!(
+        entry.as_ref().map(|e| e["description"].clone()),
+        Some(json!("Static")),
+        "{list}"
+    );
+    let (j, _) = v.call(
+        h,
+        json!({"request": "join", "room": 4242, "ptype": "publisher"}),
+        None,
+    );
+    assert_eq!(j["videoroom"], "joined", "{j}");
+    let (c, _) = v.call(
+        h,
+        json!({"request": "configure", "audio": true}),
+        Some(offer()),
+    );
+    assert_eq!(c["configured"], "ok", "{c}");
+}
