@@ -683,3 +683,130 @@ fn static_rooms_from_config() {
     );
     assert_eq!(c["configured"], "ok", "{c}");
 }
+
+#[test]
+fn permanent_rooms_survive_a_restart_with_a_redis_room_db() {
+    let be = vr_backends();
+    let redis = RedisServer::start();
+    let cfg = proxy_config(&be).set_str("videoroom", "room_db", &redis.url());
+    let room = fresh_room();
+    {
+        let proxy = Proxy::start(cfg.clone());
+        let mut v = Vr::connect(&proxy.url());
+        let h = v.handle();
+        let c = v.sync(h, json!({"request": "create", "room": room, "permanent": true, "description": "kept", "secret": "s"}));
+        assert_eq!(
+            (c["videoroom"].clone(), c["permanent"].clone()),
+            (json!("created"), json!(true)),
+            "{c}"
+        );
+        let other = v.sync(
+            h,
+            json!({"request": "create", "room": room + 1, "description": "not kept"}),
+        );
+        assert_eq!(other["permanent"], false, "{other}");
+        let e = v.sync(h, json!({"request": "edit", "room": room, "secret": "s", "new_description": "kept, edited", "permanent": true}));
+        assert_eq!(e["permanent"], true, "{e}");
+    }
+    let proxy = Proxy::start(cfg.clone());
+    let mut v = Vr::connect(&proxy.url());
+    let h = v.handle();
+    let list = v.sync(h, json!({"request": "list"}));
+    let entry = list["list"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["room"] == room).cloned());
+    assert_eq!(
+        entry.map(|e| e["description"].clone()),
+        Some(json!("kept, edited")),
+        "{list}"
+    );
+    let gone = v.sync(h, json!({"request": "exists", "room": room + 1}));
+    assert_eq!(
+        gone["exists"], false,
+        "a room made without permanent is not kept: {gone}"
+    );
+    let d = v.sync(
+        h,
+        json!({"request": "destroy", "room": room, "secret": "s", "permanent": true}),
+    );
+    assert_eq!(d["videoroom"], "destroyed", "{d}");
+    drop(v);
+    drop(proxy);
+    let proxy = Proxy::start(cfg);
+    let mut v = Vr::connect(&proxy.url());
+    let h = v.handle();
+    let e = v.sync(h, json!({"request": "exists", "room": room}));
+    assert_eq!(
+        e["exists"], false,
+        "destroyed with permanent: gone from the store: {e}"
+    );
+}
+
+#[test]
+fn a_killed_backend_takes_its_publishers_out_of_the_room() {
+    let be = Backends::own_with_span("videoroom-kill", 3, 19260, 17000, 300);
+    let proxy = Proxy::start(proxy_config(&be));
+    let room = fresh_room();
+    let mut admin = Vr::connect(&proxy.url());
+    let ha = admin.handle();
+    admin.sync(ha, json!({"request": "create", "room": room}));
+    let mut people: Vec<(Vr, u64)> = Vec::new();
+    for id in 1..=3u64 {
+        let mut v = Vr::connect(&proxy.url());
+        let h = v.handle();
+        let (j, _) = v.call(
+            h,
+            json!({"request": "join", "room": room, "ptype": "publisher", "id": id}),
+            None,
+        );
+        assert_eq!(j["videoroom"], "joined", "{j}");
+        people.push((v, h));
+    }
+    let at = placement(&be, room, &[1, 2, 3]);
+    let victim_server = at[1];
+    let started = std::time::Instant::now();
+    be.kill9(victim_server);
+    for (i, (v, h)) in people.iter_mut().enumerate() {
+        if i == 1 {
+            // its own handle: hung up and detached
+            let hh = *h;
+            v.c.recv_event(
+                |e| e["janus"] == "detached" && e["sender"] == hh,
+                Duration::from_secs(5),
+            );
+            continue;
+        }
+        let left = v.event(*h, |d| d["leaving"] == 2);
+        assert_eq!(left["room"], room, "{left}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "others told within 2 s: {:?}",
+        started.elapsed()
+    );
+    // the room goes on: a new publisher joins on a live backend
+    let mut late = Vr::connect(&proxy.url());
+    let hl = late.handle();
+    let (j, _) = late.call(
+        hl,
+        json!({"request": "join", "room": room, "ptype": "publisher", "id": 4}),
+        None,
+    );
+    assert_eq!(j["videoroom"], "joined", "{j}");
+    let ids: Vec<u64> = j["attendees"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["id"].as_u64())
+        .collect();
+    assert!(!ids.contains(&2), "the lost publisher is gone: {j}");
+    let lp = late.sync(hl, json!({"request": "listparticipants", "room": room}));
+    let mut listed: Vec<u64> = lp["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["id"].as_u64())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, vec![1, 3, 4], "{lp}");
+}
