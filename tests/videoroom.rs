@@ -87,21 +87,6 @@ impl Vr {
         );
         data_of(&ev)
     }
-
-    /// Whether handle `h` gets such an event within `within`.
-    fn maybe_event(
-        &mut self,
-        h: u64,
-        within: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Option<Value> {
-        self.c
-            .try_recv_event(
-                |v| v["janus"] == "event" && v["sender"] == h && pred(&v["plugindata"]["data"]),
-                within,
-            )
-            .map(|e| data_of(&e))
-    }
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -398,7 +383,7 @@ fn publishers(url: &str, room: u64) -> Trace {
     let mut t = Trace::new();
     let c = a.sync(ha, json!({"request": "create", "room": room, "notify_joining": true, "secret": "s", "pin": "pp", "publishers": 2}));
     assert_eq!(c["videoroom"], "created", "{c}");
-    let mut call = |name, who: &mut Vr, h: u64, body: Value, jsep: Option<Value>, t: &mut Trace| {
+    let call = |name, who: &mut Vr, h: u64, body: Value, jsep: Option<Value>, t: &mut Trace| {
         let (d, j) = who.call(h, body, jsep);
         t.push((name, d.clone()));
         (d, j)
@@ -809,4 +794,109 @@ fn a_killed_backend_takes_its_publishers_out_of_the_room() {
         .collect();
     listed.sort_unstable();
     assert_eq!(listed, vec![1, 3, 4], "{lp}");
+}
+
+#[test]
+fn admin_rest_routes_manage_rooms() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be));
+    let base = format!("http://127.0.0.1:{}/plugins/videoroom", proxy.admin_port);
+    let json_of = |h: &Http| -> Value {
+        serde_json::from_str(&h.body).unwrap_or_else(|e| panic!("{e}: {}", h.body))
+    };
+    let room = fresh_room();
+    let body = format!("room={room}&description=rest&secret=s&publishers=7&is_private=1");
+    let c = http(
+        "POST",
+        &format!("{base}/rooms"),
+        Some(("application/x-www-form-urlencoded", &body)),
+        None,
+    );
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert_eq!(json_of(&c)["videoroom"], "created");
+    let info = json_of(&http("GET", &base, None, None));
+    assert_eq!(info["package"], PACKAGE, "{info}");
+    assert!(info["rooms"].as_u64() >= Some(1), "{info}");
+    let one = http("GET", &format!("{base}/rooms/{room}"), None, None);
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(json_of(&one)["max_publishers"], 7);
+    // private rooms are listed to the operator
+    let all = json_of(&http("GET", &format!("{base}/rooms"), None, None));
+    assert!(
+        all.as_array().unwrap().iter().any(|r| r["room"] == room),
+        "{all}"
+    );
+    let mut v = Vr::connect(&proxy.url());
+    let h = v.handle();
+    let (j, _) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "publisher", "id": 5, "display": "x"}),
+        None,
+    );
+    assert_eq!(j["videoroom"], "joined");
+    let parts = json_of(&http(
+        "GET",
+        &format!("{base}/rooms/{room}/participants"),
+        None,
+        None,
+    ));
+    assert_eq!(parts[0]["id"], 5, "{parts}");
+    assert!(
+        parts[0]["backend_server"]
+            .as_str()
+            .unwrap()
+            .starts_with("janus-"),
+        "{parts}"
+    );
+    let tokens = http(
+        "POST",
+        &format!("{base}/rooms/{room}/tokens"),
+        Some((
+            "application/json",
+            r#"{"secret":"s","action":"add","allowed":["t1"]}"#,
+        )),
+        None,
+    );
+    assert_eq!(
+        json_of(&tokens)["allowed"],
+        json!(["t1"]),
+        "{}",
+        tokens.body
+    );
+    let wrong = http(
+        "DELETE",
+        &format!("{base}/rooms/{room}/participants/5?secret=no"),
+        None,
+        None,
+    );
+    assert_eq!(wrong.status, 433, "{}", wrong.body);
+    let kick = http(
+        "DELETE",
+        &format!("{base}/rooms/{room}/participants/5?secret=s"),
+        None,
+        None,
+    );
+    assert_eq!(kick.status, 200, "{}", kick.body);
+    let k = v.event(h, |d| d["leaving"] == "ok");
+    assert_eq!(k["reason"], "kicked", "{k}");
+    let bad = http("GET", &format!("{base}/rooms/abc"), None, None);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let gone = http(
+        "PUT",
+        &format!("{base}/rooms"),
+        Some(("application/json", "{}")),
+        None,
+    );
+    assert_eq!(gone.status, 405, "{}", gone.body);
+    let d = http(
+        "DELETE",
+        &format!("{base}/rooms/{room}?secret=s"),
+        None,
+        None,
+    );
+    assert_eq!(d.status, 200, "{}", d.body);
+    let missing = http("GET", &format!("{base}/rooms/{room}"), None, None);
+    assert_eq!(missing.status, 426, "{}", missing.body);
+    let unauth = http("GET", &base, None, Some("wrong"));
+    assert_eq!(unauth.status, 401, "{}", unauth.body);
 }

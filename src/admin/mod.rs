@@ -176,7 +176,13 @@ impl ProxyApi {
         rest: &str,
         req: &server::Request,
     ) -> server::ReplyFuture {
-        let answer = (route.handler)(&self.peers, rest, &req.params);
+        if !route.methods.contains(&req.method.as_str()) {
+            let allowed = route.methods.join(", ");
+            return Box::pin(async move {
+                Reply::error(405, "MethodNotAllowed", format!("allowed: {allowed}"))
+            });
+        }
+        let answer = (route.handler)(&self.peers, req.method.as_str(), rest, &req.params);
         Box::pin(async move {
             match tokio::time::timeout(PLUGIN_ROUTE_TIMEOUT, answer).await {
                 Ok(Ok(serde_json::Value::Null)) => Reply::empty(),
@@ -234,17 +240,16 @@ impl server::Service for ProxyApi {
                 let reply = health(&self.metrics, crate::store::now_ms());
                 Box::pin(async move { reply })
             }
-            (&Method::POST, p) => {
-                let found = self.plugin_routes.iter().find_map(|r| {
-                    let rest = p.strip_prefix(r.prefix).filter(|rest| !rest.is_empty())?;
-                    Some((r, rest))
-                });
+            (_, p) => {
+                let found = self
+                    .plugin_routes
+                    .iter()
+                    .find_map(|r| Some((r, r.rest(p)?)));
                 match found {
                     Some((route, rest)) => self.plugin_route(route, rest, &req),
                     None => self.to_control(req),
                 }
             }
-            _ => self.to_control(req),
         }
     }
 }

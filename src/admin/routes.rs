@@ -12,10 +12,10 @@ use super::http::{self, Reply};
 use super::{now_s, AdminState};
 use crate::store::record::parse_update;
 
-/// The routes and their methods, for CORS preflight answers; plugin routes (`POST`
-/// under `/plugins/`) come on top.
+/// The routes and their methods, for CORS preflight answers; plugin routes (under
+/// `/plugins/`, each with its own methods) come on top.
 const ROUTES: [(&str, &str); 8] = [
-    ("/plugins/", "POST"),
+    ("/plugins/", "GET,POST,DELETE"),
     ("/info", "GET"),
     ("/ping", "GET"),
     ("/metrics", "GET"),

@@ -389,11 +389,29 @@ pub struct StartCx<'a> {
 /// Janus error (its code becomes the HTTP status when it is one).
 pub type RouteFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, JanusError>> + Send>>;
 
-/// A `POST` route under the admin API that a plugin serves (proxy-to-proxy calls).
+/// Routes under the admin API that a plugin serves (proxy-to-proxy calls, management).
+/// Behind the admin API's access rules (secret, CORS, body limits) like every route.
 #[derive(Clone)]
 pub struct PluginRoute {
-    /// Path prefix, e.g. `/plugins/videocall/`; the rest of the path is passed on.
+    /// Path prefix, e.g. `/plugins/videocall/` (then something must follow) or
+    /// `/plugins/videoroom` (itself, or followed by `/…`); the rest of the path is passed on.
     pub prefix: &'static str,
-    /// Runs on the admin API's thread: it must not block (reach shards through `Peers`).
-    pub handler: fn(&Peers, &str, &BTreeMap<String, String>) -> RouteFuture,
+    /// The methods it answers (others get 405).
+    pub methods: &'static [&'static str],
+    /// Runs on the admin API's thread with the method, the rest of the path and the
+    /// parameters: it must not block (reach shards through `Peers`).
+    pub handler: fn(&Peers, &str, &str, &BTreeMap<String, String>) -> RouteFuture,
+}
+
+impl PluginRoute {
+    /// The rest of `path` after the prefix, if the route serves that path.
+    pub fn rest<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let rest = path.strip_prefix(self.prefix)?;
+        let ok = if self.prefix.ends_with('/') {
+            !rest.is_empty()
+        } else {
+            rest.is_empty() || rest.starts_with('/')
+        };
+        ok.then_some(rest)
+    }
 }

@@ -408,7 +408,12 @@ fn run(ctx: HandleCtx, st: Rc<RefCell<CallState>>, job: Job) -> LocalFuture<Outc
 
 /// `POST /plugins/p2pcall/{username}` from another proxy: a message for a user of this
 /// proxy, run on the shard holding the user's directory entry.
-fn relay_route(peers: &Peers, user: &str, params: &BTreeMap<String, String>) -> RouteFuture {
+fn relay_route(
+    peers: &Peers,
+    _method: &str,
+    user: &str,
+    params: &BTreeMap<String, String>,
+) -> RouteFuture {
     let to = user.to_string();
     let from = params.get("from_user").cloned().unwrap_or_default();
     let item = params
@@ -450,6 +455,7 @@ impl Plugin for P2pCall {
     fn admin_routes(&self) -> Vec<PluginRoute> {
         vec![PluginRoute {
             prefix: "/plugins/p2pcall/",
+            methods: &["POST"],
             handler: relay_route,
         }]
     }

@@ -563,7 +563,12 @@ fn dealias_result(mut result: Value) -> Value {
 
 /// `POST /plugins/videocall/{username}` from another proxy: an incoming call for a user
 /// of this proxy, run on the shard holding the user's directory entry.
-fn incoming_route(peers: &Peers, user: &str, params: &BTreeMap<String, String>) -> RouteFuture {
+fn incoming_route(
+    peers: &Peers,
+    _method: &str,
+    user: &str,
+    params: &BTreeMap<String, String>,
+) -> RouteFuture {
     let callee = user.to_string();
     let caller = params.get("caller_username").cloned().unwrap_or_default();
     let server = params
@@ -610,6 +615,7 @@ impl Plugin for VideoCall {
     fn admin_routes(&self) -> Vec<PluginRoute> {
         vec![PluginRoute {
             prefix: "/plugins/videocall/",
+            methods: &["POST"],
             handler: incoming_route,
         }]
     }

@@ -1132,6 +1132,55 @@ impl Client {
 }
 
 // ------------------------------------------------------------------------------------------
+// HTTP (the proxy's admin REST API)
+
+/// An HTTP answer: status, headers we look at, body.
+pub struct Http {
+    pub status: u16,
+    pub cors: Option<String>,
+    pub body: String,
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+/// `token`: `None` sends the test proxies' secret ([`TEST_ADMIN_SECRET`]),
+/// [`NO_TOKEN`] sends no `Authorization` header, `Some(t)` sends `t`.
+pub fn http(method: &str, url: &str, body: Option<(&str, &str)>, token: Option<&str>) -> Http {
+    let token = token.or(Some(TEST_ADMIN_SECRET)).filter(|t| !t.is_empty());
+    let a = agent();
+    let mut builder = match method {
+        "POST" => a.post(url),
+        "PUT" => a.put(url),
+        "DELETE" => a.delete(url).force_send_body(),
+        "GET" => a.get(url).force_send_body(),
+        m => panic!("unsupported method {m}"),
+    };
+    if let Some(t) = token {
+        builder = builder.header("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = match body {
+        Some((ctype, text)) => builder.header("Content-Type", ctype).send(text),
+        None => builder.send_empty(),
+    };
+    let mut resp = resp.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    Http {
+        status: resp.status().as_u16(),
+        cors: resp
+            .headers()
+            .get("Access-Control-Allow-Origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: resp.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
 // Janus Admin API client
 
 pub const ADMIN_SECRET: &str = "janusoverlord";

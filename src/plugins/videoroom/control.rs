@@ -18,12 +18,15 @@ use crate::api::error::{Code, JanusError};
 use crate::backend::link::TapEvent;
 use crate::plugins::{BackendHandle, Host};
 
+/// Callers waiting for a control handle being attached.
+type Waiters = Vec<oneshot::Sender<VrResult<Rc<BackendHandle>>>>;
+
 /// This shard's control handles, by backend URL.
 #[derive(Default)]
 pub struct Controls {
     ready: RefCell<AHashMap<String, Rc<BackendHandle>>>,
     /// Callers waiting while a handle is being attached.
-    attaching: RefCell<AHashMap<String, Vec<oneshot::Sender<VrResult<Rc<BackendHandle>>>>>>,
+    attaching: RefCell<AHashMap<String, Waiters>>,
 }
 
 /// This shard's control handle on the server at `url`, attached on first use.

@@ -13,6 +13,7 @@
 //! and the routing of backend events. [`requests`] serves the room-management requests,
 //! [`publisher`] and [`subscriber`] the two kinds of participant handles.
 
+mod admin;
 mod control;
 mod error;
 mod events;
@@ -199,6 +200,10 @@ impl Plugin for VideoRoom {
         cx.services.insert(start);
         cx.services.insert(settings);
         Ok(())
+    }
+
+    fn admin_routes(&self) -> Vec<PluginRoute> {
+        admin::routes()
     }
 
     fn attach(&self, _ctx: HandleCtx) -> LocalFuture<Result<VrHandle, JanusError>> {

@@ -206,7 +206,7 @@ impl RoomConfig {
             h264_profile: s("h264_profile")
                 .filter(|_| has(&videocodec, "h264"))
                 .map(str::to_string),
-            opus_fec: b("opus_fec").map_or(true, |f| f && opus),
+            opus_fec: b("opus_fec").is_none_or(|f| f && opus),
             opus_dtx: b("opus_dtx").is_some_and(|d| d && opus),
             video_svc: b("video_svc").unwrap_or(false) && videocodec == ["vp9"],
             audiolevel_ext: b("audiolevel_ext").unwrap_or(true),

@@ -338,6 +338,39 @@ pub fn list_participants(host: &Host, id: u64) -> VrResult<Value> {
     })
 }
 
+/// The publishers of room `id` with where each publishes (the admin API's view).
+///
+/// # Errors
+/// 426.
+pub fn placements(host: &Host, id: u64) -> VrResult<Vec<Value>> {
+    with_room(host, id, |r| {
+        Ok(r.participants
+            .values()
+            .map(|p| {
+                let name = host
+                    .backend_by_url(&p.server)
+                    .map(|l| l.server.name.clone())
+                    .unwrap_or_default();
+                let mut m = Map::new();
+                m.insert("id".into(), json!(p.id));
+                m.insert("publisher".into(), json!(p.started));
+                if let Some(d) = &p.display {
+                    m.insert("display".into(), json!(d));
+                }
+                if p.started && r.config.audiolevel_ext {
+                    m.insert("talking".into(), json!(p.talking));
+                }
+                m.insert(
+                    "backend_server".into(),
+                    json!(format!("{name} ({})", p.server)),
+                );
+                m.insert("backend_room_id".into(), json!(r.backend_id(&p.server)));
+                Value::Object(m)
+            })
+            .collect())
+    })
+}
+
 /// `destroy`: every participant is told, the backend rooms go.
 ///
 /// # Errors
@@ -925,7 +958,9 @@ pub fn talking(host: &Host, id: u64, user: u64, mut data: Value, is_talking: boo
 /// A backend server is gone: on every room of this shard, its publishers leave for
 /// everyone, mirrors to and from it are forgotten, its backend rooms too.
 pub fn server_lost(host: &Host, url: &str) {
-    let affected: Vec<(u64, Vec<u64>, Vec<(u64, mirrors::Ends)>, String)> = {
+    // Per room: its id, its publishers there, its mirrors from or to there, its secret.
+    type Affected = (u64, Vec<u64>, Vec<(u64, mirrors::Ends)>, String);
+    let affected: Vec<Affected> = {
         let rooms = rooms(host);
         let mut map = rooms.map.borrow_mut();
         map.values_mut()

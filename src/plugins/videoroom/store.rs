@@ -13,11 +13,14 @@ const KEY: &str = "janus-cloud:videoroom:rooms";
 /// The room store service (only present with a Redis `room_db`).
 pub struct RoomDb(RedisHash);
 
+/// The rooms read from the store at start.
+pub type StoredRooms = Vec<(u64, RoomConfig)>;
+
 /// Opens `room_db` and reads its rooms (start-up only: it blocks). `None` for `memory`.
 ///
 /// # Errors
 /// Redis unreachable.
-pub fn open(room_db: &str) -> Result<Option<(RoomDb, Vec<(u64, RoomConfig)>)>, String> {
+pub fn open(room_db: &str) -> Result<Option<(RoomDb, StoredRooms)>, String> {
     if room_db == "memory" {
         return Ok(None);
     }

@@ -102,7 +102,7 @@ fn choose_server(host: &Host, feeds: &[FeedInfo]) -> VrResult<String> {
             None => counts.push((&f.server, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     counts
         .into_iter()
         .map(|(s, _)| s)
