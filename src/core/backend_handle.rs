@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use super::host::HandleCtx;
+use super::plugin::{Respond, Trickle};
 use crate::api::error::{Code, JanusError};
 use crate::backend::link::{data_id, Done, HandleOwner, Link, Route, Tap};
 
@@ -127,6 +128,28 @@ impl BackendHandle {
                     next.send_in_order(&borrowed, done);
                 }
             }),
+        );
+    }
+
+    /// Relays a client's `trickle` (its `candidate` or `candidates`) to this handle.
+    pub fn trickle(&self, t: &Trickle, respond: Respond) {
+        self.link.send(
+            "trickle",
+            Some(self.id),
+            &[(t.field, t.value.get())],
+            true,
+            Box::new(move |r| respond(r.map(|_| ()))),
+        );
+    }
+
+    /// Relays a client's core `hangup` to this handle.
+    pub fn hangup(&self, respond: Respond) {
+        self.link.send(
+            "hangup",
+            Some(self.id),
+            &[],
+            false,
+            Box::new(move |r| respond(r.map(|_| ()))),
         );
     }
 

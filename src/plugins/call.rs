@@ -97,14 +97,7 @@ impl CallState {
         candidates: Vec<String>,
         max: usize,
     ) -> Result<(), JanusError> {
-        if self.pending_candidates.len() + candidates.len() > max {
-            return Err(JanusError::new(
-                crate::api::error::Code::ServiceUnavailable,
-                format!("Too many candidates buffered for this handle (max {max})"),
-            ));
-        }
-        self.pending_candidates.extend(candidates);
-        Ok(())
+        super::candidates::buffer(&mut self.pending_candidates, candidates, max)
     }
 
     pub fn own_name(&self) -> String {
@@ -351,14 +344,9 @@ pub fn new_handle() -> LocalFuture<Result<CallHandle, JanusError>> {
     Box::pin(async { Ok(RefCell::default()) })
 }
 
-/// Splits raw candidates (`candidate` object or `candidates` array) into single objects.
+/// Splits raw candidates into single objects ([`super::candidates::split`]).
 pub fn split_candidates(t: &super::Trickle) -> Vec<String> {
-    if t.field == "candidate" {
-        return vec![t.value.get().to_string()];
-    }
-    serde_json::from_str::<Vec<&serde_json::value::RawValue>>(t.value.get())
-        .map(|v| v.into_iter().map(|c| c.get().to_string()).collect())
-        .unwrap_or_default()
+    super::candidates::split(t)
 }
 
 /// `{"videocall":"event","result":R}` (p2pcall uses the same key).

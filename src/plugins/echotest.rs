@@ -108,23 +108,11 @@ impl Plugin for EchoTest {
     }
 
     fn trickle(&self, _ctx: &HandleCtx, b: &Rc<BackendHandle>, t: Trickle, respond: Respond) {
-        b.link.send(
-            "trickle",
-            Some(b.id),
-            &[(t.field, t.value.get())],
-            true,
-            Box::new(move |r| respond(r.map(|_| ()))),
-        );
+        b.trickle(&t, respond);
     }
 
     fn hangup(&self, _ctx: &HandleCtx, b: &Rc<BackendHandle>, respond: Respond) {
-        b.link.send(
-            "hangup",
-            Some(b.id),
-            &[],
-            false,
-            Box::new(move |r| respond(r.map(|_| ()))),
-        );
+        b.hangup(respond);
     }
 
     fn detach(&self, _ctx: &HandleCtx, b: Rc<BackendHandle>) {

@@ -7,6 +7,7 @@
 //! names a plugin.
 
 pub mod call;
+pub mod candidates;
 pub mod directory;
 pub mod dummytest;
 pub mod echotest;

@@ -635,13 +635,7 @@ impl Plugin for VideoCall {
             s.backend.clone().filter(|_| s.incall)
         };
         match backend {
-            Some(b) => b.link.send(
-                "trickle",
-                Some(b.id),
-                &[(t.field, t.value.get())],
-                true,
-                Box::new(move |r| respond(r.map(|_| ()))),
-            ),
+            Some(b) => b.trickle(&t, respond),
             None => {
                 let max = ctx.host().config().limits.max_candidates_per_handle;
                 let buffered = st
@@ -655,13 +649,7 @@ impl Plugin for VideoCall {
     fn hangup(&self, _ctx: &HandleCtx, st: &Rc<CallHandle>, respond: Respond) {
         let backend = st.borrow().backend.clone();
         match backend {
-            Some(b) => b.link.send(
-                "hangup",
-                Some(b.id),
-                &[],
-                false,
-                Box::new(move |r| respond(r.map(|_| ()))),
-            ),
+            Some(b) => b.hangup(respond),
             None => respond(Ok(())),
         }
     }

@@ -71,29 +71,41 @@ fn to_janus(e: VrError) -> JanusError {
     JanusError::from_backend(e.code, e.text)
 }
 
-/// Runs `request` with `body` on shard 0 (which reaches the room's owner) and answers
-/// with its result; `empty` answers success with an empty body.
+/// Runs the work `f` makes on shard 0 (which reaches every room's owner) and answers
+/// with its result.
+fn on_shard0<T: Send + 'static>(
+    peers: &Peers,
+    f: impl FnOnce(crate::plugins::Host) -> crate::plugins::LocalFuture<VrResult<T>> + Send + 'static,
+) -> impl std::future::Future<Output = Result<T, JanusError>> + Send {
+    let (tx, rx) = oneshot::channel();
+    let sent = peers.run_on(0, move |h| {
+        let work = f(h.clone());
+        monoio::spawn(async move {
+            let _ = tx.send(work.await);
+        });
+    });
+    async move {
+        if !sent {
+            return Err(JanusError::from_backend(503, "the proxy is stopping"));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(VrError::new(503, "request dropped")))
+            .map_err(to_janus)
+    }
+}
+
+/// Serves `request` with `body`; `empty` answers success with an empty body.
 fn serve(
     peers: &Peers,
     request: &'static str,
     body: Map<String, Value>,
     empty: bool,
 ) -> RouteFuture {
-    let (tx, rx) = oneshot::channel();
-    let sent = peers.run_on(0, move |h| {
-        let h = h.clone();
-        monoio::spawn(async move {
-            let _ = tx.send(requests::serve(&h, request, body).await);
-        });
+    let answer = on_shard0(peers, move |h| {
+        Box::pin(async move { requests::serve(&h, request, body).await })
     });
     Box::pin(async move {
-        if !sent {
-            return Err(JanusError::from_backend(503, "the proxy is stopping"));
-        }
-        let data = rx
-            .await
-            .unwrap_or_else(|_| Err(VrError::new(503, "request dropped")))
-            .map_err(to_janus)?;
+        let data = answer.await?;
         Ok(if empty { Value::Null } else { data })
     })
 }
@@ -240,26 +252,14 @@ fn route(
 
 /// `GET /rooms/{id}/participants`: each publisher with where it publishes.
 fn participants(peers: &Peers, id: u64) -> RouteFuture {
-    let (tx, rx) = oneshot::channel();
-    let sent = peers.run_on(0, move |h| {
-        let owner = rooms::owner(h, id);
-        let h = h.clone();
-        monoio::spawn(async move {
-            let list: Option<VrResult<Vec<Value>>> =
-                h.ask(owner, move |o| rooms::placements(o, id)).await;
-            let _ = tx.send(list.unwrap_or_else(|| Err(VrError::new(503, "shard gone"))));
-        });
+    let answer = on_shard0(peers, move |h| {
+        Box::pin(async move {
+            h.ask(rooms::owner(&h, id), move |o| rooms::placements(o, id))
+                .await
+                .unwrap_or_else(|| Err(VrError::new(503, "shard gone")))
+        })
     });
-    Box::pin(async move {
-        if !sent {
-            return Err(JanusError::from_backend(503, "the proxy is stopping"));
-        }
-        let list = rx
-            .await
-            .unwrap_or_else(|_| Err(VrError::new(503, "request dropped")))
-            .map_err(to_janus)?;
-        Ok(Value::Array(list))
-    })
+    Box::pin(async move { Ok(Value::Array(answer.await?)) })
 }
 
 #[cfg(test)]

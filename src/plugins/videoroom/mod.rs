@@ -246,25 +246,15 @@ impl Plugin for VideoRoom {
     fn trickle(&self, ctx: &HandleCtx, h: &Rc<VrHandle>, t: Trickle, respond: Respond) {
         let backend = h.backend.borrow().clone();
         match backend {
-            Some(b) => b.link.send(
-                "trickle",
-                Some(b.id),
-                &[(t.field, t.value.get())],
-                true,
-                Box::new(move |r| respond(r.map(|_| ()))),
-            ),
+            Some(b) => b.trickle(&t, respond),
             None => {
                 let max = ctx.host().config().limits.max_candidates_per_handle;
-                let new = super::call::split_candidates(&t);
-                let mut c = h.candidates.borrow_mut();
-                if c.len() + new.len() > max {
-                    return respond(Err(JanusError::new(
-                        crate::api::error::Code::ServiceUnavailable,
-                        format!("Too many candidates for this handle (max {max})"),
-                    )));
-                }
-                c.extend(new);
-                respond(Ok(()));
+                let new = super::candidates::split(&t);
+                respond(super::candidates::buffer(
+                    &mut h.candidates.borrow_mut(),
+                    new,
+                    max,
+                ));
             }
         }
     }
@@ -272,13 +262,7 @@ impl Plugin for VideoRoom {
     fn hangup(&self, _ctx: &HandleCtx, h: &Rc<VrHandle>, respond: Respond) {
         let backend = h.backend.borrow().clone();
         match backend {
-            Some(b) => b.link.send(
-                "hangup",
-                Some(b.id),
-                &[],
-                false,
-                Box::new(move |r| respond(r.map(|_| ()))),
-            ),
+            Some(b) => b.hangup(respond),
             None => respond(Ok(())),
         }
     }
@@ -431,11 +415,9 @@ async fn run(ctx: &HandleCtx, h: &Rc<VrHandle>, job: Job) -> Outcome {
 
 /// Sends the candidates trickled before `b` existed.
 fn flush_candidates(h: &VrHandle, b: &BackendHandle) {
-    let candidates = std::mem::take(&mut *h.candidates.borrow_mut());
-    if candidates.is_empty() {
+    let Some(list) = super::candidates::take_all(&mut h.candidates.borrow_mut()) else {
         return;
-    }
-    let list = format!("[{}]", candidates.join(","));
+    };
     b.link.send(
         "trickle",
         Some(b.id),
@@ -443,6 +425,12 @@ fn flush_candidates(h: &VrHandle, b: &BackendHandle) {
         true,
         Box::new(|_| {}),
     );
+}
+
+/// `plugindata.data` of a backend message.
+pub fn event_data(msg: &RawObject) -> Option<Value> {
+    let mut p: Value = serde_json::from_str(msg.get("plugindata")?.get()).ok()?;
+    Some(p["data"].take())
 }
 
 /// Sends a `message` on `b` (in order with the handle's others) and returns the backend's
@@ -465,11 +453,7 @@ pub async fn send(
         &fields,
         Box::new(move |r| {
             let out = r.map(|m| {
-                let data = m
-                    .get("plugindata")
-                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-                    .map(|mut p| p["data"].take())
-                    .unwrap_or(Value::Null);
+                let data = event_data(m).unwrap_or(Value::Null);
                 (data, m.get("jsep").map(|j| j.get().to_string()))
             });
             let _ = tx.send(out);

@@ -76,12 +76,17 @@ pub async fn join(ctx: &HandleCtx, h: &Rc<VrHandle>, room: u64, job: Job) -> Out
         }
     }
     let (user, transaction) = (adm.id, job.transaction.to_string());
-    ctx.host().run_on(owner, move |o| {
-        rooms::joined(o, room, user, transaction, extra, answer);
-        if streams.is_some() {
-            rooms::configured(o, room, user, streams, None);
-        }
-    });
+    // The owner pushes `joined` itself, so that it reaches the client before any room
+    // event the owner sends it afterwards; waiting for it keeps this handle's next answer
+    // behind it too.
+    ctx.host()
+        .ask(owner, move |o| {
+            rooms::joined(o, room, user, transaction, extra, answer);
+            if streams.is_some() {
+                rooms::configured(o, room, user, streams, None);
+            }
+        })
+        .await;
     Ok(None)
 }
 
@@ -211,11 +216,7 @@ pub fn backend_event(
         ctx.push(crate::api::reply::relay(msg, janus, ctx.addr(), None));
         return;
     }
-    let Some(data) = msg
-        .get("plugindata")
-        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-        .map(|mut p| p["data"].take())
-    else {
+    let Some(data) = super::event_data(msg) else {
         return;
     };
     let kind = data

@@ -363,11 +363,7 @@ pub fn backend_event(
         ctx.push(crate::api::reply::relay(msg, janus, ctx.addr(), None));
         return;
     }
-    let Some(data) = msg
-        .get("plugindata")
-        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-        .map(|mut p| p["data"].take())
-    else {
+    let Some(data) = super::event_data(msg) else {
         return;
     };
     let data = answer(ctx.host(), role, data);
