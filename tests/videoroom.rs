@@ -12,82 +12,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::vr::*;
 use common::*;
 use serde_json::{json, Value};
-
-const T: Duration = REPLY_TIMEOUT;
-const PACKAGE: &str = "janus.plugin.videoroom";
-
-/// The shared set of this file: three Janus instances.
-fn vr_backends() -> Backends {
-    backends_with_span("videoroom", 3, 19250, 26000, 600)
-}
-
-fn proxy_config(be: &Backends) -> ProxyConfig {
-    let mut cfg = ProxyConfig::new(be.servers());
-    cfg.plugins = vec!["videoroom".into()];
-    cfg
-}
-
-/// A Janus API client with one session, speaking to the VideoRoom.
-struct Vr {
-    c: Client,
-    sid: u64,
-}
-
-fn data_of(frame: &Value) -> Value {
-    frame["plugindata"]["data"].clone()
-}
-
-impl Vr {
-    fn connect(url: &str) -> Vr {
-        let mut c = Client::connect(url);
-        let sid = c.create_session();
-        Vr { c, sid }
-    }
-
-    fn handle(&mut self) -> u64 {
-        self.c.attach(self.sid, PACKAGE)
-    }
-
-    /// A synchronous request: the `success` frame's data.
-    fn sync(&mut self, h: u64, body: Value) -> Value {
-        let r = self.c.request(
-            json!({"janus": "message", "session_id": self.sid, "handle_id": h, "body": body}),
-        );
-        assert_eq!(r["janus"], "success", "not a success: {r}");
-        assert_eq!(r["plugindata"]["plugin"], PACKAGE, "{r}");
-        data_of(&r)
-    }
-
-    /// An asynchronous request: the event's data and JSEP.
-    fn call(&mut self, h: u64, body: Value, jsep: Option<Value>) -> (Value, Value) {
-        let mut req =
-            json!({"janus": "message", "session_id": self.sid, "handle_id": h, "body": body});
-        if let Some(j) = jsep {
-            req["jsep"] = j;
-        }
-        let (ack, ev) = self.c.request_async(req, T);
-        assert_eq!(ack["janus"], "ack", "{ack}");
-        assert_eq!(ev["janus"], "event", "{ev}");
-        assert_eq!(ev["sender"], h, "{ev}");
-        (data_of(&ev), ev["jsep"].clone())
-    }
-
-    /// The next unsolicited VideoRoom event of handle `h` whose data satisfies `pred`.
-    fn event(&mut self, h: u64, pred: impl Fn(&Value) -> bool) -> Value {
-        let ev = self.c.recv_event(
-            |v| {
-                v["janus"] == "event"
-                    && v["sender"] == h
-                    && v.get("transaction").is_none()
-                    && pred(&v["plugindata"]["data"])
-            },
-            T,
-        );
-        data_of(&ev)
-    }
-}
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object()
@@ -106,10 +33,6 @@ fn offer() -> Value {
 
 /// The steps of one run, by name: what each answered or pushed.
 type Trace = Vec<(&'static str, Value)>;
-
-fn fresh_room() -> u64 {
-    fastrand::u64(100_000..1 << 40)
-}
 
 /// Room management: create, errors, exists, list entry, edit, allowed, kick, destroy.
 fn management(url: &str, room: u64) -> Trace {
@@ -576,22 +499,6 @@ fn publisher_requests_and_events_match_janus() {
             assert_eq!(*r, json!(pr), "{name}: the proxy's room id: {d}");
         }
     }
-}
-
-/// Where each of `ids` publishes: the index of the backend whose room `room` lists it.
-fn placement(be: &Backends, room: u64, ids: &[u64]) -> Vec<usize> {
-    let mut found = vec![usize::MAX; ids.len()];
-    for i in 0..be.n {
-        let mut v = Vr::connect(&be.ws_url(i));
-        let h = v.handle();
-        let lp = v.sync(h, json!({"request": "listparticipants", "room": room}));
-        for p in lp["participants"].as_array().into_iter().flatten() {
-            if let Some(k) = ids.iter().position(|id| p["id"] == *id) {
-                found[k] = i;
-            }
-        }
-    }
-    found
 }
 
 #[test]

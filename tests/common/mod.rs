@@ -27,12 +27,14 @@
 //! | (clients-*)     | 19188-19191 | 19198-19201 | 34000-37999   | clients/test (node)     |
 //! | videoroom       | 19250-19252 | 18250-18252 | 26000-27799   | tests/videoroom.rs      |
 //! | videoroom-kill  | 19260-19262 | 18260-18262 | 17000-17899   | tests/videoroom.rs      |
-//! | (mediapeer)     | 19388       | 18388       | 40000-40999   | mediapeer/tests         |
+//! | (mediapeer)     | 19388       | 19389       | 40000-40999   | mediapeer/tests         |
 //!
 //! Nothing here sleeps for synchronisation: every wait is a poll with a deadline or a blocking
 //! read with a timeout.
 
 #![allow(dead_code)]
+
+pub mod vr;
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};

@@ -92,6 +92,9 @@ pub struct VrHandle {
     /// The backend handle of its last part in a room, hung up and kept until the next
     /// join or the detach, so that its `hangup` reaches the client.
     pub retired: RefCell<Option<BackendHandle>>,
+    /// Events of the backend handle held back while the room's owner learns of its
+    /// `webrtcup` (see `publisher::backend_event`), in order.
+    pub held_events: RefCell<Option<Vec<Vec<u8>>>>,
     /// Candidates trickled before the backend handle existed.
     candidates: RefCell<Vec<String>>,
     jobs: RefCell<VecDeque<Job>>,

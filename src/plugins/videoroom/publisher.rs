@@ -195,25 +195,41 @@ pub async fn request(ctx: &HandleCtx, h: &Rc<VrHandle>, p: PubRole, job: Job) ->
 }
 
 /// An event of the publisher's backend handle.
-pub fn backend_event(
-    ctx: &HandleCtx,
-    _h: &Rc<VrHandle>,
-    p: &PubRole,
-    msg: &RawObject,
-    janus: &str,
-) {
+pub fn backend_event(ctx: &HandleCtx, h: &Rc<VrHandle>, p: &PubRole, msg: &RawObject, janus: &str) {
     let (room, user) = (p.room, p.id);
     if janus != "event" {
+        let frame = crate::api::reply::relay(msg, janus, ctx.addr(), None);
         match janus {
-            "webrtcup" => ctx
-                .host()
-                .run_on(p.owner, move |o| rooms::started(o, room, user)),
+            // The client hears `webrtcup` once the room knows the feed started: a client
+            // that subscribes to it as soon as its publisher is up finds it (as in Janus,
+            // which marks the publisher started before it sends the event). Later events
+            // of the handle wait behind it.
+            "webrtcup" => {
+                h.held_events
+                    .borrow_mut()
+                    .get_or_insert_with(Vec::new)
+                    .push(frame);
+                let (ctx, h) = (ctx.clone(), h.clone());
+                let owner = p.owner;
+                monoio::spawn(async move {
+                    ctx.host()
+                        .ask(owner, move |o| rooms::started(o, room, user))
+                        .await;
+                    for f in h.held_events.borrow_mut().take().unwrap_or_default() {
+                        ctx.push(f);
+                    }
+                });
+                return;
+            }
             "hangup" => ctx.host().run_on(p.owner, move |o| {
                 rooms::left(o, room, user, Departure::Unpublished, None);
             }),
             _ => {}
         }
-        ctx.push(crate::api::reply::relay(msg, janus, ctx.addr(), None));
+        match h.held_events.borrow_mut().as_mut() {
+            Some(held) => held.push(frame),
+            None => ctx.push(frame),
+        }
         return;
     }
     let Some(data) = super::event_data(msg) else {

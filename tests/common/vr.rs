@@ -1,0 +1,124 @@
+//! VideoRoom test helpers: the shared three-backend set, a proxy config with the plugin,
+//! and [`Vr`], a client with one session speaking to the VideoRoom.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::*;
+
+const T: Duration = REPLY_TIMEOUT;
+
+pub const PACKAGE: &str = "janus.plugin.videoroom";
+
+/// The shared set of the VideoRoom tests: three Janus instances.
+pub fn vr_backends() -> Backends {
+    backends_with_span("videoroom", 3, 19250, 26000, 600)
+}
+
+/// A proxy config over `be` serving the VideoRoom only.
+pub fn proxy_config(be: &Backends) -> ProxyConfig {
+    let mut cfg = ProxyConfig::new(be.servers());
+    cfg.plugins = vec!["videoroom".into()];
+    cfg
+}
+
+/// A room id unlikely to be taken on the shared backends.
+pub fn fresh_room() -> u64 {
+    fastrand::u64(100_000..1 << 40)
+}
+
+pub fn data_of(frame: &Value) -> Value {
+    frame["plugindata"]["data"].clone()
+}
+
+/// A Janus API client with one session, speaking to the VideoRoom.
+pub struct Vr {
+    pub c: Client,
+    pub sid: u64,
+}
+
+impl Vr {
+    pub fn connect(url: &str) -> Vr {
+        let mut c = Client::connect(url);
+        let sid = c.create_session();
+        Vr { c, sid }
+    }
+
+    pub fn handle(&mut self) -> u64 {
+        self.c.attach(self.sid, PACKAGE)
+    }
+
+    /// A synchronous request: the `success` frame's data.
+    pub fn sync(&mut self, h: u64, body: Value) -> Value {
+        let r = self.c.request(
+            json!({"janus": "message", "session_id": self.sid, "handle_id": h, "body": body}),
+        );
+        assert_eq!(r["janus"], "success", "not a success: {r}");
+        assert_eq!(r["plugindata"]["plugin"], PACKAGE, "{r}");
+        data_of(&r)
+    }
+
+    /// An asynchronous request: the event's data and JSEP.
+    pub fn call(&mut self, h: u64, body: Value, jsep: Option<Value>) -> (Value, Value) {
+        let mut req =
+            json!({"janus": "message", "session_id": self.sid, "handle_id": h, "body": body});
+        if let Some(j) = jsep {
+            req["jsep"] = j;
+        }
+        let (ack, ev) = self.c.request_async(req, T);
+        assert_eq!(ack["janus"], "ack", "{ack}");
+        assert_eq!(ev["janus"], "event", "{ev}");
+        assert_eq!(ev["sender"], h, "{ev}");
+        (data_of(&ev), ev["jsep"].clone())
+    }
+
+    /// The next unsolicited VideoRoom event of handle `h` whose data satisfies `pred`.
+    pub fn event(&mut self, h: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let ev = self.c.recv_event(
+            |v| {
+                v["janus"] == "event"
+                    && v["sender"] == h
+                    && v.get("transaction").is_none()
+                    && pred(&v["plugindata"]["data"])
+            },
+            T,
+        );
+        data_of(&ev)
+    }
+}
+
+/// Where each of `ids` publishes: the index of the backend whose room `room` lists it.
+pub fn placement(be: &Backends, room: u64, ids: &[u64]) -> Vec<usize> {
+    let mut found = vec![usize::MAX; ids.len()];
+    for i in 0..be.n {
+        // a killed backend holds nobody
+        if Client::try_connect(&be.ws_url(i), Some("janus-protocol")).is_err() {
+            continue;
+        }
+        let mut v = Vr::connect(&be.ws_url(i));
+        let h = v.handle();
+        let lp = v.sync(h, json!({"request": "listparticipants", "room": room}));
+        for p in lp["participants"].as_array().into_iter().flatten() {
+            if let Some(k) = ids.iter().position(|id| p["id"] == *id) {
+                found[k] = i;
+            }
+        }
+    }
+    found
+}
+
+/// The value of metric `name` (no labels) on the proxy's `/metrics`.
+pub fn metric(proxy: &Proxy, name: &str) -> Option<f64> {
+    let h = http(
+        "GET",
+        &format!("http://127.0.0.1:{}/metrics", proxy.admin_port),
+        None,
+        None,
+    );
+    h.body
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}

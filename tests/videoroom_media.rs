@@ -1,0 +1,401 @@
+//! The VideoRoom with real media (janus-mediapeer: real ICE, DTLS-SRTP and RTP on
+//! loopback) over three real Janus backends: publishers on three backends, one subscriber
+//! PeerConnection receiving all of them (one feed local to its backend, two mirrored),
+//! the autoupdate when a publisher leaves, mirrors shared, the publishers limit, and a
+//! backend killed mid-conference.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::vr::*;
+use common::*;
+use janus_mediapeer::{Peer, Peers};
+use serde_json::{json, Value};
+
+const T: Duration = REPLY_TIMEOUT;
+/// Long enough for Opus silence (about 150 bytes a second) to show.
+const AUDIO_BYTES: u64 = 150;
+
+/// A publisher with real media.
+struct Pub {
+    v: Vr,
+    h: u64,
+    peer: Peer,
+}
+
+fn publish(peers: &Peers, url: &str, room: u64, id: u64) -> Pub {
+    let mut v = Vr::connect(url);
+    let h = v.handle();
+    let (j, _) = v.call(h, json!({"request": "join", "room": room, "ptype": "publisher", "id": id, "display": format!("p{id}")}), None);
+    assert_eq!(j["videoroom"], "joined", "{j}");
+    let (peer, offer) = peers.publisher(true, true).expect("publisher peer");
+    let (c, jsep) = v.call(
+        h,
+        json!({"request": "configure", "audio": true, "video": true}),
+        Some(json!({"type": "offer", "sdp": offer})),
+    );
+    assert_eq!(c["configured"], "ok", "{c}");
+    peer.set_answer(jsep["sdp"].as_str().expect("answer sdp"))
+        .expect("set answer");
+    peer.wait_connected(T).expect("publisher connected");
+    v.c.recv_event(|e| e["janus"] == "webrtcup" && e["sender"] == h, T);
+    Pub { v, h, peer }
+}
+
+/// A subscriber with real media to `feeds`: its handle, its peer, and the `attached`
+/// event.
+struct Sub {
+    v: Vr,
+    h: u64,
+    peer: Peer,
+    attached: Value,
+    subscribed_at: Instant,
+}
+
+fn subscribe(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> Sub {
+    let mut v = Vr::connect(url);
+    let h = v.handle();
+    let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
+    let subscribed_at = Instant::now();
+    let (attached, jsep) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
+        None,
+    );
+    assert_eq!(attached["videoroom"], "attached", "{attached}");
+    assert_eq!(attached["room"], room, "{attached}");
+    let (peer, answer) = peers
+        .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
+        .expect("subscriber peer");
+    let (s, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(s["started"], "ok", "{s}");
+    peer.wait_connected(T).expect("subscriber connected");
+    Sub {
+        v,
+        h,
+        peer,
+        attached,
+        subscribed_at,
+    }
+}
+
+/// The subscriber mids of each feed in an `attached`/`updated` stream list (active only).
+fn mids_by_feed(data: &Value) -> BTreeMap<u64, Vec<String>> {
+    let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for s in data["streams"].as_array().into_iter().flatten() {
+        if s["active"] == false {
+            continue;
+        }
+        if let (Some(f), Some(m)) = (s["feed_id"].as_u64(), s["mid"].as_str()) {
+            out.entry(f).or_default().push(m.to_string());
+        }
+    }
+    out
+}
+
+/// When each mid first received RTP, from `since` (polling the counters).
+fn first_bytes(
+    peer: &Peer,
+    mids: &[String],
+    since: Instant,
+    within: Duration,
+) -> BTreeMap<String, Duration> {
+    let mut seen = BTreeMap::new();
+    let deadline = Instant::now() + within;
+    while seen.len() < mids.len() && Instant::now() < deadline {
+        let r = peer.received();
+        for m in mids {
+            if r.get(m).copied().unwrap_or(0) > 0 {
+                seen.entry(m.clone()).or_insert_with(|| since.elapsed());
+            }
+        }
+        poll_pause();
+    }
+    assert_eq!(
+        seen.len(),
+        mids.len(),
+        "mids without RTP: {:?} of {mids:?}",
+        peer.received()
+    );
+    seen
+}
+
+/// Waits until every mid of `mids` received `more` bytes beyond `base`.
+fn wait_growth(peer: &Peer, mids: &[String], more: u64, within: Duration) {
+    let base = peer.received();
+    let deadline = Instant::now() + within;
+    loop {
+        let now = peer.received();
+        let short: Vec<&String> = mids
+            .iter()
+            .filter(|m| {
+                now.get(*m).copied().unwrap_or(0) < base.get(*m).copied().unwrap_or(0) + more
+            })
+            .collect();
+        if short.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new media on {short:?}: {now:?} (was {base:?})"
+        );
+        poll_pause();
+    }
+}
+
+#[test]
+fn one_peerconnection_receives_feeds_of_three_backends() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be));
+    let peers = Peers::new();
+    let room = fresh_room();
+    let mut admin = Vr::connect(&proxy.url());
+    let ha = admin.handle();
+    admin.sync(
+        ha,
+        json!({"request": "create", "room": room, "publishers": 6}),
+    );
+    let mut p1 = publish(&peers, &proxy.url(), room, 1);
+    let mut p2 = publish(&peers, &proxy.url(), room, 2);
+    let mut p3 = publish(&peers, &proxy.url(), room, 3);
+    let mut at = placement(&be, room, &[1, 2, 3]);
+    at.sort_unstable();
+    assert_eq!(at, vec![0, 1, 2], "three publishers, three backends");
+    // each is announced to the others once its media flows
+    for id in [2u64, 3] {
+        let ev = p1.v.event(p1.h, |d| {
+            d["publishers"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|p| p["id"] == id))
+        });
+        let entry = ev["publishers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .cloned()
+            .unwrap();
+        assert_eq!(entry["display"], format!("p{id}"), "{ev}");
+        assert_eq!(entry["streams"].as_array().map(Vec::len), Some(2), "{ev}");
+    }
+    let s = subscribe(&peers, &proxy.url(), room, &[1, 2, 3]);
+    let by_feed = mids_by_feed(&s.attached);
+    assert_eq!(by_feed.len(), 3, "{}", s.attached);
+    for list in by_feed.values() {
+        assert_eq!(
+            list.len(),
+            2,
+            "audio and video of each feed: {}",
+            s.attached
+        );
+    }
+    // the publishers' own mids, whatever the backend carrying them calls them
+    for st in s.attached["streams"].as_array().unwrap() {
+        let expected = if st["type"] == "audio" { "0" } else { "1" };
+        assert_eq!(st["feed_mid"], expected, "{st}");
+    }
+    let all: Vec<String> = by_feed.values().flatten().cloned().collect();
+    let first = first_bytes(&s.peer, &all, s.subscribed_at, Duration::from_secs(15));
+    s.peer
+        .wait_received(
+            &all.iter().map(String::as_str).collect::<Vec<_>>(),
+            AUDIO_BYTES,
+            T,
+        )
+        .expect("media of every feed");
+    // which feed is local to the subscriber's backend: the first one (ties go to it)
+    let video_of = |feed: u64| -> Duration {
+        let mids = &by_feed[&feed];
+        let video = s.attached["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["feed_id"] == feed && st["type"] == "video")
+            .unwrap();
+        let m = video["mid"].as_str().unwrap().to_string();
+        assert!(mids.contains(&m));
+        first[&m]
+    };
+    eprintln!(
+        "subscribe to first video frame: same-backend feed {:?}, mirrored feeds {:?} and {:?}",
+        video_of(1),
+        video_of(2),
+        video_of(3)
+    );
+    assert_eq!(metric(&proxy, "janus_proxy_videoroom_mirrors"), Some(2.0));
+    // a second subscriber on the same backend shares the mirrors
+    let s2 = subscribe(&peers, &proxy.url(), room, &[1, 2, 3]);
+    let all2: Vec<String> = mids_by_feed(&s2.attached)
+        .values()
+        .flatten()
+        .cloned()
+        .collect();
+    s2.peer
+        .wait_received(
+            &all2.iter().map(String::as_str).collect::<Vec<_>>(),
+            AUDIO_BYTES,
+            T,
+        )
+        .expect("second subscriber's media");
+    assert_eq!(
+        metric(&proxy, "janus_proxy_videoroom_mirrors"),
+        Some(2.0),
+        "mirrors are shared"
+    );
+
+    // publisher 2 leaves: everyone is told, the subscriber renegotiates and keeps 1 and 3
+    let (l, _) = p2.v.call(p2.h, json!({"request": "leave"}), None);
+    assert_eq!(l["leaving"], "ok", "{l}");
+    for p in [&mut p1, &mut p3] {
+        let h = p.h;
+        p.v.event(h, |d| d["unpublished"] == 2);
+        p.v.event(h, |d| d["leaving"] == 2);
+    }
+    let mut s = s;
+    let sh = s.h;
+    let upd = s.v.c.recv_event(
+        |e| {
+            e["sender"] == sh
+                && e["plugindata"]["data"]["videoroom"] == "updated"
+                && e.get("jsep").is_some()
+        },
+        T,
+    );
+    let updated = data_of(&upd);
+    assert_eq!(updated["room"], room, "{updated}");
+    let left = mids_by_feed(&updated);
+    assert!(
+        !left.contains_key(&2),
+        "feed 2 is gone from the subscription: {updated}"
+    );
+    let answer = s
+        .peer
+        .renegotiate(upd["jsep"]["sdp"].as_str().unwrap())
+        .expect("renegotiate");
+    let (st, _) = s.v.call(
+        sh,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(st["started"], "ok", "{st}");
+    let keep: Vec<String> = [1u64, 3].iter().flat_map(|f| by_feed[f].clone()).collect();
+    wait_growth(&s.peer, &keep, AUDIO_BYTES, T);
+    drop(p2);
+}
+
+#[test]
+fn the_publishers_limit_counts_publishers_whose_media_flows() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be));
+    let peers = Peers::new();
+    let room = fresh_room();
+    let mut v = Vr::connect(&proxy.url());
+    let h = v.handle();
+    v.sync(
+        h,
+        json!({"request": "create", "room": room, "publishers": 1}),
+    );
+    let _p1 = publish(&peers, &proxy.url(), room, 1);
+    let h2 = v.handle();
+    let (j, _) = v.call(
+        h2,
+        json!({"request": "join", "room": room, "ptype": "publisher", "id": 2}),
+        None,
+    );
+    assert_eq!(j["videoroom"], "joined", "{j}");
+    assert_eq!(
+        j["publishers"][0]["id"], 1,
+        "the started publisher is announced in joined: {j}"
+    );
+    let (_peer, offer) = peers.publisher(true, true).unwrap();
+    let (e, _) = v.call(
+        h2,
+        json!({"request": "configure", "audio": true, "video": true}),
+        Some(json!({"type": "offer", "sdp": offer})),
+    );
+    assert_eq!(e["error_code"], 432, "{e}");
+    assert_eq!(
+        e["error"], "Maximum number of publishers (1) already reached",
+        "{e}"
+    );
+}
+
+#[test]
+fn a_backend_killed_mid_conference_leaves_the_others_media_flowing() {
+    let be = Backends::own_with_span("videoroom-kill-media", 3, 19270, 29200, 260);
+    let proxy = Proxy::start(proxy_config(&be));
+    let peers = Peers::new();
+    let room = fresh_room();
+    let mut admin = Vr::connect(&proxy.url());
+    let ha = admin.handle();
+    admin.sync(ha, json!({"request": "create", "room": room}));
+    let mut pubs: Vec<Pub> = (1..=3)
+        .map(|id| publish(&peers, &proxy.url(), room, id))
+        .collect();
+    let at = placement(&be, room, &[1, 2, 3]);
+    let mut s = subscribe(&peers, &proxy.url(), room, &[1, 2, 3]);
+    let by_feed = mids_by_feed(&s.attached);
+    let all: Vec<String> = by_feed.values().flatten().cloned().collect();
+    s.peer
+        .wait_received(
+            &all.iter().map(String::as_str).collect::<Vec<_>>(),
+            AUDIO_BYTES,
+            T,
+        )
+        .expect("media before the kill");
+    // kill the backend of publisher 2 (not the subscriber's: it holds feed 1)
+    let killed_at = Instant::now();
+    be.kill9(at[1]);
+    for (i, p) in pubs.iter_mut().enumerate() {
+        let h = p.h;
+        if i == 1 {
+            p.v.c.recv_event(
+                |e| e["janus"] == "detached" && e["sender"] == h,
+                Duration::from_secs(5),
+            );
+            continue;
+        }
+        p.v.event(h, |d| d["leaving"] == 2);
+    }
+    let told = killed_at.elapsed();
+    assert!(
+        told < Duration::from_secs(2),
+        "publishers told within 2 s: {told:?}"
+    );
+    // the subscriber loses feed 2's mirror (Janus's update) and keeps 1 and 3
+    let sh = s.h;
+    let upd = s.v.c.recv_event(
+        |e| {
+            e["sender"] == sh
+                && e["plugindata"]["data"]["videoroom"] == "updated"
+                && e.get("jsep").is_some()
+        },
+        T,
+    );
+    let answer = s
+        .peer
+        .renegotiate(upd["jsep"]["sdp"].as_str().unwrap())
+        .expect("renegotiate");
+    let (st, _) = s.v.call(
+        sh,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(st["started"], "ok", "{st}");
+    let keep: Vec<String> = [1u64, 3].iter().flat_map(|f| by_feed[f].clone()).collect();
+    wait_growth(&s.peer, &keep, AUDIO_BYTES, T);
+    pubs[0]
+        .peer
+        .wait_connected(T)
+        .expect("publisher 1 still connected");
+    // new publishers still join, on the live backends
+    let p4 = publish(&peers, &proxy.url(), room, 4);
+    assert!(placement(&be, room, &[4])[0] != at[1]);
+    drop(p4);
+}
