@@ -393,7 +393,7 @@ pub type RouteFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, Jan
 /// Behind the admin API's access rules (secret, CORS, body limits) like every route.
 #[derive(Clone)]
 pub struct PluginRoute {
-    /// Path prefix, e.g. `/plugins/videocall/` (then something must follow) or
+    /// Path prefix, e.g. `/plugins/videocall/` (anything may follow) or
     /// `/plugins/videoroom` (itself, or followed by `/…`); the rest of the path is passed on.
     pub prefix: &'static str,
     /// The methods it answers (others get 405).
@@ -407,8 +407,9 @@ impl PluginRoute {
     /// The rest of `path` after the prefix, if the route serves that path.
     pub fn rest<'a>(&self, path: &'a str) -> Option<&'a str> {
         let rest = path.strip_prefix(self.prefix)?;
+        // `/plugins/videocall/` + a username, which may be empty (Janus takes "").
         let ok = if self.prefix.ends_with('/') {
-            !rest.is_empty()
+            true
         } else {
             rest.is_empty() || rest.starts_with('/')
         };

@@ -21,6 +21,7 @@ pub mod code {
     pub const INVALID_REQUEST: u16 = 472;
     pub const REGISTER_FIRST: u16 = 473;
     pub const INVALID_ELEMENT: u16 = 474;
+    pub const MISSING_ELEMENT: u16 = 475;
     pub const USERNAME_TAKEN: u16 = 476;
     pub const ALREADY_REGISTERED: u16 = 477;
     pub const NO_SUCH_USERNAME: u16 = 478;
@@ -499,26 +500,61 @@ pub async fn post_to_proxy(host: &Host, url: String, body: String) -> Result<Str
     client.post_json(url, body).await
 }
 
-/// Usernames: `^\w{1,128}$` (Unicode word characters).
+/// Longest username accepted, in bytes. Janus 1.1.2 takes any JSON string (even "")
+/// with no bound; the proxy keeps names in its directory, in Redis and in URLs to other
+/// proxies, so it bounds them (e-mail addresses are at most 254 bytes).
+pub const MAX_USERNAME: usize = 256;
+
+/// Usernames as Janus 1.1.2's VideoCall takes them (`register` checks only that
+/// `username` is a string): any string of at most [`MAX_USERNAME`] bytes, dots, dashes,
+/// `~`, spaces and non-ASCII included.
 pub fn valid_username(name: &str) -> bool {
-    let n = name.chars().count();
-    (1..=128).contains(&n) && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+    name.len() <= MAX_USERNAME
 }
 
 /// The `username` of a request body, validated.
 ///
 /// # Errors
-/// 474 when missing or not a valid username.
+/// 475 when missing, 474 when not a string or longer than [`MAX_USERNAME`] bytes (Janus's
+/// codes and texts).
 pub fn username_of(body: &Value) -> Result<String, JanusError> {
-    match body.get("username").and_then(Value::as_str) {
-        Some(u) if valid_username(u) => Ok(u.to_string()),
+    match body.get("username") {
+        Some(Value::String(u)) if valid_username(u) => Ok(u.clone()),
+        Some(Value::String(_)) => Err(err(
+            code::INVALID_ELEMENT,
+            format!("Invalid element (username should be at most {MAX_USERNAME} bytes)"),
+        )),
         Some(_) => Err(err(
             code::INVALID_ELEMENT,
-            "Invalid element (username should match ^\\w{1,128}$)",
+            "Invalid element type (username should be a string)",
         )),
-        None => Err(err(code::INVALID_ELEMENT, "Missing element (username)")),
+        None => Err(err(code::MISSING_ELEMENT, "Missing element (username)")),
     }
 }
+
+/// A username as one path segment of a URL to another proxy
+/// (`POST /plugins/<ns>/<segment>`): percent-encoded, so `/`, `?`, `%`, spaces and
+/// non-ASCII travel intact; [`username_from_path`] reverses it.
+pub fn username_to_path(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, PATH_SEGMENT).to_string()
+}
+
+/// The username in a proxy-to-proxy route's path, `None` when it does not decode to a
+/// valid username.
+pub fn username_from_path(segment: &str) -> Option<String> {
+    let name = percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    valid_username(&name).then_some(name)
+}
+
+/// Everything but RFC 3986's unreserved characters is encoded.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The `request` of a body.
 ///
@@ -588,16 +624,17 @@ mod tests {
 
     #[test]
     fn usernames() {
-        assert!(valid_username("alice_1"));
-        assert!(valid_username("日本"));
-        assert!(!valid_username(""));
-        assert!(!valid_username("a b"));
-        assert!(!valid_username("a#b"));
-        assert!(!valid_username(&"x".repeat(129)));
-        assert_eq!(
-            username_of(&json!({"username": "a b"})).unwrap_err().code,
-            474
-        );
+        // What Janus's VideoCall accepts: any string.
+        for ok in ["alice_1", "日本", "janode-a-123", "a.b@example.com", "a b", "x~0123456789abcdef", "", "a/b?c%d"] {
+            assert!(valid_username(ok), "{ok:?}");
+            assert_eq!(username_from_path(&username_to_path(ok)).as_deref(), Some(ok));
+        }
+        assert!(valid_username(&"x".repeat(MAX_USERNAME)));
+        assert!(!valid_username(&"x".repeat(MAX_USERNAME + 1)));
+        assert_eq!(username_to_path("a b/é~"), "a%20b%2F%C3%A9~");
+        assert_eq!(username_from_path("%FF"), None);
+        assert_eq!(username_of(&json!({"username": 12})).unwrap_err().code, 474);
+        assert_eq!(username_of(&json!({})).unwrap_err().code, 475);
         assert_eq!(request_of(&json!({})).unwrap_err().code, 474);
     }
 

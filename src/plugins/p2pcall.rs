@@ -200,7 +200,8 @@ async fn deliver(
         }
         Peer::Remote(base) => {
             let body = json!({"from_user": from, "async_event": item.to_json()}).to_string();
-            call::post_to_proxy(ctx.host(), format!("{base}/{peer_name}"), body)
+            let url = format!("{base}/{}", call::username_to_path(peer_name));
+            call::post_to_proxy(ctx.host(), url, body)
                 .await
                 .map(|_| ())
         }
@@ -414,24 +415,24 @@ fn relay_route(
     user: &str,
     params: &BTreeMap<String, String>,
 ) -> RouteFuture {
-    let to = user.to_string();
+    let to = call::username_from_path(user);
     let from = params.get("from_user").cloned().unwrap_or_default();
     let item = params
         .get("async_event")
         .and_then(|t| serde_json::from_str::<Value>(t).ok())
         .and_then(|v| Item::from_json(&v));
-    let invalid = if !call::valid_username(&to) {
+    let invalid = if to.is_none() {
         Some("invalid username in path")
     } else if !call::valid_username(&from) {
         Some("invalid from_user")
     } else {
         None
     };
-    let (Some(item), None) = (item, invalid) else {
+    let (Some(item), Some(to), None) = (item, to, invalid) else {
         let why = invalid.unwrap_or("invalid async_event");
         return Box::pin(async move { Err(JanusError::from_backend(400, why)) });
     };
-    let answer = call::on_user_shard(peers, user, move |h| {
+    let answer = call::on_user_shard(peers, &to.clone(), move |h| {
         Box::pin(async move { from_proxy(&h, to, item).await })
     });
     Box::pin(async move { answer.await.map(|()| Value::Null) })

@@ -79,14 +79,20 @@ static META: PluginMeta = PluginMeta {
     version_string: "0.0.6",
 };
 
-/// A fresh backend username for `name`.
+/// A fresh backend username for `name`: the name, `~`, 16 hex digits.
 fn alias(name: &str) -> String {
     format!("{name}~{:016x}", fastrand::u64(..))
 }
 
-/// The client-facing name behind a backend alias.
+/// The client-facing name behind a backend alias: everything before the last `~` when 16
+/// hex digits follow it, so names that contain `~` themselves map back intact.
 pub fn dealias(name: &str) -> &str {
-    name.split('~').next().unwrap_or(name)
+    match name.rsplit_once('~') {
+        Some((user, tag)) if tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            user
+        }
+        _ => name,
+    }
 }
 
 /// Sends a plugin message to the backend handle; the backend's `result`.
@@ -328,7 +334,8 @@ async fn remote_incoming(
     server_url: &str,
 ) -> Result<String, JanusError> {
     let body = json!({"caller_username": caller, "backend_server_url": server_url}).to_string();
-    let answer = call::post_to_proxy(host, format!("{base}/{callee}"), body).await?;
+    let url = format!("{base}/{}", call::username_to_path(callee));
+    let answer = call::post_to_proxy(host, url, body).await?;
     serde_json::from_str::<Value>(&answer)
         .ok()
         .and_then(|v| {
@@ -569,13 +576,13 @@ fn incoming_route(
     user: &str,
     params: &BTreeMap<String, String>,
 ) -> RouteFuture {
-    let callee = user.to_string();
+    let callee = call::username_from_path(user);
     let caller = params.get("caller_username").cloned().unwrap_or_default();
     let server = params
         .get("backend_server_url")
         .cloned()
         .unwrap_or_default();
-    let invalid = if !call::valid_username(&callee) {
+    let invalid = if callee.is_none() {
         Some("invalid username in path")
     } else if !call::valid_username(&caller) {
         Some("invalid caller_username")
@@ -584,10 +591,11 @@ fn incoming_route(
     } else {
         None
     };
-    if let Some(why) = invalid {
+    let (Some(callee), None) = (callee, invalid) else {
+        let why = invalid.unwrap_or("invalid username in path");
         return Box::pin(async move { Err(JanusError::from_backend(400, why)) });
-    }
-    let answer = call::on_user_shard(peers, user, move |h| {
+    };
+    let answer = call::on_user_shard(peers, &callee.clone(), move |h| {
         Box::pin(async move { incoming_from_proxy(&h, callee, caller, server).await })
     });
     Box::pin(async move {
@@ -791,6 +799,11 @@ mod tests {
         assert!(a.starts_with("alice~") && a.len() == "alice~".len() + 16);
         assert_eq!(dealias(&a), "alice");
         assert_eq!(dealias("bob"), "bob");
+        // Names with `~` of their own stay unambiguous.
+        for name in ["a~b", "x~0123456789abcdef", "~", "", "é~~"] {
+            assert_eq!(dealias(&alias(name)), name);
+        }
+        assert_eq!(dealias("a~0123456789abcdeg"), "a~0123456789abcdeg");
         let r = dealias_result(json!({"event": "incomingcall", "username": a}));
         assert_eq!(r, json!({"event": "incomingcall", "username": "alice"}));
     }

@@ -256,9 +256,22 @@ pub fn backends(set: &str, n: usize, base_port: u16) -> Backends {
 
 /// The shared set used by most tests: 2 instances, ws 18188/18189, admin 17188/17189,
 /// RTP 20000..23999. Started once, never killed by the tests.
+///
+/// `JANUS_CLOUD_SHARED_PORT` (ws port of the first instance) and `JANUS_CLOUD_SHARED_RTP`
+/// (first RTP port) move it, for a second test tree on the same machine; the set is then
+/// named `shared-<port>`.
 pub fn shared_backends() -> &'static Backends {
     static SHARED: OnceLock<Backends> = OnceLock::new();
-    SHARED.get_or_init(|| backends_with("shared", 2, 18188, 20000))
+    SHARED.get_or_init(|| {
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u16>().ok());
+        match env("JANUS_CLOUD_SHARED_PORT") {
+            Some(port) => {
+                let rtp = env("JANUS_CLOUD_SHARED_RTP").unwrap_or(20000);
+                backends_with(&format!("shared-{port}"), 2, port, rtp)
+            }
+            None => backends_with("shared", 2, 18188, 20000),
+        }
+    })
 }
 
 impl Backends {
