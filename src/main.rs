@@ -1,5 +1,7 @@
-//! `janus-proxy`: reads the configuration, binds the client listener once per shard
-//! (SO_REUSEPORT), starts one pinned shard thread per core, and waits for a signal.
+//! `janus-proxy`: reads the configuration (and the TLS certificate and static pages it
+//! names), binds each client listener (ws, wss, http, https) once per shard
+//! (SO_REUSEPORT), starts one pinned shard thread per core, and waits for a signal
+//! (SIGHUP reloads the certificate).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +23,9 @@ use janus_cloud::core::plugin::{self, AnyPlugin, Services, StartCx};
 use janus_cloud::core::shard::{self, ShardMsg, Shared};
 use janus_cloud::plugins;
 use janus_cloud::store::{self, ServerUpdate};
+use janus_cloud::transport::http::{Cors, HttpOptions, StaticFiles};
+use janus_cloud::transport::server::{Door, Serve};
+use janus_cloud::transport::tls::{Acceptor, Certs};
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +64,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Certificates and static files are read before anything starts (and checked by
+    // --check-config too).
+    let files = match load_files(&config) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("janus-proxy: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if args.check_config {
         println!("configuration OK");
         return ExitCode::SUCCESS;
@@ -74,7 +88,7 @@ fn main() -> ExitCode {
         }
     };
     janus_cloud::logging::abort_on_panic();
-    match run(config, enabled) {
+    match run(config, enabled, files) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -84,12 +98,72 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>) -> anyhow::Result<()> {
+/// What the client listeners read from files at start.
+struct Files {
+    certs: Option<Arc<Certs>>,
+    pages: Option<Arc<StaticFiles>>,
+}
+
+fn load_files(config: &Config) -> Result<Files, String> {
+    let (w, h) = (&config.ws_transport, &config.http_transport);
+    let certs = if w.wss || h.https {
+        let c = &config.certificates;
+        Some(Certs::load(&config.path(&c.cert_pem), &config.path(&c.cert_key))?)
+    } else {
+        None
+    };
+    let pages = if (h.http || h.https) && !h.static_folder.is_empty() {
+        Some(Arc::new(StaticFiles::load(&config.path(&h.static_folder))?))
+    } else {
+        None
+    };
+    Ok(Files { certs, pages })
+}
+
+/// Every client listener, bound once per shard: `doors[shard]`.
+fn bind_doors(config: &Config, files: &Files, n: usize) -> anyhow::Result<Vec<Vec<Door>>> {
+    let (w, h) = (&config.ws_transport, &config.http_transport);
+    let tls = match &files.certs {
+        Some(c) => Some(Acceptor::from(c.server_config().map_err(anyhow::Error::msg)?)),
+        None => None,
+    };
+    let http = Arc::new(HttpOptions {
+        cors: Cors {
+            allow_origin: (h.allow_origin != "*").then(|| h.allow_origin.clone()),
+            enforce: h.enforce_cors,
+        },
+        files: files.pages.clone(),
+    });
+    let mut doors: Vec<Vec<Door>> = (0..n).map(|_| Vec::new()).collect();
+    let wanted = [
+        (w.ws, &w.ws_listen, Serve::Ws, false, "ws"),
+        (w.wss, &w.wss_listen, Serve::Ws, true, "wss"),
+        (h.http, &h.http_listen, Serve::Http(http.clone()), false, "http"),
+        (h.https, &h.https_listen, Serve::Http(http.clone()), true, "https"),
+    ];
+    for (on, listen, serve, secure, scheme) in wanted {
+        if !on {
+            continue;
+        }
+        let addr: SocketAddr = listen.parse()?;
+        let listeners = bind_all(addr, n)?;
+        info!(listen = %listeners_addr(&listeners), scheme, "client listener");
+        for (shard, listener) in listeners.into_iter().enumerate() {
+            doors[shard].push(Door {
+                listener,
+                serve: serve.clone(),
+                tls: if secure { tls.clone() } else { None },
+            });
+        }
+    }
+    Ok(doors)
+}
+
+fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>, files: Files) -> anyhow::Result<()> {
     let n = config.shard_count();
-    let addr: SocketAddr = config.ws_transport.ws_listen.parse()?;
-    let listeners = bind_all(addr, n)?;
+    let doors = bind_doors(&config, &files, n)?;
     let admin_listener = server::bind(&config.admin_api.http_listen)?;
-    info!(version = env!("CARGO_PKG_VERSION"), shards = n, listen = %listeners_addr(&listeners), "janus-proxy starting");
+    info!(version = env!("CARGO_PKG_VERSION"), shards = n, "janus-proxy starting");
 
     // The store holds the server list; static servers are registered never to expire.
     let mut store = store::open(&config.general.server_db)?;
@@ -119,8 +193,8 @@ fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>) -> anyhow::Result<(
         plugins: Arc::new(plugins),
         services: Arc::new(services),
     };
-    for (id, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
-        shard::start(id, shared.clone(), inbox, listener)?;
+    for (id, (inbox, doors)) in inboxes.into_iter().zip(doors).enumerate() {
+        shard::start(id, shared.clone(), inbox, doors)?;
     }
     let cfg = &shared.config;
     let state = AdminState {
@@ -164,7 +238,7 @@ fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>) -> anyhow::Result<(
         policy,
         Arc::new(api),
     )?;
-    wait_for_signal()?;
+    wait_for_signal(files.certs.as_deref())?;
     info!("signal received: releasing backend sessions, then exiting");
     release_backends(&shared.peers, Duration::from_secs(2));
     Ok(())
@@ -257,11 +331,20 @@ fn bind_all(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListe
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
-fn wait_for_signal() -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT])?;
-    if let Some(sig) = signals.forever().next() {
-        info!(signal = sig, "stopping");
+/// Waits for a signal to stop; SIGHUP reloads the TLS certificate and key meanwhile.
+fn wait_for_signal(certs: Option<&Certs>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP])?;
+    for sig in signals.forever() {
+        if sig != SIGHUP {
+            info!(signal = sig, "stopping");
+            break;
+        }
+        match certs.map(Certs::reload) {
+            Some(Ok(())) => info!("SIGHUP: TLS certificate reloaded"),
+            Some(Err(e)) => warn!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays"),
+            None => info!("SIGHUP: no TLS listener, nothing to reload"),
+        }
     }
     Ok(())
 }

@@ -24,6 +24,8 @@ pub struct Config {
     pub log: Log,
     pub certificates: Certificates,
     pub ws_transport: WsTransport,
+    /// Janus's REST API (long polls) and the static pages, plain or TLS.
+    pub http_transport: HttpTransport,
     pub admin_api: AdminApi,
     pub backend: BackendConf,
     /// Bounds on what one client may hold or cost.
@@ -109,12 +111,45 @@ impl Default for Log {
     }
 }
 
+/// The certificate of the TLS listeners (`wss`, `https`): PEM files, relative paths from
+/// the folder of the configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Certificates {
     pub cert_pem: String,
     pub cert_key: String,
+    /// Password of an encrypted key: not supported (must be empty).
     pub cert_pwd: String,
+}
+
+/// `[http_transport]`: Janus's REST API with long polls (`/janus`), and static files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpTransport {
+    pub http: bool,
+    pub http_listen: String,
+    pub https: bool,
+    pub https_listen: String,
+    /// Folder served at `/` beside the API ("" = none); relative to the config's folder.
+    pub static_folder: String,
+    /// `Access-Control-Allow-Origin` of API answers, as Janus's `allow_origin`.
+    pub allow_origin: String,
+    /// Refuse API requests from other origins (403), as Janus's `enforce_cors`.
+    pub enforce_cors: bool,
+}
+
+impl Default for HttpTransport {
+    fn default() -> Self {
+        HttpTransport {
+            http: false,
+            http_listen: "127.0.0.1:8280".into(),
+            https: false,
+            https_listen: "127.0.0.1:8281".into(),
+            static_folder: String::new(),
+            allow_origin: "*".into(),
+            enforce_cors: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,7 +162,7 @@ pub struct WsTransport {
     pub pingpong_timeout: u64,
     pub ws: bool,
     pub ws_listen: String,
-    /// WSS is not implemented yet: `true` is rejected.
+    /// TLS WebSocket listener (`[certificates]`).
     pub wss: bool,
     pub wss_listen: String,
     /// Accepted for compatibility with the original; unused (no worker pool here).
@@ -378,6 +413,16 @@ fn invalid(key: &'static str, value: impl ToString, why: &'static str) -> Config
 }
 
 impl Config {
+    /// A path from the configuration: as is when absolute, else from the folder of the
+    /// configuration file (`general.configs_folder`).
+    pub fn path(&self, p: &str) -> std::path::PathBuf {
+        let path = Path::new(p);
+        if path.is_absolute() || self.general.configs_folder.is_empty() {
+            return path.to_path_buf();
+        }
+        Path::new(&self.general.configs_folder).join(path)
+    }
+
     /// Reads and validates a TOML file.
     ///
     /// # Errors
@@ -515,21 +560,47 @@ impl Config {
                 "must be 1..3600",
             ));
         }
-        if w.wss {
+        let h = &self.http_transport;
+        if !w.ws && !w.wss && !h.http && !h.https {
             return Err(invalid(
-                "ws_transport.wss",
-                true,
-                "WSS is not supported yet; terminate TLS in front of the proxy",
+                "ws_transport.ws",
+                false,
+                "no client listener enabled (ws, wss, http or https)",
             ));
         }
-        if !w.ws {
-            return Err(invalid("ws_transport.ws", false, "no listener enabled"));
+        for (key, on, addr) in [
+            ("ws_transport.ws_listen", w.ws, &w.ws_listen),
+            ("ws_transport.wss_listen", w.wss, &w.wss_listen),
+            ("http_transport.http_listen", h.http, &h.http_listen),
+            ("http_transport.https_listen", h.https, &h.https_listen),
+        ] {
+            if on && addr.parse::<SocketAddr>().is_err() {
+                return Err(invalid(key, addr, "must be host:port with a numeric IP"));
+            }
         }
-        if w.ws_listen.parse::<SocketAddr>().is_err() {
+        let c = &self.certificates;
+        if (w.wss || h.https) && (c.cert_pem.is_empty() || c.cert_key.is_empty()) {
             return Err(invalid(
-                "ws_transport.ws_listen",
-                &w.ws_listen,
-                "must be host:port with a numeric IP",
+                "certificates.cert_pem",
+                &c.cert_pem,
+                "wss and https need cert_pem and cert_key",
+            ));
+        }
+        if !c.cert_pwd.is_empty() {
+            return Err(invalid(
+                "certificates.cert_pwd",
+                "(hidden)",
+                "encrypted private keys are not supported; decrypt the key (openssl pkey -in key.pem -out plain.pem) and protect the file instead",
+            ));
+        }
+        if h.allow_origin.is_empty()
+            || h.allow_origin.len() > 512
+            || !h.allow_origin.bytes().all(|b| (0x21..0x7f).contains(&b))
+        {
+            return Err(invalid(
+                "http_transport.allow_origin",
+                &h.allow_origin,
+                "must be \"*\" or an origin (printable ASCII, no spaces, at most 512 bytes)",
             ));
         }
         if !(1024..=64 * 1024 * 1024).contains(&w.max_message_size) {

@@ -126,8 +126,10 @@ pub fn sweep(shard: &Rc<Shard>, now: Instant) {
         .expired(now, timeout, reclaim_window(shard));
     for (id, why) in due {
         debug!(session = id, ?why, "session expired");
-        if why == Expiry::Timeout {
-            shard.push_to_session(id, reply::timeout(id));
+        match why {
+            Expiry::Timeout => shard.push_to_session(id, reply::timeout(id)),
+            Expiry::SlowReader => super::http_api::count_overflow(shard),
+            Expiry::NotReclaimed => {}
         }
         shard.destroy_session(id);
     }

@@ -1,6 +1,7 @@
 //! Frontend sessions and handles owned by one shard, and the index from client
-//! connections to the sessions they own. Pure state: no I/O, no clock reads (callers
-//! pass `now`), so expiry rules are tested directly.
+//! connections to the sessions they own (sessions of HTTP clients have an event queue
+//! instead of a connection). Pure state: no I/O, no clock reads (callers pass `now`), so
+//! expiry rules are tested directly.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -9,13 +10,25 @@ use ahash::{AHashMap, AHashSet};
 
 use std::any::Any;
 
+use super::http_api::HttpEvents;
 use super::plugin::AnyPlugin;
 
 /// A client connection anywhere in the proxy: the shard that accepted it and its id there.
+/// An HTTP request's one-answer connection has [`HTTP_REQUEST`] set in its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnRef {
     pub shard: u16,
     pub id: u64,
+}
+
+/// The id bit of an HTTP request's connection: it gets the request's answer, and never
+/// owns a session (sessions it creates or claims get an HTTP event queue instead).
+pub const HTTP_REQUEST: u64 = 1 << 63;
+
+impl ConnRef {
+    pub fn is_http_request(&self) -> bool {
+        self.id & HTTP_REQUEST != 0
+    }
 }
 
 pub struct Handle {
@@ -36,6 +49,9 @@ pub struct Session {
     pub handles: AHashMap<u64, Handle>,
     /// Attaches still waiting for their plugin (they count against the handle limit).
     pub attaching: u32,
+    /// Created or claimed over HTTP: its events wait here for long polls (`owner` is then
+    /// `None`, and the session is not orphaned).
+    pub http: Option<HttpEvents>,
 }
 
 /// Why a session is being destroyed by the shard itself.
@@ -45,6 +61,8 @@ pub enum Expiry {
     Timeout,
     /// Orphaned for longer than `reclaim_session_timeout`.
     NotReclaimed,
+    /// Its HTTP event queue overflowed: nobody polls it.
+    SlowReader,
 }
 
 #[derive(Default)]
@@ -79,19 +97,25 @@ impl Sessions {
         self.by_conn.get(&conn).map_or(0, |s| s.len())
     }
 
+    /// A new session owned by `owner`, or with an HTTP event queue when `owner` is an
+    /// HTTP request.
     pub fn insert(&mut self, id: u64, owner: ConnRef, now: Instant) {
+        let http = owner.is_http_request();
         self.map.insert(
             id,
             Session {
                 id,
-                owner: Some(owner),
+                owner: (!http).then_some(owner),
                 last_activity: now,
                 orphaned_at: None,
                 handles: AHashMap::new(),
                 attaching: 0,
+                http: http.then(HttpEvents::default),
             },
         );
-        self.by_conn.entry(owner).or_default().insert(id);
+        if !http {
+            self.by_conn.entry(owner).or_default().insert(id);
+        }
     }
 
     pub fn remove(&mut self, id: u64) -> Option<Session> {
@@ -113,15 +137,22 @@ impl Sessions {
 
     /// Moves a session to `conn` (claim). `None` if there is no such session, else the
     /// connection that owned it before (`Some(None)` when it was orphaned).
+    ///
+    /// A claim over HTTP gives the session a fresh event queue (long polls of the old one
+    /// end); a claim over a WebSocket ends its HTTP queue, as Janus's transports do.
     pub fn claim(&mut self, id: u64, conn: ConnRef, now: Instant) -> Option<Option<ConnRef>> {
         let s = self.map.get_mut(&id)?;
-        let old = s.owner.replace(conn);
+        let http = conn.is_http_request();
+        let old = if http { s.owner.take() } else { s.owner.replace(conn) };
+        s.http = http.then(HttpEvents::default);
         s.orphaned_at = None;
         s.last_activity = now;
         if let Some(o) = old {
             self.unindex(o, id);
         }
-        self.by_conn.entry(conn).or_default().insert(id);
+        if !http {
+            self.by_conn.entry(conn).or_default().insert(id);
+        }
         Some(old)
     }
 
@@ -158,6 +189,9 @@ impl Sessions {
         self.map
             .values()
             .filter_map(|s| {
+                if s.http.as_ref().is_some_and(|h| h.overflowed) {
+                    return Some((s.id, Expiry::SlowReader));
+                }
                 if let Some(t) = s.orphaned_at {
                     if now.duration_since(t) >= reclaim {
                         return Some((s.id, Expiry::NotReclaimed));

@@ -61,7 +61,9 @@ pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     drop(sessions);
     shard.metrics.sessions.inc();
     shard.deliver(from, reply::created(req.transaction, id));
-    shard.sessions_changed(from, 1);
+    if !from.is_http_request() {
+        shard.sessions_changed(from, 1);
+    }
 }
 
 pub fn destroy(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
@@ -86,7 +88,9 @@ pub fn claim(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
             if let Some(old) = previous {
                 shard.sessions_changed(old, -1);
             }
-            shard.sessions_changed(from, 1);
+            if !from.is_http_request() {
+                shard.sessions_changed(from, 1);
+            }
         }
     } else {
         shard.reply_error(

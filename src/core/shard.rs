@@ -5,7 +5,6 @@
 //! connection tasks are `transport`'s, which report here through [`Handler`].
 
 use std::cell::{Cell, RefCell};
-use std::net::TcpListener as StdListener;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use super::host::{HandleCtx, Host, Peers};
 use super::metrics::Metrics;
 use super::plugin::{self, AnyPlugin, Services};
 use super::session::{ConnRef, Sessions};
-use super::{dispatch, events};
+use super::{dispatch, events, http_api};
 use crate::api::error::{Code, JanusError};
 use crate::api::json::ObjectWriter;
 use crate::api::reply;
@@ -31,7 +30,8 @@ use crate::runtime::mailbox::{mailbox, Mailbox, MailboxSender};
 use crate::runtime::slots::Slots;
 use crate::runtime::stats::ShardCounters;
 use crate::transport::conn::{Conn, Cut};
-use crate::transport::server::{self, ConnOptions, Handler, Refused};
+use crate::transport::http::{ApiRequest, ApiResponse};
+use crate::transport::server::{self, ConnOptions, Door, Handler, Refused};
 
 /// Messages between shards.
 pub enum ShardMsg {
@@ -53,6 +53,8 @@ pub enum ShardMsg {
     /// Plugin work for this shard (its slot here, its handles of this shard's sessions),
     /// from another shard or thread. It gets the plugin's narrow view, never the shard.
     Run(Work),
+    /// An HTTP long poll for a session this shard owns.
+    HttpPoll(http_api::Poll),
 }
 
 /// Plugin work sent to a shard: runs there, with that shard's [`Host`].
@@ -75,6 +77,13 @@ pub struct ConnEntry {
 }
 
 impl ConnEntry {
+    /// The one-answer connection of an HTTP request (it never owns a session).
+    pub fn for_request(conn: Rc<Conn>) -> ConnEntry {
+        let e = ConnEntry::new(conn);
+        e.sessionless_since.set(None);
+        e
+    }
+
     fn new(conn: Rc<Conn>) -> ConnEntry {
         ConnEntry {
             conn,
@@ -110,6 +119,7 @@ pub struct Shard {
     pub peers: Peers,
     pub conns: RefCell<AHashMap<u64, ConnEntry>>,
     next_conn: Cell<u64>,
+    next_poll: Cell<u64>,
     pub sessions: RefCell<Sessions>,
     /// The plugins' shard-local state.
     pub slots: Slots,
@@ -148,6 +158,7 @@ impl Shard {
             peers: shared.peers.clone(),
             conns: RefCell::new(AHashMap::new()),
             next_conn: Cell::new(1),
+            next_poll: Cell::new(1),
             sessions: RefCell::new(Sessions::default()),
             slots: Slots::default(),
             services: shared.services.clone(),
@@ -208,6 +219,20 @@ impl Shard {
             shard: self.id as u16,
             id,
         }
+    }
+
+    /// A fresh connection id for one HTTP request's answer.
+    pub fn new_http_request_ref(&self) -> ConnRef {
+        let mut r = self.new_conn_id();
+        r.id |= super::session::HTTP_REQUEST;
+        r
+    }
+
+    /// A fresh id for a long poll waiting on this shard.
+    pub fn next_poll_id(&self) -> u64 {
+        let id = self.next_poll.get();
+        self.next_poll.set(id + 1);
+        id
     }
 
     pub fn forward(&self, shard: usize, msg: ShardMsg) {
@@ -292,6 +317,9 @@ impl Shard {
         let pong_timeout = Duration::from_secs(ws.pingpong_timeout);
         let no_session = Duration::from_secs(self.config.limits.no_session_timeout);
         for c in self.conns.borrow().values() {
+            if c.conn.is_reply() {
+                continue;
+            }
             let sessionless = c.inflight.get() == 0
                 && c.sessionless_since
                     .get()
@@ -304,11 +332,17 @@ impl Shard {
         }
     }
 
-    /// Sends a frame to the connection that owns a session (nothing while orphaned).
+    /// Sends a frame to the connection that owns a session, or to its HTTP event queue
+    /// (nothing while orphaned).
     pub fn push_to_session(&self, session_id: u64, frame: Vec<u8>) {
-        let owner = self.sessions.borrow().get(session_id).and_then(|s| s.owner);
+        let (owner, http) = match self.sessions.borrow().get(session_id) {
+            Some(s) => (s.owner, s.http.is_some()),
+            None => return,
+        };
         if let Some(conn) = owner {
             self.deliver(conn, frame);
+        } else if http {
+            http_api::push(self, session_id, frame);
         }
     }
 
@@ -380,6 +414,7 @@ impl Shard {
                 });
             }
             ShardMsg::Run(f) => f(&Host::new(self.clone())),
+            ShardMsg::HttpPoll(poll) => http_api::start_poll(self, poll),
         }
     }
 }
@@ -426,7 +461,7 @@ pub fn start(
     id: usize,
     shared: Shared,
     inbox: Mailbox<ShardMsg>,
-    listener: StdListener,
+    doors: Vec<Door>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     crate::runtime::thread::spawn_shard(id, move || async move {
         let shard = Shard::new(id, &shared);
@@ -447,14 +482,23 @@ pub fn start(
                 me.backends.prune();
             }
         });
-        let opts = ConnOptions::new(
+        let opts = Rc::new(ConnOptions::new(
             &shard.config,
             shard.open_conns.clone(),
             shard.metrics.disconnects.clone(),
-        );
-        if let Err(e) = server::accept_loop(listener, shard, Rc::new(opts)).await {
-            error!(shard = id, error = %e, "cannot adopt the listener");
-            std::process::exit(1);
+        ));
+        let mut loops = Vec::new();
+        for door in doors {
+            let (shard, opts) = (shard.clone(), opts.clone());
+            loops.push(monoio::spawn(async move {
+                if let Err(e) = server::accept_loop(door, shard, opts).await {
+                    error!(shard = id, error = %e, "cannot adopt a listener");
+                    std::process::exit(1);
+                }
+            }));
+        }
+        for l in loops {
+            l.await;
         }
     })
 }
@@ -487,5 +531,13 @@ impl Handler for Shard {
 
     fn closed(self: &Rc<Self>, id: u64) {
         self.connection_closed(self.conn_ref(id));
+    }
+
+    fn http(
+        self: &Rc<Self>,
+        req: ApiRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ApiResponse>>> {
+        ShardCounters::bump(&self.counters.client_in);
+        Box::pin(http_api::handle(self.clone(), req))
     }
 }

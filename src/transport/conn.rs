@@ -1,12 +1,14 @@
 //! A client connection as the rest of the proxy holds it: queue frames on it (within its
-//! byte budget), cut it, and keep its liveness bookkeeping (last heard, ping pending). Knows
-//! nothing of Janus: what the frames mean is the handler's business.
+//! byte budget), cut it, and keep its liveness bookkeeping (last heard, ping pending). Also
+//! the one-answer "connection" of an HTTP request: the first frame sent on it is the HTTP
+//! response. Knows nothing of Janus: what the frames mean is the handler's business.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_channel::oneshot;
 use tracing::debug;
 
 use super::queue::{QueueTx, SendError};
@@ -91,10 +93,17 @@ impl Disconnects {
     }
 }
 
-/// An upgraded client connection.
+/// Where a connection's frames go.
+enum Sink {
+    /// An upgraded WebSocket: its writer's queue, and its socket to cut.
+    Ws { tx: QueueTx<Outbound>, killer: Killer },
+    /// One HTTP request waiting for its answer: the first text frame is it.
+    Reply(RefCell<Option<oneshot::Sender<Vec<u8>>>>),
+}
+
+/// An upgraded client connection, or one HTTP request waiting for its answer.
 pub struct Conn {
-    tx: QueueTx<Outbound>,
-    killer: Killer,
+    sink: Sink,
     /// When the client last sent anything.
     last_heard: Cell<Instant>,
     /// When the proxy pinged it and is still waiting for any answer.
@@ -102,8 +111,9 @@ pub struct Conn {
     /// The proxy is closing it: nothing more is queued or counted.
     closing: Cell<bool>,
     disconnects: Arc<Disconnects>,
-    /// Its place under `limits.max_connections`, freed with the connection.
-    _slot: Slot,
+    /// Its place under `limits.max_connections`, freed with the connection (an HTTP
+    /// request has none: its TCP connection holds one).
+    _slot: Option<Slot>,
 }
 
 impl Conn {
@@ -114,14 +124,30 @@ impl Conn {
         slot: Slot,
     ) -> Conn {
         Conn {
-            tx,
-            killer,
+            sink: Sink::Ws { tx, killer },
             last_heard: Cell::new(Instant::now()),
             pinged_at: Cell::new(None),
             closing: Cell::new(false),
             disconnects,
-            _slot: slot,
+            _slot: Some(slot),
         }
+    }
+
+    /// The connection of one HTTP request: the first text frame sent on it goes to `tx`.
+    pub fn reply(tx: oneshot::Sender<Vec<u8>>, disconnects: Arc<Disconnects>) -> Conn {
+        Conn {
+            sink: Sink::Reply(RefCell::new(Some(tx))),
+            last_heard: Cell::new(Instant::now()),
+            pinged_at: Cell::new(None),
+            closing: Cell::new(false),
+            disconnects,
+            _slot: None,
+        }
+    }
+
+    /// Whether this is an HTTP request's answer slot (no socket, no liveness checks).
+    pub fn is_reply(&self) -> bool {
+        matches!(self.sink, Sink::Reply(_))
     }
 
     /// Queues a JSON text frame.
@@ -134,8 +160,17 @@ impl Conn {
         if self.closing.get() {
             return;
         }
-        if self.tx.send(item) == Err(SendError::Full) {
-            self.cut(Cut::SlowReader);
+        match &self.sink {
+            Sink::Ws { tx, .. } => {
+                if tx.send(item) == Err(SendError::Full) {
+                    self.cut(Cut::SlowReader);
+                }
+            }
+            Sink::Reply(answer) => {
+                if let (Outbound::Text(t), Some(tx)) = (item, answer.borrow_mut().take()) {
+                    let _ = tx.send(t);
+                }
+            }
         }
     }
 
@@ -144,7 +179,10 @@ impl Conn {
         if !self.closing.replace(true) {
             debug!(reason = why.as_str(), "closing client connection");
             self.disconnects.count(why);
-            self.killer.kill();
+            match &self.sink {
+                Sink::Ws { killer, .. } => killer.kill(),
+                Sink::Reply(answer) => drop(answer.borrow_mut().take()),
+            }
         }
     }
 
@@ -160,7 +198,7 @@ impl Conn {
     /// The ping/pong check, once a second: pings a client silent for `trigger`, cuts one
     /// that has not answered within `timeout`. `trigger` zero disables it.
     pub fn check_alive(&self, now: Instant, trigger: Duration, timeout: Duration) {
-        if trigger.is_zero() || self.closing.get() {
+        if trigger.is_zero() || self.closing.get() || self.is_reply() {
             return;
         }
         match self.pinged_at.get() {

@@ -1,13 +1,18 @@
-//! Client connections: the accept loop of one shard (a slot under
-//! `limits.max_connections`, else `503`), the upgrade within `limits.handshake_timeout`,
-//! then a reading loop that hands each text message to the [`Handler`] in arrival order
-//! and a writer task that formats and batches outgoing frames from a byte-bounded queue.
+//! Client connections: the accept loops of one shard's listeners ([`Door`]: WebSocket or
+//! HTTP, each plain or TLS; a slot under `limits.max_connections`, else `503`), the TLS
+//! handshake and the upgrade within `limits.handshake_timeout`, then for WebSockets a
+//! reading loop that hands each text message to the [`Handler`] in arrival order and a
+//! writer task that formats and batches outgoing frames from a byte-bounded queue; for
+//! HTTP, one request after the other: static files answered here, `/janus` requests
+//! handed whole to the [`Handler`], CORS as Janus's HTTP transport.
 //!
 //! Knows no Janus session: the handler (the core) decides what a message means. Idle
 //! checks (ping/pong, no session) run in the handler's once-a-second sweep, not in a task
 //! per connection.
 
+use std::future::Future;
 use std::net::TcpListener as StdListener;
+use std::pin::Pin;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
@@ -15,14 +20,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splitable};
 use monoio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::conn::{Conn, Cut, Disconnects, Slot};
 use super::frame::Incoming;
 use super::handshake;
+use super::http::{self, ApiRequest, ApiResponse, HttpOptions, Route};
 use super::queue::queue;
+use super::tls::Acceptor;
 use super::ws::{self, Killer, Outbound, WsReader};
 use crate::config::{Config, JsonStyle};
 
@@ -37,6 +44,9 @@ pub trait Handler: 'static {
     fn refused(self: &Rc<Self>, id: u64, why: Refused);
     /// The connection ended; drop its [`Conn`].
     fn closed(self: &Rc<Self>, id: u64);
+    /// A request of Janus's REST API (a path under `/janus`), whole; the answer comes when
+    /// the returned future ends (a long poll waits there).
+    fn http(self: &Rc<Self>, req: ApiRequest) -> Pin<Box<dyn Future<Output = ApiResponse>>>;
 }
 
 /// Why a message was not handed over.
@@ -81,25 +91,52 @@ impl ConnOptions {
     }
 }
 
-/// Accepts clients on this shard's listener until the process exits: each gets a slot
-/// under the proxy-wide cap (or a `503` and a close) and its own connection task.
+/// What a listener serves.
+#[derive(Clone)]
+pub enum Serve {
+    /// The Janus WebSocket API (`ws://`, or `wss://` with TLS).
+    Ws,
+    /// Janus's REST API with long polls, and static files (`http://`, `https://`).
+    Http(Arc<HttpOptions>),
+}
+
+/// One listener of a shard: its socket, what it serves, and its TLS acceptor if any.
+pub struct Door {
+    pub listener: StdListener,
+    pub serve: Serve,
+    pub tls: Option<Acceptor>,
+}
+
+/// Accepts clients on one of this shard's listeners until the process exits: each gets a
+/// slot under the proxy-wide cap (or a `503` and a close) and its own connection task.
 pub async fn accept_loop<H: Handler>(
-    listener: StdListener,
+    door: Door,
     handler: Rc<H>,
     opts: Rc<ConnOptions>,
 ) -> std::io::Result<()> {
-    let listener = monoio::net::TcpListener::from_std(listener)?;
+    let listener = monoio::net::TcpListener::from_std(door.listener)?;
+    let (serve, tls) = (door.serve, door.tls);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => match Slot::take(&opts.open, opts.max_connections) {
                 Some(slot) => {
                     debug!(%peer, "client connected");
-                    monoio::spawn(serve(handler.clone(), stream, slot, opts.clone()));
+                    let conn = serve_conn(
+                        handler.clone(),
+                        stream,
+                        slot,
+                        opts.clone(),
+                        serve.clone(),
+                        tls.clone(),
+                    );
+                    monoio::spawn(conn);
                 }
                 None => {
                     debug!(%peer, max = opts.max_connections, "connection refused: at capacity");
                     opts.disconnects.count(Cut::OverCapacity);
-                    monoio::spawn(refuse(stream));
+                    if tls.is_none() {
+                        monoio::spawn(refuse(stream));
+                    }
                 }
             },
             Err(e) => {
@@ -119,13 +156,58 @@ async fn refuse(mut stream: TcpStream) {
     let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY)).await;
 }
 
-/// Serves one accepted client socket until it closes.
-async fn serve<H: Handler>(handler: Rc<H>, stream: TcpStream, slot: Slot, opts: Rc<ConnOptions>) {
+/// A client socket: TLS first when the listener has it (within the handshake timeout),
+/// then the listener's protocol.
+async fn serve_conn<H: Handler>(
+    handler: Rc<H>,
+    stream: TcpStream,
+    slot: Slot,
+    opts: Rc<ConnOptions>,
+    serve: Serve,
+    tls: Option<Acceptor>,
+) {
     let _ = stream.set_nodelay(true);
     if !opts.tcp_keepalive.is_zero() {
         set_keepalive(&stream, opts.tcp_keepalive);
     }
-    let mut stream = stream;
+    let killer = Killer::new(&stream);
+    match tls {
+        None => match serve {
+            Serve::Ws => serve_ws(handler, stream, killer, slot, opts).await,
+            Serve::Http(h) => serve_http(handler, stream, slot, opts, h).await,
+        },
+        Some(acceptor) => {
+            let accepted =
+                monoio::time::timeout(opts.handshake_timeout, acceptor.accept(stream)).await;
+            let stream = match accepted {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    opts.disconnects.count(Cut::Handshake);
+                    return debug!(error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    opts.disconnects.count(Cut::Handshake);
+                    return debug!("TLS handshake timed out");
+                }
+            };
+            match serve {
+                Serve::Ws => serve_ws(handler, stream, killer, slot, opts).await,
+                Serve::Http(h) => serve_http(handler, stream, slot, opts, h).await,
+            }
+        }
+    }
+}
+
+/// Serves one WebSocket client (plain or TLS) until it closes.
+async fn serve_ws<H: Handler, S>(
+    handler: Rc<H>,
+    mut stream: S,
+    killer: Killer,
+    slot: Slot,
+    opts: Rc<ConnOptions>,
+) where
+    S: AsyncReadRent + AsyncWriteRent + Split + 'static,
+{
     let leftover = match monoio::time::timeout(opts.handshake_timeout, upgrade(&mut stream)).await {
         Ok(Ok(rest)) => rest,
         Ok(Err(e)) => {
@@ -137,7 +219,6 @@ async fn serve<H: Handler>(handler: Rc<H>, stream: TcpStream, slot: Slot, opts: 
             return debug!("client handshake timed out");
         }
     };
-    let killer = Killer::new(&stream);
     let (r, w) = stream.into_split();
     let (tx, rx) = queue(opts.max_queued_bytes);
     let conn = Rc::new(Conn::new(tx, killer, opts.disconnects.clone(), slot));
@@ -181,6 +262,137 @@ async fn serve<H: Handler>(handler: Rc<H>, stream: TcpStream, slot: Slot, opts: 
     handler.closed(id);
 }
 
+/// How long a kept-alive HTTP connection may wait for its next request (as Janus's
+/// libmicrohttpd connection timeout).
+const HTTP_IDLE: Duration = Duration::from_secs(120);
+
+/// Reads more bytes into `buf` within `until`. `Ok(false)` at end of stream.
+async fn read_more<S: AsyncReadRent>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    until: Instant,
+) -> std::io::Result<bool> {
+    let len = buf.len();
+    if buf.capacity() - len < 1024 {
+        buf.reserve(4096);
+    }
+    let left = until.saturating_duration_since(Instant::now());
+    let taken = std::mem::take(buf);
+    match monoio::time::timeout(left, stream.read(taken.slice_mut(len..))).await {
+        Ok((res, slice)) => {
+            *buf = slice.into_inner();
+            Ok(res? > 0)
+        }
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Serves HTTP/1.1 requests on one connection (plain or TLS), one after the other, until
+/// the client closes, asks to close, errs or idles past [`HTTP_IDLE`]. A request's head
+/// and body must arrive within `limits.handshake_timeout` of its first byte; bodies are
+/// bounded by `ws_transport.max_message_size`.
+async fn serve_http<H: Handler, S>(
+    handler: Rc<H>,
+    mut stream: S,
+    _slot: Slot,
+    opts: Rc<ConnOptions>,
+    http_opts: Arc<HttpOptions>,
+) where
+    S: AsyncReadRent + AsyncWriteRent,
+{
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        // Wait for the first byte of the next request.
+        if buf.is_empty() {
+            match read_more(&mut stream, &mut buf, Instant::now() + HTTP_IDLE).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return,
+            }
+        }
+        let deadline = Instant::now() + opts.handshake_timeout;
+        let parsed = loop {
+            match http::parse_head(&buf, opts.max_message_size) {
+                Ok(Some(p)) => break Ok(p),
+                Ok(None) => match read_more(&mut stream, &mut buf, deadline).await {
+                    Ok(true) => continue,
+                    Ok(false) => return,
+                    Err(_) => {
+                        opts.disconnects.count(Cut::Handshake);
+                        return;
+                    }
+                },
+                Err(e) => break Err(e),
+            }
+        };
+        let (n, head) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(error = %e, "bad HTTP request");
+                opts.disconnects.count(Cut::Protocol);
+                let out = http::text_response(e.status(), &e.to_string(), false);
+                let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(out)).await;
+                return;
+            }
+        };
+        while buf.len() < n + head.content_length {
+            match read_more(&mut stream, &mut buf, deadline).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(_) => {
+                    opts.disconnects.count(Cut::Handshake);
+                    let out = http::text_response(408, "request body too slow", false);
+                    let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(out)).await;
+                    return;
+                }
+            }
+        }
+        let body = buf[n..n + head.content_length].to_vec();
+        buf.drain(..n + head.content_length);
+        let keep_alive = head.keep_alive;
+        let out = match http::route(&head) {
+            Route::File => http::file_response(http_opts.files.as_deref(), &head),
+            Route::Preflight => {
+                http::response(200, &http_opts.cors.headers(&head), b"", keep_alive, false)
+            }
+            Route::Api if http_opts.cors.refuses(&head) => {
+                http::response(403, &http_opts.cors.headers(&head), b"", keep_alive, false)
+            }
+            Route::Api => {
+                let req = ApiRequest {
+                    method: head.method.clone(),
+                    path: head.path[http::API_PATH.len()..].to_string(),
+                    query: head.query.clone(),
+                    body,
+                };
+                let mut headers = http_opts.cors.headers(&head);
+                match handler.http(req).await {
+                    ApiResponse::Json(json) => {
+                        headers.push(("Content-Type", "application/json".into()));
+                        let json = if json.is_empty() {
+                            json
+                        } else {
+                            opts.json.apply(json)
+                        };
+                        http::response(200, &headers, &json, keep_alive, false)
+                    }
+                    ApiResponse::Empty(status) => {
+                        http::response(status, &headers, b"", keep_alive, false)
+                    }
+                    ApiResponse::Redirect(to) => {
+                        headers.push(("Location", to));
+                        http::response(302, &headers, b"", keep_alive, false)
+                    }
+                    ApiResponse::Close => return,
+                }
+            }
+        };
+        let (res, _) = stream.write_all(out).await;
+        if res.is_err() || !keep_alive {
+            return;
+        }
+    }
+}
+
 /// TCP keepalive: probes after `idle` of silence, then every `idle / 6`, 6 times, so a
 /// vanished host's connection ends about `2 * idle` after it went quiet.
 fn set_keepalive(stream: &TcpStream, idle: Duration) {
@@ -196,7 +408,7 @@ fn set_keepalive(stream: &TcpStream, idle: Duration) {
 }
 
 /// Reads the HTTP upgrade and answers it. Returns bytes received after the head.
-async fn upgrade(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+async fn upgrade<S: AsyncReadRent + AsyncWriteRent>(stream: &mut S) -> std::io::Result<Vec<u8>> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {
         let len = buf.len();

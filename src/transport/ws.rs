@@ -1,12 +1,13 @@
-//! A WebSocket stream over a monoio TCP socket: the reading half decodes messages into
-//! a reused buffer, the writing half batches queued frames into one write.
-//! Used for client connections (server side) and backend connections (client side).
+//! A WebSocket stream over a monoio socket (plain TCP, or TLS for `wss://`): the reading
+//! half decodes messages into a reused buffer, the writing half batches queued frames into
+//! one write. Used for client connections (server side) and backend connections (client
+//! side).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf};
 use monoio::net::TcpStream;
 
 use super::frame::{self, Decoder, Incoming, Outgoing};
@@ -16,17 +17,20 @@ use super::queue::{QueueRx, Weight};
 /// pending read. It grows for large messages and shrinks back afterwards.
 const READ_BUF: usize = 4 * 1024;
 
-/// Reads WebSocket messages.
-pub struct WsReader {
-    half: OwnedReadHalf<TcpStream>,
+/// Reads WebSocket messages from the reading half of `S` (a TCP or TLS stream).
+pub struct WsReader<S = TcpStream> {
+    half: OwnedReadHalf<S>,
     buf: Vec<u8>,
     start: usize,
     decoder: Decoder,
 }
 
-impl WsReader {
+impl<S> WsReader<S>
+where
+    OwnedReadHalf<S>: AsyncReadRent,
+{
     /// `leftover`: bytes already read past the handshake.
-    pub fn new(half: OwnedReadHalf<TcpStream>, max_message: usize, leftover: &[u8]) -> Self {
+    pub fn new(half: OwnedReadHalf<S>, max_message: usize, leftover: &[u8]) -> Self {
         let mut buf = Vec::with_capacity(READ_BUF.max(leftover.len()));
         buf.extend_from_slice(leftover);
         WsReader {
@@ -112,8 +116,8 @@ const MAX_BATCH: usize = 256 * 1024;
 /// Drains `rx` into the socket until the queue ends or a `Close` is sent. Everything
 /// queued at the moment of a wake-up goes out in one write. `style` re-formats text
 /// payloads (client side); `mask` is required for client-to-server frames.
-pub async fn write_loop(
-    mut half: OwnedWriteHalf<TcpStream>,
+pub async fn write_loop<W: AsyncWriteRent>(
+    mut half: W,
     mut rx: QueueRx<Outbound>,
     mask: bool,
     style: impl Fn(Vec<u8>) -> Vec<u8>,
