@@ -1,17 +1,7 @@
-// A minimal janus.js EchoTest (janus.js 1.4 from the npm package janus-gateway, with
-// webrtc-adapter loaded as a classic script before this module, so window.adapter is set).
-// Server URL from the query string: ?server=ws://host:port[&debug=1].
-// Progress goes into the page and into window.echotest (polled by clients/test/janusjs.test.mjs).
+// janus.js EchoTest: attach, offer audio + video, apply the answer, play the echo.
+import { Janus, $, pageState, initJanus, playRemote } from './demo.js';
 
-import Janus from './node_modules/janus-gateway/npm/dist/janus.es.js';
-
-const params = new URLSearchParams(location.search);
-const server = params.get('server') || `ws://${location.hostname || '127.0.0.1'}:8288`;
-
-const state = {
-  server,
-  status: 'loading',
-  sessionId: null,
+const page = pageState('echotest', {
   attached: false,
   handleId: null,
   echoResults: [], // plugin results ("ok", ...)
@@ -25,31 +15,8 @@ const state = {
   remoteLive: [], // kinds of live tracks in the remote stream
   remotePlaying: false, // the remote <video> fired "playing"
   remoteFrames: 0, // video frames the remote <video> presented
-  errors: [],
-  log: [],
-};
-window.echotest = state;
-
-const $ = (id) => document.getElementById(id);
-$('server').textContent = server;
-
-function log(msg) {
-  const line = `${new Date().toISOString().slice(11, 23)} ${msg}`;
-  state.log.push(line);
-  $('log').textContent += `${line}\n`;
-}
-
-function setStatus(s) {
-  state.status = s;
-  $('status').textContent = s;
-  log(`status: ${s}`);
-}
-
-function fail(what, err) {
-  const msg = `${what}: ${err && err.message ? err.message : typeof err === 'string' ? err : JSON.stringify(err)}`;
-  state.errors.push(msg);
-  setStatus(`error (${msg})`);
-}
+});
+const { state, log } = page;
 
 const remoteStream = new MediaStream();
 const remoteVideo = $('remote');
@@ -58,44 +25,11 @@ remoteVideo.addEventListener('playing', () => {
   log('remote video playing');
 });
 
-function countFrames() {
-  if (!('requestVideoFrameCallback' in HTMLVideoElement.prototype)) return;
-  remoteVideo.requestVideoFrameCallback(function frame() {
-    state.remoteFrames += 1;
-    remoteVideo.requestVideoFrameCallback(frame);
-  });
-}
-
 function updateRemoteLive() {
   state.remoteLive = remoteStream.getTracks().filter((t) => t.readyState === 'live').map((t) => t.kind).sort();
 }
 
-Janus.init({
-  debug: params.get('debug') ? 'all' : false,
-  dependencies: Janus.useDefaultDependencies({ adapter: window.adapter }),
-  callback: start,
-});
-
-function start() {
-  if (!Janus.isWebrtcSupported()) {
-    fail('init', 'no WebRTC support');
-    return;
-  }
-  setStatus('connecting');
-  const janus = new Janus({
-    server,
-    success: () => {
-      state.sessionId = janus.getSessionId();
-      setStatus('connected');
-      attach(janus);
-    },
-    error: (err) => fail('session', err),
-    destroyed: () => log('session destroyed'),
-  });
-  window.janusSession = janus;
-}
-
-function attach(janus) {
+initJanus(page, (janus) => {
   let echo = null;
   janus.attach({
     plugin: 'janus.plugin.echotest',
@@ -104,9 +38,8 @@ function attach(janus) {
       echo = handle;
       state.attached = true;
       state.handleId = handle.getId();
-      setStatus('attached');
+      page.status('attached');
       handle.createOffer({
-        // getUserMedia (audio + video) happens here, then the offer
         tracks: [
           { type: 'audio', capture: true, recv: true },
           { type: 'video', capture: true, recv: true },
@@ -115,10 +48,10 @@ function attach(janus) {
           log('offer created, sending it');
           handle.send({ message: { audio: true, video: true }, jsep });
         },
-        error: (err) => fail('createOffer', err),
+        error: (err) => page.fail('createOffer', err),
       });
     },
-    error: (err) => fail('attach', err),
+    error: (err) => page.fail('attach', err),
     iceState: (s) => {
       state.iceStates.push(s);
       log(`ICE state: ${s}`);
@@ -127,7 +60,7 @@ function attach(janus) {
       log(`webrtcState: ${on ? 'up' : `down (${reason})`}`);
       if (on) {
         state.webrtcup = true;
-        setStatus('webrtcup');
+        page.status('webrtcup: echoing');
       }
     },
     mediaState: (type, receiving, mid) => {
@@ -135,11 +68,10 @@ function attach(janus) {
       log(`media: ${type} mid=${mid} receiving=${receiving}`);
       if (receiving) state.mediaReceiving = true;
     },
-    slowLink: (uplink, lost, mid) => log(`slowLink: uplink=${uplink} lost=${lost} mid=${mid}`),
     onmessage: (msg, jsep) => {
       log(`message: ${JSON.stringify(msg)}`);
       if (msg.result) state.echoResults.push(msg.result);
-      if (msg.error) fail('echotest', `${msg.error_code} ${msg.error}`);
+      if (msg.error) page.fail('echotest', `${msg.error_code} ${msg.error}`);
       if (jsep) {
         echo.handleRemoteJsep({
           jsep,
@@ -147,7 +79,7 @@ function attach(janus) {
             state.jsepAnswer = true;
             log(`remote ${jsep.type} applied`);
           },
-          error: (err) => fail('handleRemoteJsep', err),
+          error: (err) => page.fail('handleRemoteJsep', err),
         });
       }
     },
@@ -160,18 +92,13 @@ function attach(janus) {
         local.play().catch(() => {});
       }
     },
-    onremotetrack: (track, mid, on, metadata) => {
-      const reason = metadata && metadata.reason;
-      log(`remote ${track.kind} track mid=${mid} ${on ? 'on' : 'off'}${reason ? ` (${reason})` : ''}`);
+    onremotetrack: (track, mid, on) => {
+      log(`remote ${track.kind} track mid=${mid} ${on ? 'on' : 'off'}`);
       state.remoteTracks[mid] = { kind: track.kind, readyState: track.readyState, on };
       if (on) {
         if (!remoteStream.getTrackById(track.id)) remoteStream.addTrack(track);
         track.addEventListener('ended', updateRemoteLive);
-        if (remoteVideo.srcObject !== remoteStream) {
-          Janus.attachMediaStream(remoteVideo, remoteStream);
-          countFrames();
-        }
-        remoteVideo.play().catch((e) => log(`remote play(): ${e.message}`));
+        playRemote(remoteVideo, remoteStream, state, 'remoteFrames');
       } else if (remoteStream.getTrackById(track.id)) {
         remoteStream.removeTrack(track);
       }
@@ -179,4 +106,4 @@ function attach(janus) {
     },
     oncleanup: () => log('cleanup'),
   });
-}
+});

@@ -10,7 +10,8 @@
 //
 //   set               Janus WS      admin         RTP (UDP)
 //   clients-janode    19188-19189   19198-19199   34000-35999
-//   clients-janusjs   19190-19191   19200-19201   36000-37999
+//   clients-janusjs   19190-19191   19200-19201   36000-37999   (Janus HTTP 19210-19211)
+//   clients-firstrun  19192-19193   19202-19203   38000-39999   (scripts/run-cluster.sh)
 //
 // The proxies listen on free ports picked at start.
 //
@@ -105,6 +106,11 @@ export class Backends {
     return Array.from({ length: this.n }, (_, i) => `ws://127.0.0.1:${this.wsBase + i}`);
   }
 
+  /** Janus's own HTTP API of each instance (when started with `httpBase`). */
+  httpUrls() {
+    return Array.from({ length: this.n }, (_, i) => `http://127.0.0.1:${this.httpBase + i}/janus`);
+  }
+
   logs() {
     return Array.from({ length: this.n }, (_, i) => path.join(this.workdir, `janus-${i}`, 'janus.log'));
   }
@@ -123,7 +129,7 @@ function backendsScript() {
  * Start `n` Janus instances (echotest and videocall only) as the set `name`:
  * WS ports wsBase.., admin adminBase.., RTP rtpBase + i*rtpSpan.
  */
-export async function startBackends({ name, n = 2, wsBase, adminBase, rtpBase, rtpSpan = 1000, sessionTimeout = 60 }) {
+export async function startBackends({ name, n = 2, wsBase, adminBase, rtpBase, rtpSpan = 1000, sessionTimeout = 60, httpBase = null }) {
   const workdir = path.join(testDir(), name);
   const script = backendsScript();
   // leftovers of an earlier run killed hard
@@ -134,8 +140,10 @@ export async function startBackends({ name, n = 2, wsBase, adminBase, rtpBase, r
     JANUS_RTP_BASE: String(rtpBase),
     JANUS_RTP_SPAN: String(rtpSpan),
     JANUS_SESSION_TIMEOUT: String(sessionTimeout),
+    ...(httpBase ? { JANUS_HTTP_BASE_PORT: String(httpBase) } : {}),
   });
   const set = new Backends(name, n, wsBase, workdir);
+  set.httpBase = httpBase;
   if (!r.ok) {
     await set.stop();
     throw new Error(`starting Janus set ${name} failed:\n${r.text}`);
@@ -170,8 +178,8 @@ function quote(s) {
 }
 
 export class Proxy {
-  constructor({ child, port, adminPort, dir, logPath, config }) {
-    Object.assign(this, { child, port, adminPort, dir, logPath, config });
+  constructor({ child, port, adminPort, httpPort, dir, logPath, config }) {
+    Object.assign(this, { child, port, adminPort, httpPort, dir, logPath, config });
     this.exited = null;
     this.exitPromise = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -183,6 +191,11 @@ export class Proxy {
 
   get url() {
     return `ws://127.0.0.1:${this.port}`;
+  }
+
+  /** The HTTP listener (Janus's REST API at /janus, html/ at /), when started with http. */
+  get httpUrl() {
+    return `http://127.0.0.1:${this.httpPort}`;
   }
 
   log() {
@@ -211,10 +224,11 @@ export class Proxy {
 
 /**
  * Start target/debug/janus-proxy with a generated config serving `plugins` in front of
- * `backendUrls`; `general` / `ws_transport` add keys to those sections. Resolves once the
+ * `backendUrls`; `general` / `ws_transport` add keys to those sections; `http: true` also
+ * opens the HTTP listener (Janus's REST API, and html/ as static pages). Resolves once the
  * proxy accepts WebSocket connections.
  */
-export async function startProxy({ name, backendUrls, plugins = ['echotest', 'videocall'], general = {}, wsTransport = {} }) {
+export async function startProxy({ name, backendUrls, plugins = ['echotest', 'videocall'], general = {}, wsTransport = {}, http = false }) {
   const bin = process.env.JANUS_PROXY_BIN || path.join(ROOT, 'target', 'debug', 'janus-proxy');
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build the workspace first (cargo build)`);
   const parent = path.join(testDir(), 'proxies');
@@ -229,6 +243,7 @@ export async function startProxy({ name, backendUrls, plugins = ['echotest', 'vi
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const adminPort = await freePort();
+    const httpPort = http ? await freePort() : null;
     const dir = mkdtempSync(path.join(parent, `${name}.`));
     const lines = [`plugins = [${plugins.map(quote).join(', ')}]`, ''];
     const gen = { server_name: quote(`janus-proxy-${name}`), shards: 2, ...general };
@@ -237,6 +252,10 @@ export async function startProxy({ name, backendUrls, plugins = ['echotest', 'vi
     const wst = { ws_listen: quote(`127.0.0.1:${port}`), ...wsTransport };
     lines.push('[ws_transport]', ...Object.entries(wst).map(([k, v]) => `${k} = ${v}`), '');
     lines.push('[admin_api]', `http_listen = ${quote(`127.0.0.1:${adminPort}`)}`, '');
+    if (http) {
+      lines.push('[http_transport]', 'http = true', `http_listen = ${quote(`127.0.0.1:${httpPort}`)}`,
+        `static_folder = ${quote(path.join(ROOT, 'html'))}`, '');
+    }
     backendUrls.forEach((url, i) => {
       lines.push('[[janus_server]]', `name = ${quote(`${name}-${i}`)}`, `url = ${quote(url)}`, '');
     });
@@ -247,7 +266,7 @@ export async function startProxy({ name, backendUrls, plugins = ['echotest', 'vi
     const fd = openSync(logPath, 'w');
     const child = spawn(bin, [cfgPath], { stdio: ['ignore', fd, fd], cwd: dir });
     closeSync(fd);
-    const proxy = new Proxy({ child, port, adminPort, dir, logPath, config });
+    const proxy = new Proxy({ child, port, adminPort, httpPort, dir, logPath, config });
     try {
       await waitFor(`janus-proxy to listen on ${port}`, async () => {
         if (proxy.exited) throw new Error(`janus-proxy exited early (${JSON.stringify(proxy.exited)})`);

@@ -60,7 +60,7 @@ pub fn receive(host: &Host, to: HandleLoc, item: Item) -> Result<(), JanusError>
                 .get("username")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let mut webrtcup = false;
+            let (mut webrtcup, mut close_pc) = (false, false);
             {
                 let mut s = st.borrow_mut();
                 let from_peer = s.incall && s.peer == from;
@@ -83,12 +83,16 @@ pub fn receive(host: &Host, to: HandleLoc, item: Item) -> Result<(), JanusError>
                     }
                     "hangup" => {
                         s.end_call();
+                        close_pc = true;
                     }
                     _ if !s.incall => return Ok(()),
                     _ => {}
                 }
             }
             call::push_result(&ctx, PACKAGE, &result, jsep.as_deref());
+            if close_pc {
+                push_close_pc(&ctx);
+            }
             if webrtcup {
                 // No PeerConnection ends at a Janus: VideoCall clients still wait for it.
                 ctx.push(crate::api::reply::handle_event(
@@ -247,6 +251,18 @@ pub async fn from_proxy(host: &Host, to_user: String, item: Item) -> Result<(), 
         })
 }
 
+/// The core `hangup` Janus sends when a plugin closes a handle's PeerConnection
+/// (`close_pc`, reason "Close PC"): janus.js closes its PeerConnection on it. VideoCall in
+/// Janus closes both parties' on a hangup; p2pcall has no PeerConnection of its own, so it
+/// sends the event to both handles after the plugin's `hangup` result, as Janus does.
+fn push_close_pc(ctx: &HandleCtx) {
+    ctx.push(crate::api::reply::handle_event(
+        "hangup",
+        ctx.addr(),
+        Some("Close PC"),
+    ));
+}
+
 /// Sends the peer a `hangup` event for the call that just ended (errors ignored: the
 /// peer may be gone too).
 fn tell_peer_hangup(ctx: &HandleCtx, me: String, peer: String, reason: String) {
@@ -380,6 +396,9 @@ fn hangup_request(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>, body: &Value) ->
     };
     if let Some(peer) = peer {
         tell_peer_hangup(ctx, me.clone(), peer, reason.to_string());
+        // After the `hangup` result this request answers (the job queue pushes it first).
+        let own = ctx.clone();
+        monoio::spawn(async move { push_close_pc(&own) });
     }
     Ok((
         json!({"event": "hangup", "username": me, "reason": "Explicit hangup"}),
