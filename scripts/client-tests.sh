@@ -14,7 +14,8 @@
 #    make and python3 when the npm packages need building, and the npm packages of clients/
 #    with `npm ci` when clients/node_modules is missing, older than clients/package-lock.json
 #    or lacks janode's native unix-dgram addon. node and npm must be on PATH.
-# 2. Builds target/debug/janus-proxy (cargo build --bin janus-proxy) unless
+# 2. Builds target/debug/janus-proxy and janus-sentinel (first-run.test.mjs runs
+#    scripts/run-cluster.sh with them) unless
 #    JANUS_CLOUD_NO_BUILD=1 (scripts/test.sh sets it: it has built the workspace already).
 # 3. node --test [NODE_TEST_ARGS...] clients/test/*.test.mjs; the exit status is node's.
 #
@@ -74,12 +75,13 @@ stop_leftovers() {
   done
   for d in /proc/[0-9]*; do
     pid=${d#/proc/}
-    [[ "$(cat "$d/comm" 2>/dev/null)" == janus-proxy ]] || continue
+    case "$(cat "$d/comm" 2>/dev/null)" in janus-proxy | janus-sentinel) ;; *) continue ;; esac
     cmdline=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
-    [[ "$cmdline" == *"$JANUS_CLOUD_TEST_DIR/proxies/clients-"* ]] && pids+=("$pid")
+    # the proxies of the tests, and the cluster of first-run.test.mjs (run-cluster.sh)
+    [[ "$cmdline" == *"$JANUS_CLOUD_TEST_DIR/proxies/clients-"* || "$cmdline" == *"$JANUS_CLOUD_TEST_DIR/clients-"* ]] && pids+=("$pid")
   done
   [[ ${#pids[@]} -gt 0 ]] || return 0
-  log "killing leftover client-test proxies: ${pids[*]}"
+  log "killing leftover client-test proxies and sentinels: ${pids[*]}"
   kill -TERM "${pids[@]}" 2>/dev/null || true
   local waited=0
   while [[ $waited -lt 20 ]]; do
@@ -156,8 +158,8 @@ install_node_modules
 
 if [[ "${JANUS_CLOUD_NO_BUILD:-0}" != "1" ]]; then
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (rustup) first"
-  log "+ cargo build --bin janus-proxy"
-  cargo build --bin janus-proxy
+  log "+ cargo build --bin janus-proxy --bin janus-sentinel"
+  cargo build -p janus-cloud -p janus-sentinel --bin janus-proxy --bin janus-sentinel
 fi
 [[ -x "$ROOT/target/debug/janus-proxy" ]] || die "target/debug/janus-proxy is missing: build the workspace first"
 

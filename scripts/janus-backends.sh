@@ -5,6 +5,9 @@
 #
 # Usage:
 #   janus-backends.sh start N [BASE_WS_PORT] [WORKDIR]   # default BASE_WS_PORT=8188
+#   janus-backends.sh configure N [BASE_WS_PORT] [WORKDIR]
+#       as start, but only writes the configs and WORKDIR/janus-<i>/run.sh, the command that
+#       runs instance i in the foreground (for a supervisor such as janus-sentinel)
 #   janus-backends.sh stop [WORKDIR]
 #   janus-backends.sh status [WORKDIR]
 #   WORKDIR defaults to $JANUS_BACKENDS_DIR, else ${TMPDIR:-/tmp}/janus-backends.
@@ -64,7 +67,7 @@ log() { printf '[%s] %s\n' "$PROG" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -560,6 +563,20 @@ RTP_PORT_RANGE=$rtp_min-$rtp_max
 LOOPBACK_ICE=${enforce:+1}
 EOF
     : >"$dir/janus.log"
+    if [[ "${CONFIGURE_ONLY:-0}" == "1" ]]; then
+      # the command a supervisor (janus-sentinel's proc_watcher.cmdline) runs in the
+      # foreground: same limits, shim and arguments as `start`, without setsid
+      {
+        printf '#!/usr/bin/env bash\n# janus-%s, written by janus-backends.sh configure: runs Janus in the foreground\n' "$i"
+        printf 'cd %q || exit 1\n' "$dir"
+        printf 'ulimit -Hn %q 2>/dev/null || true\n' "$nofile"
+        printf 'ulimit -n %q 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true\n' "$nofile"
+        [[ -n "$shim" ]] && printf 'export LD_PRELOAD=%q${LD_PRELOAD:+:$LD_PRELOAD}\n' "$shim"
+        printf 'exec %q -C %q -F %q -L %q -N -o %s\n' "$JANUS_BIN" "$dir/janus.jcfg" "$dir" "$dir/janus.log" "${JANUS_EXTRA_ARGS:-}"
+      } >"$dir/run.sh"
+      chmod +x "$dir/run.sh"
+      continue
+    fi
     # shellcheck disable=SC2086
     (
       cd "$dir"
@@ -576,6 +593,17 @@ EOF
     echo "$pid" >"$dir/janus.pid"
     pids+=("$pid")
   done
+
+  if [[ "${CONFIGURE_ONLY:-0}" == "1" ]]; then
+    log "configured $n instance(s) in $WORKDIR (not started): run WORKDIR/janus-<i>/run.sh"
+    printf 'index\tws_url\tadmin_url\tadmin_secret\thttp_url\trun\n'
+    for ((i = 0; i < n; i++)); do
+      # shellcheck disable=SC1091
+      ( . "$WORKDIR/janus-$i/instance.env"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$INDEX" "$WS_URL" "$ADMIN_URL" "$ADMIN_SECRET" "${HTTP_URL:--}" "$WORKDIR/janus-$i/run.sh" )
+    done
+    return 0
+  fi
 
   # wait for every instance: WS and admin ports accept connections
   local failed=() deadline now
@@ -696,6 +724,7 @@ main() {
   [[ $# -gt 0 ]] && shift
   case "$cmd" in
     start) [[ $# -ge 1 && $# -le 3 ]] || usage; cmd_start "$@" ;;
+    configure) [[ $# -ge 1 && $# -le 3 ]] || usage; CONFIGURE_ONLY=1 cmd_start "$@" ;;
     stop) [[ $# -le 1 ]] || usage; cmd_stop "$@" ;;
     status) [[ $# -le 1 ]] || usage; cmd_status "$@" ;;
     -h|--help|help|"") usage ;;

@@ -1,35 +1,47 @@
 #!/usr/bin/env bash
-# run-cluster.sh - part of janus-cloud: run a local cluster in the foreground.
+# run-cluster.sh - part of janus-cloud: run a local cluster in the foreground, in the
+# topology of a real deployment, and print the demo pages to open.
 #
-#   2 real Janus 1.1.x backends  ws://127.0.0.1:8188, ws://127.0.0.1:8189
-#                                (admin ws://127.0.0.1:7188, :7189; via scripts/janus-backends.sh,
-#                                which installs the Debian package 'janus' if it is missing)
-#   janus-proxy                  ws://0.0.0.0:8288 (built with 'cargo build --release'),
-#                                configured by conf/janus-proxy.toml; its admin API
-#                                (http://127.0.0.1:8100) requires the cluster secret
+#   N real Janus 1.1.x backends, each started and watched by its own janus-sentinel
+#       (proc_watcher.cmdline = the run.sh that 'scripts/janus-backends.sh configure' writes;
+#       that script installs the Debian package 'janus' if it is missing), which registers it
+#       with the proxy (POST /sentinel_callback with the cluster secret).
+#       Janus i: ws://127.0.0.1:8188+i, admin ws://127.0.0.1:7188+i;
+#       sentinel i: REST http://127.0.0.1:8200+i
+#   janus-proxy (built with 'cargo build --release'):
+#       ws://127.0.0.1:8288                 the Janus WebSocket API
+#       http://127.0.0.1:8280/janus         Janus's HTTP API (long polls)
+#       http://127.0.0.1:8280/              the demo pages (html/)
+#       http://127.0.0.1:8100               its admin API (requires the cluster secret)
 #
 # Usage: scripts/run-cluster.sh            (from any directory; Ctrl-C stops everything)
 #
 # Environment:
-#   JANUS_CLOUD_DIR       state folder, default /tmp/janus-cloud; backends live in
-#                         $JANUS_CLOUD_DIR/backends/janus-<i>/ (janus.log, generated configs)
-#   JANUS_PROXY_CONFIG    proxy config, default conf/janus-proxy.toml (relative to the repo root)
-#   JANUS_CLOUD_BACKENDS  number of Janus backends, default 2
-#   JANUS_CLOUD_BASE_PORT ws port of the first backend, default 8188 (the others follow);
-#                         the backends listed in the proxy config must match
-#   JANUS_CLOUD_NO_BUILD  set to 1 to skip 'cargo build' and run the existing binary
-#   JANUS_CLOUD_SECRET    cluster secret (admin API bearer token); default: a random one per
-#                         run, written to $JANUS_CLOUD_DIR/cluster.secret (mode 600) so that
-#                         curl and janus-sentinel can use it:
-#                           curl -H "Authorization: Bearer $(cat /tmp/janus-cloud/cluster.secret)" \
-#                                http://127.0.0.1:8100/backend_servers
-#                           JANUS_CLOUD_SECRET=$(cat /tmp/janus-cloud/cluster.secret) janus-sentinel ...
-#   JANUS_* knobs of scripts/janus-backends.sh (JANUS_DEBUG_LEVEL, JANUS_PLUGINS, ...) apply.
+#   JANUS_CLOUD_DIR        state folder, default /tmp/janus-cloud: generated configs
+#                          (janus-proxy.toml, sentinel-<i>.toml), logs (proxy.log,
+#                          sentinel-<i>.log), backends in backends/janus-<i>/ (janus.log)
+#   JANUS_PROXY_CONFIG     a proxy config of your own instead of the generated one (it must
+#                          then match the ports below)
+#   JANUS_CLOUD_BACKENDS   number of Janus backends, default 2
+#   JANUS_CLOUD_BASE_PORT  ws port of the first backend, default 8188 (the others follow;
+#                          their admin ports are 1000 lower)
+#   JANUS_CLOUD_WS_PORT    the proxy's WebSocket port, default 8288
+#   JANUS_CLOUD_HTTP_PORT  the proxy's HTTP port (API and pages), default 8280
+#   JANUS_CLOUD_ADMIN_PORT the proxy's admin API port, default 8100
+#   JANUS_CLOUD_SENTINEL_PORT  REST port of the first sentinel, default 8200
+#   JANUS_CLOUD_BUILD      release (default) or debug: which build to make and run
+#   JANUS_CLOUD_NO_BUILD   set to 1 to skip 'cargo build' and run the existing binaries
+#   JANUS_CLOUD_SECRET     cluster secret (admin API bearer token); default: a random one per
+#                          run, written to $JANUS_CLOUD_DIR/cluster.secret (mode 600):
+#                            curl -H "Authorization: Bearer $(cat /tmp/janus-cloud/cluster.secret)" \
+#                                 http://127.0.0.1:8100/backend_servers
+#   JANUS_* knobs of scripts/janus-backends.sh (JANUS_DEBUG_LEVEL, JANUS_PLUGINS,
+#   JANUS_RTP_BASE, ...) apply.
 #
-# When the proxy exits, or on Ctrl-C / SIGTERM / SIGHUP, the proxy is stopped and so are the
-# backends this script started. The exit status is the proxy's (130/143 after a signal).
+# Everything listens on 127.0.0.1 only. When the proxy or a sentinel exits, or on Ctrl-C /
+# SIGTERM / SIGHUP, the sentinels are stopped (each stops its Janus) and so is the proxy.
+# The exit status is 0 after a signal, else the status of the process that ended first.
 
-# shellcheck disable=SC2317  # cleanup/on_signal/stop_proxy only run from traps
 set -euo pipefail
 
 PROG=$(basename "$0")
@@ -42,132 +54,220 @@ cd "$ROOT"
 BACKENDS_SCRIPT="$ROOT/scripts/janus-backends.sh"
 CLUSTER_DIR=${JANUS_CLOUD_DIR:-/tmp/janus-cloud}
 case "$CLUSTER_DIR" in /*) ;; *) CLUSTER_DIR="$ROOT/$CLUSTER_DIR" ;; esac
-BACKENDS_DIR="${CLUSTER_DIR%/}/backends"
-CONFIG=${JANUS_PROXY_CONFIG:-conf/janus-proxy.toml}
+CLUSTER_DIR=${CLUSTER_DIR%/}
+BACKENDS_DIR="$CLUSTER_DIR/backends"
 N_BACKENDS=${JANUS_CLOUD_BACKENDS:-2}
 BASE_PORT=${JANUS_CLOUD_BASE_PORT:-8188}
+WS_PORT=${JANUS_CLOUD_WS_PORT:-8288}
+HTTP_PORT=${JANUS_CLOUD_HTTP_PORT:-8280}
+ADMIN_PORT=${JANUS_CLOUD_ADMIN_PORT:-8100}
+SENTINEL_PORT=${JANUS_CLOUD_SENTINEL_PORT:-8200}
+BUILD=${JANUS_CLOUD_BUILD:-release}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-PROXY_BIN="$TARGET_DIR/release/janus-proxy"
+PROXY_BIN="$TARGET_DIR/$BUILD/janus-proxy"
+SENTINEL_BIN="$TARGET_DIR/$BUILD/janus-sentinel"
 
 proxy_pid=""
-backends_started=0
+sentinel_pids=()
 
-stop_proxy() {
-  [[ -n "$proxy_pid" ]] || return 0
-  if kill -0 "$proxy_pid" 2>/dev/null; then
-    log "stopping janus-proxy (pid $proxy_pid)"
-    kill -TERM "$proxy_pid" 2>/dev/null || true
-    local waited=0
-    while kill -0 "$proxy_pid" 2>/dev/null && [[ $waited -lt 100 ]]; do
-      sleep 0.1
-      waited=$((waited + 1))
-    done
-    if kill -0 "$proxy_pid" 2>/dev/null; then
-      log "janus-proxy (pid $proxy_pid) still running after 10s, sending SIGKILL"
-      kill -KILL "$proxy_pid" 2>/dev/null || true
-    fi
-    wait "$proxy_pid" 2>/dev/null || true
+stop_pid() { # pid name
+  local pid=$1 name=$2 waited=0
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && [[ $waited -lt 100 ]]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) still running after 10s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
   fi
-  proxy_pid=""
+  wait "$pid" 2>/dev/null || true
 }
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
-  stop_proxy
-  if [[ $backends_started -eq 1 ]]; then
-    log "stopping the Janus backends in $BACKENDS_DIR"
-    "$BACKENDS_SCRIPT" stop "$BACKENDS_DIR" || log "WARNING: stopping the backends failed"
-  fi
+  local i
+  # sentinels first: each stops its Janus, and tells the proxy the server is going
+  for i in "${!sentinel_pids[@]}"; do
+    stop_pid "${sentinel_pids[$i]}" "janus-sentinel $i"
+  done
+  [[ -n "$proxy_pid" ]] && stop_pid "$proxy_pid" janus-proxy
   log "done (exit $rc)"
   exit "$rc"
 }
 
 on_signal() {
   log "caught SIG$1, shutting down"
-  exit "$2"   # runs cleanup through the EXIT trap
+  exit 0 # runs cleanup through the EXIT trap
 }
 
 trap cleanup EXIT
-trap 'on_signal INT 130' INT
-trap 'on_signal TERM 143' TERM
-trap 'on_signal HUP 129' HUP
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+trap 'on_signal HUP' HUP
 
 port_open() {
   timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" >/dev/null 2>&1
 }
 
-# ---------------------------------------------------------------- checks
+# ---------------------------------------------------------------------------- checks
 
 [[ -x "$BACKENDS_SCRIPT" ]] || die "$BACKENDS_SCRIPT is missing or not executable"
-[[ -f "$CONFIG" ]] || die "proxy config '$CONFIG' not found (set JANUS_PROXY_CONFIG)"
 [[ "$N_BACKENDS" =~ ^[1-9][0-9]*$ ]] || die "JANUS_CLOUD_BACKENDS must be a positive integer"
-[[ "$BASE_PORT" =~ ^[0-9]+$ ]] || die "JANUS_CLOUD_BASE_PORT must be an integer"
+for v in "$BASE_PORT" "$WS_PORT" "$HTTP_PORT" "$ADMIN_PORT" "$SENTINEL_PORT"; do
+  [[ "$v" =~ ^[0-9]+$ ]] || die "ports must be integers (got '$v')"
+done
+[[ "$BUILD" == release || "$BUILD" == debug ]] || die "JANUS_CLOUD_BUILD must be release or debug"
+if [[ -n "${JANUS_PROXY_CONFIG:-}" ]]; then
+  [[ -f "$JANUS_PROXY_CONFIG" ]] || die "proxy config '$JANUS_PROXY_CONFIG' not found"
+fi
 if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
   PATH="$HOME/.cargo/bin:$PATH"
 fi
+ports=("$WS_PORT" "$HTTP_PORT" "$ADMIN_PORT")
+for ((i = 0; i < N_BACKENDS; i++)); do
+  ports+=($((BASE_PORT + i)) $((BASE_PORT - 1000 + i)) $((SENTINEL_PORT + i)))
+done
+for p in "${ports[@]}"; do
+  if port_open "$p"; then
+    die "127.0.0.1:$p is already in use (a system Janus? 'systemctl stop janus'; an earlier run? 'ss -ltnp' shows who)"
+  fi
+done
 
 log "repo:     $ROOT"
-log "config:   $CONFIG"
-log "backends: $N_BACKENDS Janus on ws://127.0.0.1:$BASE_PORT..$((BASE_PORT + N_BACKENDS - 1)), state in $BACKENDS_DIR"
+log "state:    $CLUSTER_DIR"
 
-# ---------------------------------------------------------------- build
+# ---------------------------------------------------------------------------- build
 
 if [[ "${JANUS_CLOUD_NO_BUILD:-0}" == "1" ]]; then
   log "JANUS_CLOUD_NO_BUILD=1: not building"
 else
   command -v cargo >/dev/null 2>&1 || die "cargo not found (install a Rust toolchain)"
-  log "+ cargo build --release --bin janus-proxy"
-  cargo build --release --bin janus-proxy
+  flags=()
+  [[ "$BUILD" == release ]] && flags+=(--release)
+  log "+ cargo build ${flags[*]} --bin janus-proxy --bin janus-sentinel (the first build takes a while)"
+  cargo build "${flags[@]}" -p janus-cloud -p janus-sentinel --bin janus-proxy --bin janus-sentinel
 fi
 [[ -x "$PROXY_BIN" ]] || die "$PROXY_BIN not found"
+[[ -x "$SENTINEL_BIN" ]] || die "$SENTINEL_BIN not found"
 
-# ---------------------------------------------------------------- backends
+# ---------------------------------------------------------------------------- secret
 
-mkdir -p "$BACKENDS_DIR"
-# Instances left running by an earlier run that was killed hard (only pids recorded in
-# $BACKENDS_DIR are touched).
-if compgen -G "$BACKENDS_DIR/janus-*/janus.pid" >/dev/null; then
-  log "stopping instances left over from an earlier run in $BACKENDS_DIR"
-  "$BACKENDS_SCRIPT" stop "$BACKENDS_DIR" || true
-fi
-for ((i = 0; i < N_BACKENDS; i++)); do
-  if port_open $((BASE_PORT + i)); then
-    die "127.0.0.1:$((BASE_PORT + i)) is already in use (a system Janus? try 'systemctl stop janus' or 'service janus stop'; 'ss -ltnp' shows who)"
-  fi
-done
-
-log "+ scripts/janus-backends.sh start $N_BACKENDS $BASE_PORT $BACKENDS_DIR"
-backends_started=1
-"$BACKENDS_SCRIPT" start "$N_BACKENDS" "$BASE_PORT" "$BACKENDS_DIR" >/dev/null
-for ((i = 0; i < N_BACKENDS; i++)); do
-  log "backend $i: ws://127.0.0.1:$((BASE_PORT + i)), log $BACKENDS_DIR/janus-$i/janus.log"
-done
-
-# ---------------------------------------------------------------- secret
-
-# The proxy takes it from the environment when its config leaves admin_api.secret empty (as
-# conf/janus-proxy.toml does): no secret is ever written into the repository.
-SECRET_FILE="${CLUSTER_DIR%/}/cluster.secret"
+mkdir -p "$CLUSTER_DIR"
+SECRET_FILE="$CLUSTER_DIR/cluster.secret"
 if [[ -z "${JANUS_CLOUD_SECRET:-}" ]]; then
   JANUS_CLOUD_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 fi
 export JANUS_CLOUD_SECRET
 rm -f "$SECRET_FILE"
 (umask 077 && printf '%s\n' "$JANUS_CLOUD_SECRET" >"$SECRET_FILE")
-log "admin API secret in $SECRET_FILE (send it as 'Authorization: Bearer <secret>'; give it to sentinels as JANUS_CLOUD_SECRET)"
+log "cluster secret in $SECRET_FILE (admin API: 'Authorization: Bearer <secret>')"
 
-# ---------------------------------------------------------------- proxy
+# ---------------------------------------------------------------------------- Janus configs
 
-log "+ $PROXY_BIN $CONFIG"
-log "clients: ws://127.0.0.1:8288 (subprotocol janus-protocol) unless the config says otherwise; Ctrl-C stops the cluster"
-# In the background so that a SIGTERM sent to this script is handled at once (bash defers
-# traps while a foreground child runs); the signal traps forward it to the proxy.
-"$PROXY_BIN" "$CONFIG" &
+log "+ scripts/janus-backends.sh configure $N_BACKENDS $BASE_PORT $BACKENDS_DIR"
+"$BACKENDS_SCRIPT" configure "$N_BACKENDS" "$BASE_PORT" "$BACKENDS_DIR" >/dev/null
+
+# ---------------------------------------------------------------------------- proxy
+
+PROXY_CONFIG=${JANUS_PROXY_CONFIG:-$CLUSTER_DIR/janus-proxy.toml}
+if [[ -z "${JANUS_PROXY_CONFIG:-}" ]]; then
+  cat >"$PROXY_CONFIG" <<EOF
+# Written by scripts/run-cluster.sh (every key: conf/janus-proxy.toml). No static
+# [[janus_server]]: the sentinels register the backends.
+[general]
+server_name = "janus-proxy-local"
+
+[ws_transport]
+ws_listen = "127.0.0.1:$WS_PORT"
+
+[http_transport]
+http = true
+http_listen = "127.0.0.1:$HTTP_PORT"
+static_folder = "$ROOT/html"
+
+[admin_api]
+http_listen = "127.0.0.1:$ADMIN_PORT"
+EOF
+fi
+log "+ $PROXY_BIN $PROXY_CONFIG (log $CLUSTER_DIR/proxy.log)"
+"$PROXY_BIN" "$PROXY_CONFIG" >"$CLUSTER_DIR/proxy.log" 2>&1 &
 proxy_pid=$!
+for ((t = 0; t < 100; t++)); do
+  port_open "$ADMIN_PORT" && break
+  kill -0 "$proxy_pid" 2>/dev/null || { tail -n 20 "$CLUSTER_DIR/proxy.log" >&2; proxy_pid=""; die "janus-proxy exited at start"; }
+  sleep 0.1
+done
+
+# ---------------------------------------------------------------------------- sentinels
+
+for ((i = 0; i < N_BACKENDS; i++)); do
+  cfg="$CLUSTER_DIR/sentinel-$i.toml"
+  cat >"$cfg" <<EOF
+# Written by scripts/run-cluster.sh (every key: conf/janus-sentinel.toml).
+[janus]
+server_name = "janus-$i"
+server_ip = "127.0.0.1"
+ws_port = $((BASE_PORT + i))
+admin_ws_port = $((BASE_PORT - 1000 + i))
+admin_secret = "${JANUS_ADMIN_SECRET:-janusoverlord}"
+pingpong_interval = 2
+statistic_interval = 5
+
+[proc_watcher]
+cmdline = "/bin/bash $BACKENDS_DIR/janus-$i/run.sh"
+error_restart_interval = 2
+
+[admin_api]
+http_listen = "127.0.0.1:$((SENTINEL_PORT + i))"
+
+[[posters]]
+post_type = "http"
+name = "proxy"
+post_urls = ["http://127.0.0.1:$ADMIN_PORT/sentinel_callback"]
+expire = 15
+EOF
+  "$SENTINEL_BIN" "$cfg" >"$CLUSTER_DIR/sentinel-$i.log" 2>&1 &
+  sentinel_pids+=($!)
+  log "sentinel $i (pid ${sentinel_pids[$i]}): Janus ws://127.0.0.1:$((BASE_PORT + i)), logs $CLUSTER_DIR/sentinel-$i.log, $BACKENDS_DIR/janus-$i/janus.log"
+done
+
+# Wait until every backend is registered and selectable (status 0).
+registered() {
+  local body
+  body=$(curl -fsS -m 2 -H "Authorization: Bearer $JANUS_CLOUD_SECRET" "http://127.0.0.1:$ADMIN_PORT/backend_servers" 2>/dev/null) || return 1
+  [[ $(grep -o '"status": *0' <<<"$body" | wc -l) -ge $N_BACKENDS ]]
+}
+if command -v curl >/dev/null 2>&1; then
+  ok=0
+  for ((t = 0; t < 300; t++)); do
+    if registered; then ok=1; break; fi
+    kill -0 "$proxy_pid" 2>/dev/null || die "janus-proxy exited (see $CLUSTER_DIR/proxy.log)"
+    sleep 0.1
+  done
+  [[ $ok -eq 1 ]] || log "WARNING: not every backend registered within 30 s (see $CLUSTER_DIR/sentinel-*.log)"
+fi
+
+page="http://127.0.0.1:$HTTP_PORT"
+cat >&2 <<EOF
+
+  janus-cloud is up: $N_BACKENDS Janus under janus-sentinel, janus-proxy in front.
+  Demo pages (Janus's HTTP API of the same origin; add ?transport=ws for the WebSocket API):
+    $page/                  all demos
+    $page/videocall.html    (open it in two tabs)
+    $page/p2pcall.html
+  Janus API for your clients: ws://127.0.0.1:$WS_PORT (subprotocol janus-protocol) or $page/janus
+  Ctrl-C stops everything.
+
+EOF
+echo "$page/echotest.html"
+
+# Runs until a process ends or a signal comes.
 rc=0
-wait "$proxy_pid" || rc=$?
-proxy_pid=""
-log "janus-proxy exited with status $rc"
+wait -n "$proxy_pid" "${sentinel_pids[@]}" || rc=$?
+log "a cluster process exited (status $rc)"
 exit "$rc"

@@ -302,6 +302,20 @@ export async function waitEchotestReady(url, within = 15000) {
   }
 }
 
+/** Headless Chromium with fake media devices that need no permission prompt. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
 /** Print the tail of a log file (for failure diagnostics). */
 export function tail(file, lines = 80) {
   try {

@@ -23,22 +23,10 @@ import { createReadStream, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
-import { startBackends, startProxy, waitFor, waitEchotestReady, target, tail, testDir, ROOT } from '../lib/fixtures.mjs';
+import { startBackends, startProxy, waitFor, waitEchotestReady, target, tail, testDir, ROOT, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const MEDIA_DEADLINE = 20000; // ms from page load to media playing
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 let backends;
 let proxy;
