@@ -1,6 +1,7 @@
 //! Core Janus API verbs, error replies and frame handling of janus-proxy
 //! (spec 01-core-api.md; reply shapes from the Janus 1.1.2 transcripts).
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -12,6 +13,11 @@ const T: Duration = REPLY_TIMEOUT;
 
 fn proxy() -> Proxy {
     Proxy::start(ProxyConfig::without_backends())
+}
+
+/// A proxy with every client transport (the tests in `over_transports!` run on each).
+fn proxy_over() -> Proxy {
+    Proxy::start(ProxyConfig::without_backends().all_transports())
 }
 
 #[test]
@@ -29,10 +35,14 @@ fn handshake_without_subprotocol_is_accepted() {
     assert_eq!(r["janus"], "pong", "{r}");
 }
 
-#[test]
-fn info_returns_server_info() {
-    let p = Proxy::start(ProxyConfig::without_backends().set("general", "session_timeout", "45"));
-    let mut c = p.client();
+over_transports! {
+fn info_returns_server_info(t: Transport) {
+    let p = Proxy::start(
+        ProxyConfig::without_backends()
+            .all_transports()
+            .set("general", "session_timeout", "45"),
+    );
+    let mut c = p.client_over(t);
     let r = c.request(json!({"janus": "info", "transaction": "info-1"}));
     assert_eq!(r["janus"], "server_info", "{r}");
     assert_eq!(r["transaction"], "info-1");
@@ -62,19 +72,21 @@ fn info_returns_server_info() {
         "{r}"
     );
 }
+}
 
-#[test]
-fn ping_pong() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn ping_pong(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let r = c.request(json!({"janus": "ping", "transaction": "pp"}));
     assert_eq!(r, json!({"janus": "pong", "transaction": "pp"}));
 }
+}
 
-#[test]
-fn create_keepalive_destroy() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn create_keepalive_destroy(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
 
     let r = c.request(json!({"janus": "create", "transaction": "c1"}));
     assert_eq!(r["janus"], "success", "{r}");
@@ -105,11 +117,12 @@ fn create_keepalive_destroy() {
     let r = c.request(json!({"janus": "destroy", "session_id": sid}));
     assert_error(&r, 458, Some(&format!("No such session {sid}")));
 }
+}
 
-#[test]
-fn session_ids_are_distinct_and_js_safe() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn session_ids_are_distinct_and_js_safe(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let mut ids = std::collections::HashSet::new();
     for _ in 0..20 {
         let sid = c.create_session();
@@ -120,11 +133,12 @@ fn session_ids_are_distinct_and_js_safe() {
         assert!(ids.insert(sid), "session id {sid} handed out twice");
     }
 }
+}
 
-#[test]
-fn create_with_explicit_id_and_conflict() {
-    let p = proxy();
-    let mut a = p.client();
+over_transports! {
+fn create_with_explicit_id_and_conflict(t: Transport) {
+    let p = proxy_over();
+    let mut a = p.client_over(t);
     let wanted: u64 = 1_000_000 + fastrand::u64(..1_000_000_000);
     let r = a.request(json!({"janus": "create", "id": wanted}));
     assert_eq!(r["janus"], "success", "{r}");
@@ -135,18 +149,19 @@ fn create_with_explicit_id_and_conflict() {
     assert_error(&r, 468, Some("Session ID already in use"));
     assert_eq!(r["transaction"], "dup");
     // another connection
-    let mut b = p.client();
+    let mut b = p.client_over(t);
     let r = b.request(json!({"janus": "create", "id": wanted}));
     assert_error(&r, 468, Some("Session ID already in use"));
     // the session is still there and usable
     let r = a.request(json!({"janus": "keepalive", "session_id": wanted}));
     assert_eq!(r["janus"], "ack", "{r}");
 }
+}
 
-#[test]
-fn invalid_json_gives_454_and_keeps_the_socket() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn invalid_json_gives_454_and_keeps_the_socket(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     c.send_raw("{not json");
     let r = c.recv(T);
     assert_error(&r, 454, None);
@@ -173,11 +188,12 @@ fn invalid_json_gives_454_and_keeps_the_socket() {
     );
     assert!(c.is_alive());
 }
+}
 
-#[test]
-fn missing_transaction_gives_456() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn missing_transaction_gives_456(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     c.send_raw(r#"{"janus": "info"}"#);
     let r = c.recv(T);
     assert_error(&r, 456, Some("Missing mandatory element (transaction)"));
@@ -185,11 +201,12 @@ fn missing_transaction_gives_456() {
     assert!(r.get("session_id").is_none(), "{r}");
     assert!(c.is_alive());
 }
+}
 
-#[test]
-fn missing_janus_gives_456() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn missing_janus_gives_456(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     c.send(&json!({"transaction": "nojanus"}));
     let r = c.recv(T);
     assert_error(&r, 456, Some("Missing mandatory element (janus)"));
@@ -200,11 +217,12 @@ fn missing_janus_gives_456() {
     );
     assert!(c.is_alive());
 }
+}
 
-#[test]
-fn unknown_verb_gives_453() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn unknown_verb_gives_453(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     // At the root path real Janus 1.1.2 answers 457 "Unhandled request 'frobnicate' at this
     // path" (it only knows info/ping/create there); the spec's 453 is accepted as well.
     let r = c.request(json!({"janus": "frobnicate", "transaction": "fr"}));
@@ -226,11 +244,12 @@ fn unknown_verb_gives_453() {
     assert_error(&r, 453, Some("Unknown request 'frobnicate'"));
     assert_eq!(r["session_id"], sid, "{r}");
 }
+}
 
-#[test]
-fn session_verbs_without_session_id_give_457() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn session_verbs_without_session_id_give_457(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     for verb in ["keepalive", "attach", "destroy", "claim"] {
         let mut req = json!({"janus": verb});
         if verb == "attach" {
@@ -245,11 +264,12 @@ fn session_verbs_without_session_id_give_457() {
         assert!(r.get("session_id").is_none(), "{r}");
     }
 }
+}
 
-#[test]
-fn handle_verbs_without_handle_id_give_457() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn handle_verbs_without_handle_id_give_457(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let requests = [
         json!({"janus": "message", "session_id": sid, "body": {"x": 1}}),
@@ -271,11 +291,12 @@ fn handle_verbs_without_handle_id_give_457() {
     let r = c.request(json!({"janus": "hangup"}));
     assert_error(&r, 457, Some("Unhandled request 'hangup' at this path"));
 }
+}
 
-#[test]
-fn unknown_session_gives_458() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn unknown_session_gives_458(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let r = c.request(json!({"janus": "keepalive", "session_id": 42, "transaction": "ks"}));
     assert_error(&r, 458, Some("No such session 42"));
     assert_eq!(r["session_id"], 42);
@@ -286,11 +307,12 @@ fn unknown_session_gives_458() {
     let r = c.request(json!({"janus": "message", "session_id": 42, "handle_id": 7, "body": {}}));
     assert_error(&r, 458, Some("No such session 42"));
 }
+}
 
-#[test]
-fn unknown_handle_gives_459() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn unknown_handle_gives_459(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let r = c.request(
         json!({"janus": "message", "session_id": sid, "handle_id": 1, "body": {"audio": true}}),
@@ -302,11 +324,12 @@ fn unknown_handle_gives_459() {
     let r = c.request(json!({"janus": "trickle", "session_id": sid, "handle_id": 1, "candidate": {"completed": true}}));
     assert_error(&r, 459, Some(&format!("No such handle 1 in session {sid}")));
 }
+}
 
-#[test]
-fn attach_errors() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn attach_errors(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let r = c.request(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.nope"}));
     assert_error(&r, 460, Some("No such plugin 'janus.plugin.nope'"));
@@ -315,11 +338,12 @@ fn attach_errors() {
     assert_error(&r, 456, Some("Missing mandatory element (plugin)"));
     assert_eq!(r["session_id"], sid, "{r}");
 }
+}
 
-#[test]
-fn message_body_errors() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn message_body_errors(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.dummytest");
     let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": hid}));
@@ -335,11 +359,12 @@ fn message_body_errors() {
         );
     }
 }
+}
 
-#[test]
-fn trickle_errors() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn trickle_errors(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.dummytest");
     let r = c.request(json!({"janus": "trickle", "session_id": sid, "handle_id": hid}));
@@ -368,12 +393,17 @@ fn trickle_errors() {
     );
     assert_eq!(r["janus"], "ack", "{r}");
 }
+}
 
-#[test]
-fn api_secret_is_enforced() {
+over_transports! {
+fn api_secret_is_enforced(t: Transport) {
     let p =
-        Proxy::start(ProxyConfig::without_backends().set_str("general", "api_secret", "s3cr3t"));
-    let mut c = p.client();
+        Proxy::start(
+        ProxyConfig::without_backends()
+            .all_transports()
+            .set_str("general", "api_secret", "s3cr3t"),
+    );
+    let mut c = p.client_over(t);
     // exempt verbs
     let r = c.request(json!({"janus": "ping"}));
     assert_eq!(r["janus"], "pong", "{r}");
@@ -417,6 +447,7 @@ fn api_secret_is_enforced() {
     assert_eq!(r["janus"], "success", "{r}");
     let r = c.request(json!({"janus": "destroy", "session_id": sid, "apisecret": "s3cr3t"}));
     assert_eq!(r["janus"], "success", "{r}");
+}
 }
 
 #[test]
@@ -612,12 +643,12 @@ fn json_plain_format() {
     assert_eq!(f.text, r#"{"janus": "pong", "transaction": "pl"}"#);
 }
 
-#[test]
-fn non_string_transaction_gives_467() {
+over_transports! {
+fn non_string_transaction_gives_467(t: Transport) {
     // Spec 01 §1: missing/wrong-typed janus or transaction are answered like Janus, which
     // replies 467 "Invalid element type (transaction should be a string)" without transaction.
-    let p = proxy();
-    let mut c = p.client();
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     c.send(&json!({"janus": "ping", "transaction": 1234}));
     let r = c.recv(T);
     assert_error(
@@ -628,11 +659,12 @@ fn non_string_transaction_gives_467() {
     assert!(r.get("transaction").is_none(), "{r}");
     assert!(c.is_alive());
 }
+}
 
-#[test]
-fn dummytest_sync_and_async() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn dummytest_sync_and_async(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.dummytest");
     let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"x": 1}, "transaction": "sy"}));
@@ -688,11 +720,12 @@ fn dummytest_sync_and_async() {
         Some(&format!("No such handle {hid} in session {sid}")),
     );
 }
+}
 
-#[test]
-fn handle_ids_are_distinct_and_js_safe() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn handle_ids_are_distinct_and_js_safe(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let mut ids = std::collections::HashSet::new();
     for _ in 0..10 {
@@ -708,17 +741,19 @@ fn handle_ids_are_distinct_and_js_safe() {
         assert!(ids.insert(hid), "handle id {hid} handed out twice");
     }
 }
+}
 
-#[test]
-fn destroy_with_handles_then_session_is_gone() {
-    let p = proxy();
-    let mut c = p.client();
+over_transports! {
+fn destroy_with_handles_then_session_is_gone(t: Transport) {
+    let p = proxy_over();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.dummytest");
     let r = c.request(json!({"janus": "destroy", "session_id": sid}));
     assert_eq!(r["janus"], "success", "{r}");
     let r = c.request(json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {}}));
     assert_error(&r, 458, Some(&format!("No such session {sid}")));
+}
 }
 
 #[test]
@@ -776,9 +811,9 @@ fn ws_ping_sent_when_idle_and_silent_peer_dropped() {
             .set("ws_transport", "pingpong_trigger", "1")
             .set("ws_transport", "pingpong_timeout", "1"),
     );
-    let c = p.client();
+    let mut c = p.client();
     // talk raw TCP from now on, so that no automatic PONG is sent
-    let mut s = c.ws.get_ref().try_clone().unwrap();
+    let mut s = c.ws().get_ref().try_clone().unwrap();
     let start = std::time::Instant::now();
     let (op, _) =
         read_raw_frame(&mut s, Duration::from_secs(5)).expect("no WS ping from an idle connection");
@@ -834,10 +869,11 @@ fn binary_frames_are_ignored() {
     // spec 01 §1: text frames only, binary frames ignored
     let p = proxy();
     let mut c = p.client();
-    c.ws.send(tungstenite::Message::binary(
-        br#"{"janus":"ping","transaction":"bin"}"#.to_vec(),
-    ))
-    .unwrap();
+    c.ws()
+        .send(tungstenite::Message::binary(
+            br#"{"janus":"ping","transaction":"bin"}"#.to_vec(),
+        ))
+        .unwrap();
     let r = c.request(json!({"janus": "ping", "transaction": "txt"}));
     assert_eq!(r, json!({"janus": "pong", "transaction": "txt"}));
     assert!(

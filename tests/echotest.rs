@@ -1,6 +1,7 @@
 //! janus.plugin.echotest through janus-proxy against real Janus 1.1.2 backends
 //! (spec 04-plugin-echotest.md).
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 const T: Duration = REPLY_TIMEOUT;
 
 fn proxy() -> Proxy {
-    let p = Proxy::start(ProxyConfig::shared());
+    let p = Proxy::start(ProxyConfig::shared().all_transports());
     p.wait_echotest_ready(Duration::from_secs(10));
     p
 }
@@ -28,10 +29,10 @@ fn echotest_ok(ev: &Value, sid: u64, hid: u64, transaction: &str) {
     );
 }
 
-#[test]
-fn attach_message_detach() {
+over_transports! {
+fn attach_message_detach(t: Transport) {
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
 
     let r = c.request(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest", "transaction": "at"}));
@@ -87,11 +88,12 @@ fn attach_message_detach() {
     let r = c.request(json!({"janus": "destroy", "session_id": sid}));
     assert_eq!(r["janus"], "success", "{r}");
 }
+}
 
-#[test]
-fn offer_gets_an_answer() {
+over_transports! {
+fn offer_gets_an_answer(t: Transport) {
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.echotest");
     let (ack, ev) = c.request_async(
@@ -119,11 +121,12 @@ fn offer_gets_an_answer() {
     let r = c.request(json!({"janus": "detach", "session_id": sid, "handle_id": hid}));
     assert_eq!(r["janus"], "success", "{r}");
 }
+}
 
-#[test]
-fn trickle_forms_are_acked() {
+over_transports! {
+fn trickle_forms_are_acked(t: Transport) {
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.echotest");
     let cand = json!({"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0});
@@ -149,11 +152,12 @@ fn trickle_forms_are_acked() {
         Some("Missing mandatory element (candidate|candidates)"),
     );
 }
+}
 
-#[test]
-fn hangup_without_peer_connection_succeeds() {
+over_transports! {
+fn hangup_without_peer_connection_succeeds(t: Transport) {
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.echotest");
     let r = c.request(
@@ -170,11 +174,12 @@ fn hangup_without_peer_connection_succeeds() {
     );
     echotest_ok(&ev, sid, hid, "m");
 }
+}
 
-#[test]
-fn several_handles_get_their_own_events() {
+over_transports! {
+fn several_handles_get_their_own_events(t: Transport) {
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let handles: Vec<u64> = (0..4)
         .map(|_| c.attach(sid, "janus.plugin.echotest"))
@@ -201,9 +206,10 @@ fn several_handles_get_their_own_events() {
         assert_eq!(ack["session_id"], sid, "{ack}");
     }
 }
+}
 
-#[test]
-fn messages_on_one_handle_keep_their_order() {
+over_transports! {
+fn messages_on_one_handle_keep_their_order(t: Transport) {
     // Spec 01 §1 / 04 §2.2: asynchronous plugin messages are serialised per handle through a
     // FIFO (the original proxy forwards one message to the backend handle and waits for its
     // reply before sending the next). A real Janus handles plugin messages on a thread pool, so
@@ -211,7 +217,7 @@ fn messages_on_one_handle_keep_their_order() {
     // order when both are sent to Janus together (seen 5 of 10 rounds directly on Janus 1.1.2);
     // the per-handle FIFO in the proxy must prevent that.
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     for round in 0..6 {
         let hid = c.attach(sid, "janus.plugin.echotest");
@@ -241,11 +247,12 @@ fn messages_on_one_handle_keep_their_order() {
         assert_eq!(r["janus"], "success", "{r}");
     }
 }
+}
 
-#[test]
-fn destroy_session_with_echotest_handle() {
+over_transports! {
+fn destroy_session_with_echotest_handle(t: Transport) {
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.echotest");
     let r = c.request(json!({"janus": "destroy", "session_id": sid, "transaction": "ds"}));
@@ -258,13 +265,14 @@ fn destroy_session_with_echotest_handle() {
     );
     assert_error(&r, 458, Some(&format!("No such session {sid}")));
 }
+}
 
-#[test]
-fn backend_error_is_reported_in_event() {
+over_transports! {
+fn backend_error_is_reported_in_event(t: Transport) {
     // echotest validates its body on the backend: an unknown codec name is rejected with an
     // error inside plugindata.data (spec 04 §2.2: event with error_code/error).
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.echotest");
     let (ack, ev) = c.request_async(
@@ -281,12 +289,13 @@ fn backend_error_is_reported_in_event() {
     assert!(data["error_code"].is_u64(), "expected error_code in {ev}");
     assert!(data["error"].is_string(), "expected error in {ev}");
 }
+}
 
-#[test]
-fn opaque_id_is_carried_in_events() {
+over_transports! {
+fn opaque_id_is_carried_in_events(t: Transport) {
     // spec 01 §7: events carry the frontend handle's opaque_id whenever it was given at attach
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let r = c.request(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest", "opaque_id": "my-opaque-1"}));
     assert_eq!(r["janus"], "success", "{r}");
@@ -303,12 +312,17 @@ fn opaque_id_is_carried_in_events() {
     assert_eq!(d["sender"], hid, "{d}");
     assert_eq!(d["opaque_id"], "my-opaque-1", "{d}");
 }
+}
 
-#[test]
-fn echotest_works_with_api_secret() {
+over_transports! {
+fn echotest_works_with_api_secret(t: Transport) {
     // the proxy also sends its api_secret to the backends, which have none and ignore it
-    let p = Proxy::start(ProxyConfig::shared().set_str("general", "api_secret", "s3cr3t"));
-    let mut c = p.client();
+    let p = Proxy::start(
+        ProxyConfig::shared()
+            .all_transports()
+            .set_str("general", "api_secret", "s3cr3t"),
+    );
+    let mut c = p.client_over(t);
     let r = c.request(json!({"janus": "create", "apisecret": "s3cr3t"}));
     assert_eq!(r["janus"], "success", "{r}");
     let sid = r["data"]["id"].as_u64().unwrap();
@@ -340,12 +354,13 @@ fn echotest_works_with_api_secret() {
         Some("Unauthorized request (wrong or missing secret/token)"),
     );
 }
+}
 
-#[test]
-fn detach_replies_success_before_detached() {
+over_transports! {
+fn detach_replies_success_before_detached(t: Transport) {
     // Janus 1.1.2 order (transcripts §2): `success`, then the unsolicited `detached`
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.echotest");
     c.send(&json!({"janus": "detach", "session_id": sid, "handle_id": hid, "transaction": "dto"}));
@@ -362,14 +377,15 @@ fn detach_replies_success_before_detached() {
         "second frame after detach"
     );
 }
+}
 
-#[test]
-fn backend_core_events_are_relayed_after_hangup() {
+over_transports! {
+fn backend_core_events_are_relayed_after_hangup(t: Transport) {
     // After an offer/answer, a `hangup` makes Janus emit a core `hangup` (reason "Janus API")
     // and an echotest event {"result":"done"}; both must be relayed with the frontend ids and
     // without transaction (spec 01 §7.1, 04 §2.3).
     let p = proxy();
-    let mut c = p.client();
+    let mut c = p.client_over(t);
     let sid = c.create_session();
     let hid = c.attach(sid, "janus.plugin.echotest");
     let (_ack, ev) = c.request_async(
@@ -392,11 +408,12 @@ fn backend_core_events_are_relayed_after_hangup() {
                "plugindata": {"plugin": "janus.plugin.echotest", "data": {"echotest": "event", "result": "done"}}})
     );
 }
+}
 
-#[test]
-fn many_sessions_in_parallel() {
+over_transports! {
+fn many_sessions_in_parallel(t: Transport) {
     let p = proxy();
-    let url = p.url();
+    let url = p.url_over(t);
     let threads: Vec<_> = (0..12)
         .map(|i| {
             let url = url.clone();
@@ -423,4 +440,5 @@ fn many_sessions_in_parallel() {
     for t in threads {
         t.join().expect("client thread failed");
     }
+}
 }

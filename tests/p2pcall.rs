@@ -217,12 +217,7 @@ fn register_list_exists_and_request_errors() {
             None,
         );
     }
-    c.expect_error(
-        json!({"request": "exists", "username": 1}),
-        None,
-        474,
-        None,
-    );
+    c.expect_error(json!({"request": "exists", "username": 1}), None, 474, None);
     let dashed = unique_name("p2p-a.b");
     let r = c.ok(json!({"request": "register", "username": dashed}), None);
     assert_eq!(r, json!({"event": "registered", "username": dashed}));
@@ -254,7 +249,12 @@ fn call_accept_set_errors() {
     );
     a.expect_error(json!({"request": "set"}), offer(), 481, Some("Not in call"));
     a.register();
-    a.expect_error(json!({"request": "call", "username": false}), None, 474, None);
+    a.expect_error(
+        json!({"request": "call", "username": false}),
+        None,
+        474,
+        None,
+    );
     let me = a.name.clone();
     a.expect_error(json!({"request": "call", "username": me}), None, 479, None);
     let nobody = unique_name("nobody");

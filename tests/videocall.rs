@@ -236,7 +236,12 @@ fn register_list_exists_and_request_errors() {
     );
     // dashes, dots, `@`, spaces, `~`, `/`, `%` and non-ASCII, as Janus accepts them
     let tag = unique_name("");
-    for odd in ["janode-a-", "a.b@example.com ", "x~0123456789abcdef~", "日本 語/%?"] {
+    for odd in [
+        "janode-a-",
+        "a.b@example.com ",
+        "x~0123456789abcdef~",
+        "日本 語/%?",
+    ] {
         let name = format!("{odd}{tag}");
         let mut u = party(&p, &name);
         u.name = name.clone();

@@ -392,6 +392,36 @@ impl Drop for Backends {
 /// production.
 pub const TEST_ADMIN_SECRET: &str = "janus-cloud-test-secret-5b1f0c";
 
+/// Defines a test once per [`Transport`]: module `$name` with tests `ws`, `wss` and `http`,
+/// each running the body with `$t` set (a proxy for it needs
+/// [`ProxyConfig::all_transports`]).
+#[allow(unused_macros)]
+macro_rules! over_transports {
+    (fn $name:ident($t:ident: Transport) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($t: Transport) $body
+
+            #[test]
+            fn ws() {
+                run(Transport::Ws)
+            }
+
+            #[test]
+            fn wss() {
+                run(Transport::Wss)
+            }
+
+            #[test]
+            fn http() {
+                run(Transport::Http)
+            }
+        }
+    };
+}
+
 /// Builder for the proxy's TOML configuration. Values are TOML literals (`"\"rr\""`, `"60"`).
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -465,10 +495,32 @@ impl ProxyConfig {
     /// Config whose backends are never contacted (for tests that only use dummytest/core verbs).
     /// It still lists the shared set's URLs: the proxy may connect to them in the background.
     pub fn without_backends() -> ProxyConfig {
+        let port = std::env::var("JANUS_CLOUD_SHARED_PORT")
+            .ok()
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or(18188);
         ProxyConfig::new(vec![
-            ("janus-0".into(), "ws://127.0.0.1:18188".into()),
-            ("janus-1".into(), "ws://127.0.0.1:18189".into()),
+            ("janus-0".into(), format!("ws://127.0.0.1:{port}")),
+            ("janus-1".into(), format!("ws://127.0.0.1:{}", port + 1)),
         ])
+    }
+
+    /// Also serve WSS (with [`test_cert`]) and Janus's HTTP API, on free ports picked by
+    /// [`Proxy::start`]: for tests that run over every [`Transport`].
+    pub fn all_transports(self) -> ProxyConfig {
+        let (cert, key) = test_cert();
+        self.set("ws_transport", "wss", "true")
+            .set("http_transport", "http", "true")
+            .set_str(
+                "certificates",
+                "cert_pem",
+                cert.to_str().expect("utf-8 path"),
+            )
+            .set_str(
+                "certificates",
+                "cert_key",
+                key.to_str().expect("utf-8 path"),
+            )
     }
 
     /// Set `section.key` to a TOML literal.
@@ -535,6 +587,9 @@ pub struct Proxy {
     pub port: u16,
     /// Port of the admin REST API (`admin_api.http_listen`).
     pub admin_port: u16,
+    /// Ports of the WSS and HTTP listeners, when enabled.
+    pub wss_port: Option<u16>,
+    pub http_port: Option<u16>,
     pub dir: tempfile::TempDir,
     pub log_path: PathBuf,
     pub config: ProxyConfig,
@@ -565,6 +620,26 @@ impl Proxy {
                     &format!("127.0.0.1:{}", free_port()),
                 )
             };
+            let mut config = config;
+            for (section, on, key) in [
+                ("ws_transport", "wss", "wss_listen"),
+                ("http_transport", "http", "http_listen"),
+            ] {
+                if config.get(section, on) == Some("true") && config.get(section, key).is_none() {
+                    config = config.set_str(section, key, &format!("127.0.0.1:{}", free_port()));
+                }
+            }
+            let port_of = |section: &str, key: &str| -> Option<u16> {
+                config
+                    .get(section, key)
+                    .and_then(|v| v.trim_matches('"').rsplit(':').next()?.parse().ok())
+            };
+            let wss_port = (config.get("ws_transport", "wss") == Some("true"))
+                .then(|| port_of("ws_transport", "wss_listen"))
+                .flatten();
+            let http_port = (config.get("http_transport", "http") == Some("true"))
+                .then(|| port_of("http_transport", "http_listen"))
+                .flatten();
             let port: u16 = config
                 .get("ws_transport", "ws_listen")
                 .and_then(|v| {
@@ -607,6 +682,8 @@ impl Proxy {
                 child,
                 port,
                 admin_port,
+                wss_port,
+                http_port,
                 dir,
                 log_path,
                 config,
@@ -672,6 +749,24 @@ impl Proxy {
 
     pub fn client(&self) -> Client {
         Client::connect(&self.url())
+    }
+
+    /// The URL of the client API over `t` (its listener must be enabled, see
+    /// [`ProxyConfig::all_transports`]).
+    pub fn url_over(&self, t: Transport) -> String {
+        let need = |p: Option<u16>, what: &str| {
+            p.unwrap_or_else(|| panic!("this proxy has no {what} listener"))
+        };
+        match t {
+            Transport::Ws => self.url(),
+            Transport::Wss => format!("wss://127.0.0.1:{}", need(self.wss_port, "wss")),
+            Transport::Http => format!("http://127.0.0.1:{}/janus", need(self.http_port, "http")),
+        }
+    }
+
+    /// A client over `t`.
+    pub fn client_over(&self, t: Transport) -> Client {
+        Client::connect(&self.url_over(t))
     }
 
     pub fn log(&self) -> String {
@@ -837,13 +932,81 @@ pub struct Frame {
     pub json: Value,
 }
 
+/// The transports a client can reach the proxy over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The WebSocket API, `ws://`.
+    Ws,
+    /// The WebSocket API over TLS, `wss://`.
+    Wss,
+    /// Janus's HTTP API with long polls, `http://…/janus`.
+    Http,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 3] = [Transport::Ws, Transport::Wss, Transport::Http];
+}
+
+/// A TCP stream, plain or TLS (the test certificate of [`test_cert`]).
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => &t.sock,
+        }
+    }
+
+    /// A second handle on the TCP socket (raw bytes: plain streams only make sense).
+    pub fn try_clone(&self) -> std::io::Result<TcpStream> {
+        self.tcp().try_clone()
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// A Janus API client over any [`Transport`], with transaction matching and a stash of
+/// unrelated frames: over HTTP each request is a POST whose answer is the reply, and the
+/// events of the sessions it created or claimed come from long polls in the background,
+/// so the same assertions hold whatever the transport.
 pub struct Client {
-    pub ws: WebSocket<TcpStream>,
-    pub response: Response,
+    link: Link,
     /// frames received while waiting for something else, in arrival order
     pub stash: VecDeque<Frame>,
     pub url: String,
     closed: bool,
+}
+
+enum Link {
+    Ws(Box<WebSocket<Stream>>, Box<Response>),
+    Http(HttpLink),
 }
 
 impl Client {
@@ -854,13 +1017,23 @@ impl Client {
     }
 
     pub fn try_connect(url: &str, subprotocol: Option<&str>) -> Result<Client, String> {
+        if url.starts_with("http://") {
+            return Ok(Client {
+                link: Link::Http(HttpLink::new(url)),
+                stash: VecDeque::new(),
+                url: url.to_string(),
+                closed: false,
+            });
+        }
         let mut req = url.into_client_request().map_err(|e| e.to_string())?;
         if let Some(p) = subprotocol {
             req.headers_mut()
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p).unwrap());
         }
+        let tls = url.starts_with("wss://");
         let host = url
             .trim_start_matches("ws://")
+            .trim_start_matches("wss://")
             .split('/')
             .next()
             .unwrap()
@@ -870,37 +1043,68 @@ impl Client {
             .map_err(|e| e.to_string())?
             .next()
             .ok_or("no address")?;
-        let stream =
+        let tcp =
             TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).ok();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
+        tcp.set_nodelay(true).ok();
+        tcp.set_read_timeout(Some(Duration::from_secs(5)))
             .map_err(|e| e.to_string())?;
-        stream
-            .set_write_timeout(Some(Duration::from_secs(5)))
+        tcp.set_write_timeout(Some(Duration::from_secs(5)))
             .map_err(|e| e.to_string())?;
+        let stream = if tls {
+            let name = rustls::pki_types::ServerName::try_from(addr.ip().to_string())
+                .map_err(|e| e.to_string())?;
+            let conn = rustls::ClientConnection::new(tls_client_config(), name)
+                .map_err(|e| e.to_string())?;
+            Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
+        } else {
+            Stream::Plain(tcp)
+        };
         let (ws, response) = tungstenite::client(req, stream).map_err(|e| e.to_string())?;
         Ok(Client {
-            ws,
-            response,
+            link: Link::Ws(Box::new(ws), Box::new(response)),
             stash: VecDeque::new(),
             url: url.to_string(),
             closed: false,
         })
     }
 
+    /// The WebSocket of a `ws://`/`wss://` client (panics for HTTP).
+    pub fn ws(&mut self) -> &mut WebSocket<Stream> {
+        match &mut self.link {
+            Link::Ws(ws, _) => ws,
+            Link::Http(_) => panic!("{} is not a WebSocket client", self.url),
+        }
+    }
+
+    /// Sends one message (WebSocket frame or POST); false when the connection is broken.
+    fn try_send(&mut self, text: &str) -> bool {
+        match &mut self.link {
+            Link::Ws(ws, _) => ws.send(Message::text(text)).is_ok(),
+            Link::Http(h) => h.post(text).is_ok(),
+        }
+    }
+
     /// The subprotocol the server selected in the handshake.
     pub fn subprotocol(&self) -> Option<String> {
-        self.response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .map(|v| v.to_str().unwrap_or("").to_string())
+        match &self.link {
+            Link::Ws(_, response) => response
+                .headers()
+                .get("Sec-WebSocket-Protocol")
+                .map(|v| v.to_str().unwrap_or("").to_string()),
+            Link::Http(_) => None,
+        }
     }
 
     pub fn send_raw(&mut self, text: &str) {
-        self.ws
-            .send(Message::text(text))
-            .unwrap_or_else(|e| panic!("send to {} failed: {e}", self.url));
+        let url = self.url.clone();
+        match &mut self.link {
+            Link::Ws(ws, _) => ws
+                .send(Message::text(text))
+                .unwrap_or_else(|e| panic!("send to {url} failed: {e}")),
+            Link::Http(h) => h
+                .post(text)
+                .unwrap_or_else(|e| panic!("POST to {url} failed: {e}")),
+        }
     }
 
     /// Send a JSON request as is.
@@ -922,6 +1126,10 @@ impl Client {
         if self.closed {
             return Err("connection already closed".into());
         }
+        let ws = match &mut self.link {
+            Link::Ws(ws, _) => ws,
+            Link::Http(h) => return Ok(h.next(timeout)),
+        };
         let deadline = Instant::now() + timeout;
         loop {
             let now = Instant::now();
@@ -929,8 +1137,8 @@ impl Client {
                 return Ok(None);
             }
             let left = (deadline - now).max(Duration::from_millis(1));
-            self.ws.get_mut().set_read_timeout(Some(left)).ok();
-            match self.ws.read() {
+            ws.get_mut().tcp().set_read_timeout(Some(left)).ok();
+            match ws.read() {
                 Ok(Message::Text(t)) => {
                     let text = t.as_str().to_string();
                     let json: Value = serde_json::from_str(&text)
@@ -1063,7 +1271,7 @@ impl Client {
     /// Like [`request`] but returns `None` on timeout or on a broken connection.
     pub fn try_request(&mut self, mut req: Value, timeout: Duration) -> Option<Value> {
         let t = Client::with_transaction(&mut req);
-        if self.ws.send(Message::text(req.to_string())).is_err() {
+        if !self.try_send(&req.to_string()) {
             return None;
         }
         let deadline = Instant::now() + timeout;
@@ -1122,12 +1330,21 @@ impl Client {
             .unwrap_or_else(|| panic!("attach reply without data.id: {r}"))
     }
 
-    /// Ask the server to close and wait (bounded) for the close handshake to finish.
+    /// Ask the server to close and wait (bounded) for the close handshake to finish (over
+    /// HTTP: stop polling).
     pub fn close(mut self) {
-        let _ = self.ws.close(None);
+        let ws = match &mut self.link {
+            Link::Ws(ws, _) => ws,
+            Link::Http(h) => {
+                h.stop();
+                self.closed = true;
+                return;
+            }
+        };
+        let _ = ws.close(None);
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
-            match self.ws.read() {
+            match ws.read() {
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(e))
                     if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut =>
@@ -1199,6 +1416,209 @@ pub fn http(method: &str, url: &str, body: Option<(&str, &str)>, token: Option<&
 // Janus Admin API client
 
 pub const ADMIN_SECRET: &str = "janusoverlord";
+
+/// A Janus HTTP API client: POSTs whose answers are queued as frames, and one long-poll
+/// thread per session it created or claimed, queueing that session's events.
+pub struct HttpLink {
+    base: String,
+    agent: ureq::Agent,
+    local: VecDeque<Frame>,
+    tx: std::sync::mpsc::Sender<Frame>,
+    rx: std::sync::mpsc::Receiver<Frame>,
+    polled: std::collections::HashSet<u64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn http_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+fn frame_of(json: Value) -> Frame {
+    Frame {
+        text: json.to_string(),
+        json,
+    }
+}
+
+impl HttpLink {
+    /// `base`: `http://host:port/janus`.
+    pub fn new(base: &str) -> HttpLink {
+        let (tx, rx) = std::sync::mpsc::channel();
+        HttpLink {
+            base: base.trim_end_matches('/').to_string(),
+            agent: http_agent(Duration::from_secs(15)),
+            local: VecDeque::new(),
+            tx,
+            rx,
+            polled: Default::default(),
+            stop: Default::default(),
+        }
+    }
+
+    /// POSTs one request to `/janus` and queues its answer; starts polling a session the
+    /// answer created or claimed.
+    pub fn post(&mut self, text: &str) -> Result<(), String> {
+        let mut resp = self
+            .agent
+            .post(&self.base)
+            .header("Content-Type", "application/json")
+            .send(text)
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("HTTP {status}: {body}"));
+        }
+        if body.is_empty() {
+            return Ok(());
+        }
+        let json: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("server sent invalid JSON ({e}): {body:?}"));
+        let request: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        if json["janus"] == "success" {
+            match request["janus"].as_str() {
+                Some("create") => {
+                    if let Some(id) = json["data"]["id"].as_u64() {
+                        self.poll(id, request["apisecret"].as_str());
+                    }
+                }
+                Some("claim") => {
+                    if let Some(id) = request["session_id"].as_u64() {
+                        self.poll(id, request["apisecret"].as_str());
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.local.push_back(Frame { text: body, json });
+        Ok(())
+    }
+
+    /// Long-polls session `id` (maxev=10, with the `apisecret` if given) until it is gone
+    /// (404) or the client stops.
+    pub fn poll(&mut self, id: u64, apisecret: Option<&str>) {
+        if !self.polled.insert(id) {
+            return;
+        }
+        let mut url = format!("{}/{id}?maxev=10", self.base);
+        if let Some(secret) = apisecret {
+            url.push_str("&apisecret=");
+            url.extend(form_urlencoded::byte_serialize(secret.as_bytes()));
+        }
+        let (tx, stop) = (self.tx.clone(), self.stop.clone());
+        let agent = http_agent(Duration::from_secs(45));
+        std::thread::spawn(move || {
+            let mut failures = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && failures < 3 {
+                let mut resp = match agent.get(&url).call() {
+                    Ok(r) => r,
+                    Err(_) => {
+                        failures += 1;
+                        continue;
+                    }
+                };
+                if resp.status().as_u16() != 200 {
+                    return;
+                }
+                let Ok(body) = resp.body_mut().read_to_string() else {
+                    failures += 1;
+                    continue;
+                };
+                let events = match serde_json::from_str::<Value>(&body) {
+                    Ok(Value::Array(v)) => v,
+                    Ok(v) => vec![v],
+                    Err(_) => Vec::new(),
+                };
+                for ev in events {
+                    if ev["janus"] != "keepalive" && tx.send(frame_of(ev)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// The next answer or event within `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Option<Frame> {
+        if let Some(f) = self.local.pop_front() {
+            return Some(f);
+        }
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for HttpLink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The self-signed certificate and key (PEM files) the TLS listeners of test proxies use,
+/// made once per test folder with `openssl` (for 127.0.0.1 and localhost).
+pub fn test_cert() -> (PathBuf, PathBuf) {
+    let dir = test_dir().join("tls");
+    fs::create_dir_all(&dir).expect("create tls dir");
+    let _lock = FileLock::exclusive(&dir.join("make.lock"));
+    let (cert, key) = (dir.join("server-cert.pem"), dir.join("server-key.pem"));
+    if !(cert.exists() && key.exists()) {
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-subj", "/CN=localhost", "-days", "30"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            // an end-entity certificate (webpki refuses a CA one as the server's)
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl is needed for the TLS tests (apt-get install openssl)");
+        assert!(out.status.success(), "openssl failed: {out:?}");
+    }
+    (cert, key)
+}
+
+/// A rustls client configuration trusting [`test_cert`] only.
+pub fn tls_client_config() -> std::sync::Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<std::sync::Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            use rustls::pki_types::pem::PemObject;
+            let (cert, _) = test_cert();
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).expect("read cert") {
+                roots.add(c.expect("cert")).expect("add root");
+            }
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            std::sync::Arc::new(
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .expect("protocol versions")
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
+        })
+        .clone()
+}
 
 pub struct AdminClient {
     inner: Client,
