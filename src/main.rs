@@ -108,7 +108,10 @@ fn load_files(config: &Config) -> Result<Files, String> {
     let (w, h) = (&config.ws_transport, &config.http_transport);
     let certs = if w.wss || h.https {
         let c = &config.certificates;
-        Some(Certs::load(&config.path(&c.cert_pem), &config.path(&c.cert_key))?)
+        Some(Certs::load(
+            &config.path(&c.cert_pem),
+            &config.path(&c.cert_key),
+        )?)
     } else {
         None
     };
@@ -124,7 +127,9 @@ fn load_files(config: &Config) -> Result<Files, String> {
 fn bind_doors(config: &Config, files: &Files, n: usize) -> anyhow::Result<Vec<Vec<Door>>> {
     let (w, h) = (&config.ws_transport, &config.http_transport);
     let tls = match &files.certs {
-        Some(c) => Some(Acceptor::from(c.server_config().map_err(anyhow::Error::msg)?)),
+        Some(c) => Some(Acceptor::from(
+            c.server_config().map_err(anyhow::Error::msg)?,
+        )),
         None => None,
     };
     let http = Arc::new(HttpOptions {
@@ -138,8 +143,20 @@ fn bind_doors(config: &Config, files: &Files, n: usize) -> anyhow::Result<Vec<Ve
     let wanted = [
         (w.ws, &w.ws_listen, Serve::Ws, false, "ws"),
         (w.wss, &w.wss_listen, Serve::Ws, true, "wss"),
-        (h.http, &h.http_listen, Serve::Http(http.clone()), false, "http"),
-        (h.https, &h.https_listen, Serve::Http(http.clone()), true, "https"),
+        (
+            h.http,
+            &h.http_listen,
+            Serve::Http(http.clone()),
+            false,
+            "http",
+        ),
+        (
+            h.https,
+            &h.https_listen,
+            Serve::Http(http.clone()),
+            true,
+            "https",
+        ),
     ];
     for (on, listen, serve, secure, scheme) in wanted {
         if !on {
@@ -163,7 +180,11 @@ fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>, files: Files) -> an
     let n = config.shard_count();
     let doors = bind_doors(&config, &files, n)?;
     let admin_listener = server::bind(&config.admin_api.http_listen)?;
-    info!(version = env!("CARGO_PKG_VERSION"), shards = n, "janus-proxy starting");
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        shards = n,
+        "janus-proxy starting"
+    );
 
     // The store holds the server list; static servers are registered never to expire.
     let mut store = store::open(&config.general.server_db)?;
@@ -342,7 +363,9 @@ fn wait_for_signal(certs: Option<&Certs>) -> anyhow::Result<()> {
         }
         match certs.map(Certs::reload) {
             Some(Ok(())) => info!("SIGHUP: TLS certificate reloaded"),
-            Some(Err(e)) => warn!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays"),
+            Some(Err(e)) => {
+                warn!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays")
+            }
             None => info!("SIGHUP: no TLS listener, nothing to reload"),
         }
     }

@@ -125,7 +125,10 @@ impl HttpEvents {
                 let _ = w.tx.send(keepalive(w.maxev));
                 continue;
             }
-            if w.tx.send(ApiResponse::Json(batch(&events, w.maxev))).is_err() {
+            if w.tx
+                .send(ApiResponse::Json(batch(&events, w.maxev)))
+                .is_err()
+            {
                 // That poll is gone: the events wait for the next one.
                 self.bytes += events.iter().map(Vec::len).sum::<usize>();
                 for e in events.into_iter().rev() {
@@ -163,9 +166,9 @@ impl Drop for HttpEvents {
 
 /// Leading decimal digits as `strtoull` reads them (0 when there are none).
 fn leading_u64(s: &str) -> u64 {
-    s.bytes()
-        .take_while(u8::is_ascii_digit)
-        .fold(0u64, |n, d| n.saturating_mul(10).saturating_add((d - b'0') as u64))
+    s.bytes().take_while(u8::is_ascii_digit).fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add((d - b'0') as u64)
+    })
 }
 
 /// A query parameter, percent-decoded.
@@ -424,7 +427,10 @@ pub fn push(shard: &Shard, session_id: u64, frame: Vec<u8>) {
     if let Some(events) = sessions.get_mut(session_id).and_then(|s| s.http.as_mut()) {
         events.push(frame, max);
         if events.overflowed {
-            debug!(session = session_id, "HTTP event queue overflowed; session to be destroyed");
+            debug!(
+                session = session_id,
+                "HTTP event queue overflowed; session to be destroyed"
+            );
         }
     }
 }
@@ -473,7 +479,10 @@ mod tests {
         q.poll(3, 2, tx);
         assert_eq!(rx.try_recv().unwrap(), None);
         q.expire(3);
-        assert_eq!(text(rx.try_recv().unwrap().unwrap()), "[{\"janus\":\"keepalive\"}]");
+        assert_eq!(
+            text(rx.try_recv().unwrap().unwrap()),
+            "[{\"janus\":\"keepalive\"}]"
+        );
         // Two waiting polls: the first gets the event, the second a keepalive.
         let (tx1, mut rx1) = oneshot::channel();
         let (tx2, mut rx2) = oneshot::channel();
@@ -481,7 +490,10 @@ mod tests {
         q.poll(5, 1, tx2);
         q.push(b"{\"c\":3}".to_vec(), 1000);
         assert_eq!(text(rx1.try_recv().unwrap().unwrap()), "{\"c\":3}");
-        assert_eq!(text(rx2.try_recv().unwrap().unwrap()), "{\"janus\":\"keepalive\"}");
+        assert_eq!(
+            text(rx2.try_recv().unwrap().unwrap()),
+            "{\"janus\":\"keepalive\"}"
+        );
         // A poll whose client is gone leaves the event queued.
         let (tx, rx) = oneshot::channel();
         q.poll(6, 1, tx);
@@ -494,7 +506,10 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         q.poll(8, 1, tx);
         drop(q);
-        assert_eq!(text(rx.try_recv().unwrap().unwrap()), "{\"janus\":\"keepalive\"}");
+        assert_eq!(
+            text(rx.try_recv().unwrap().unwrap()),
+            "{\"janus\":\"keepalive\"}"
+        );
     }
 
     #[test]

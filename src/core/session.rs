@@ -143,7 +143,11 @@ impl Sessions {
     pub fn claim(&mut self, id: u64, conn: ConnRef, now: Instant) -> Option<Option<ConnRef>> {
         let s = self.map.get_mut(&id)?;
         let http = conn.is_http_request();
-        let old = if http { s.owner.take() } else { s.owner.replace(conn) };
+        let old = if http {
+            s.owner.take()
+        } else {
+            s.owner.replace(conn)
+        };
         s.http = http.then(HttpEvents::default);
         s.orphaned_at = None;
         s.last_activity = now;

@@ -625,9 +625,21 @@ mod tests {
     #[test]
     fn usernames() {
         // What Janus's VideoCall accepts: any string.
-        for ok in ["alice_1", "日本", "janode-a-123", "a.b@example.com", "a b", "x~0123456789abcdef", "", "a/b?c%d"] {
+        for ok in [
+            "alice_1",
+            "日本",
+            "janode-a-123",
+            "a.b@example.com",
+            "a b",
+            "x~0123456789abcdef",
+            "",
+            "a/b?c%d",
+        ] {
             assert!(valid_username(ok), "{ok:?}");
-            assert_eq!(username_from_path(&username_to_path(ok)).as_deref(), Some(ok));
+            assert_eq!(
+                username_from_path(&username_to_path(ok)).as_deref(),
+                Some(ok)
+            );
         }
         assert!(valid_username(&"x".repeat(MAX_USERNAME)));
         assert!(!valid_username(&"x".repeat(MAX_USERNAME + 1)));

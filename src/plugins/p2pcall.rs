@@ -205,9 +205,7 @@ async fn deliver(
         Peer::Remote(base) => {
             let body = json!({"from_user": from, "async_event": item.to_json()}).to_string();
             let url = format!("{base}/{}", call::username_to_path(peer_name));
-            call::post_to_proxy(ctx.host(), url, body)
-                .await
-                .map(|_| ())
+            call::post_to_proxy(ctx.host(), url, body).await.map(|_| ())
         }
     }
 }

@@ -88,9 +88,7 @@ fn alias(name: &str) -> String {
 /// hex digits follow it, so names that contain `~` themselves map back intact.
 pub fn dealias(name: &str) -> &str {
     match name.rsplit_once('~') {
-        Some((user, tag)) if tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            user
-        }
+        Some((user, tag)) if tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()) => user,
         _ => name,
     }
 }

@@ -96,7 +96,10 @@ impl Disconnects {
 /// Where a connection's frames go.
 enum Sink {
     /// An upgraded WebSocket: its writer's queue, and its socket to cut.
-    Ws { tx: QueueTx<Outbound>, killer: Killer },
+    Ws {
+        tx: QueueTx<Outbound>,
+        killer: Killer,
+    },
     /// One HTTP request waiting for its answer: the first text frame is it.
     Reply(RefCell<Option<oneshot::Sender<Vec<u8>>>>),
 }

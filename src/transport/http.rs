@@ -478,7 +478,10 @@ mod tests {
     #[test]
     fn heads() {
         let h = head("POST /janus/12?maxev=5 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nOrigin: http://a\r\n\r\n");
-        assert_eq!((h.method.as_str(), h.path.as_str(), h.query.as_str()), ("POST", "/janus/12", "maxev=5"));
+        assert_eq!(
+            (h.method.as_str(), h.path.as_str(), h.query.as_str()),
+            ("POST", "/janus/12", "maxev=5")
+        );
         assert_eq!(h.content_length, 10);
         assert!(h.keep_alive);
         assert_eq!(h.origin.as_deref(), Some("http://a"));
@@ -488,12 +491,21 @@ mod tests {
         let big = "POST / HTTP/1.1\r\nContent-Length: 2048\r\n\r\n";
         assert_eq!(parse_head(big.as_bytes(), 1024).unwrap_err().status(), 413);
         let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(parse_head(chunked.as_bytes(), 1024).unwrap_err().status(), 411);
+        assert_eq!(
+            parse_head(chunked.as_bytes(), 1024).unwrap_err().status(),
+            411
+        );
         assert!(parse_head(&[b'a'; MAX_HEAD], 10).is_err());
         let long = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD));
-        assert_eq!(parse_head(long.as_bytes(), 10).unwrap_err(), HttpError::HeadTooLarge);
+        assert_eq!(
+            parse_head(long.as_bytes(), 10).unwrap_err(),
+            HttpError::HeadTooLarge
+        );
         let bad_len = "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n";
-        assert_eq!(parse_head(bad_len.as_bytes(), 10).unwrap_err().status(), 400);
+        assert_eq!(
+            parse_head(bad_len.as_bytes(), 10).unwrap_err().status(),
+            400
+        );
         let twice = "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
         assert_eq!(parse_head(twice.as_bytes(), 10).unwrap_err().status(), 400);
     }
@@ -502,13 +514,19 @@ mod tests {
     fn cors_as_janus() {
         let h = head("OPTIONS /janus HTTP/1.1\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n");
         assert_eq!(route(&h), Route::Preflight);
-        let any = Cors { allow_origin: None, enforce: false };
+        let any = Cors {
+            allow_origin: None,
+            enforce: false,
+        };
         let hs = any.headers(&h);
         assert!(hs.contains(&("Access-Control-Allow-Origin", "*".into())));
         assert!(hs.contains(&("Access-Control-Allow-Methods", "POST".into())));
         assert!(hs.contains(&("Access-Control-Allow-Headers", "content-type".into())));
         assert!(!any.refuses(&h));
-        let strict = Cors { allow_origin: Some("https://app".into()), enforce: true };
+        let strict = Cors {
+            allow_origin: Some("https://app".into()),
+            enforce: true,
+        };
         assert!(strict.refuses(&h));
         let ok = head("GET /janus/1 HTTP/1.1\r\nOrigin: https://app\r\n\r\n");
         assert!(!strict.refuses(&ok));
@@ -530,15 +548,32 @@ mod tests {
         std::os::unix::fs::symlink(root.join("index.html"), root.join("in.html")).unwrap();
         let f = StaticFiles::load(&root).unwrap();
         assert_eq!(f.get("/").unwrap().body, b"<p>hi</p>");
-        assert_eq!(f.get("/index.html").unwrap().content_type, "text/html; charset=utf-8");
-        assert_eq!(f.get("/vendor/janus.js").unwrap().content_type, "text/javascript; charset=utf-8");
+        assert_eq!(
+            f.get("/index.html").unwrap().content_type,
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            f.get("/vendor/janus.js").unwrap().content_type,
+            "text/javascript; charset=utf-8"
+        );
         assert!(f.get("/in.html").is_some());
-        for bad in ["/out.txt", "/.secret", "/../outside.txt", "/vendor/../../outside.txt", "/%2e%2e/outside.txt", "/nope"] {
+        for bad in [
+            "/out.txt",
+            "/.secret",
+            "/../outside.txt",
+            "/vendor/../../outside.txt",
+            "/%2e%2e/outside.txt",
+            "/nope",
+        ] {
             assert!(f.get(bad).is_none(), "{bad}");
         }
         let h = head("GET /index.html HTTP/1.1\r\n\r\n");
         let r = String::from_utf8(file_response(Some(&f), &h)).unwrap();
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n") && r.contains("nosniff") && r.ends_with("<p>hi</p>"));
+        assert!(
+            r.starts_with("HTTP/1.1 200 OK\r\n")
+                && r.contains("nosniff")
+                && r.ends_with("<p>hi</p>")
+        );
         let h = head("DELETE /index.html HTTP/1.1\r\n\r\n");
         assert!(file_response(Some(&f), &h).starts_with(b"HTTP/1.1 405"));
         let h = head("GET /x HTTP/1.1\r\n\r\n");

@@ -12,8 +12,8 @@
 
 use std::future::Future;
 use std::net::TcpListener as StdListener;
-use std::pin::Pin;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -341,7 +341,8 @@ async fn serve_http<H: Handler, S>(
                 Err(_) => {
                     opts.disconnects.count(Cut::Handshake);
                     let out = http::text_response(408, "request body too slow", false);
-                    let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(out)).await;
+                    let _ =
+                        monoio::time::timeout(Duration::from_secs(1), stream.write_all(out)).await;
                     return;
                 }
             }

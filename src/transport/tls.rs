@@ -41,8 +41,7 @@ impl fmt::Debug for Certs {
 }
 
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     if meta.len() > MAX_PEM {
         return Err(format!(
             "{what} {}: larger than {MAX_PEM} bytes",
