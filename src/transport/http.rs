@@ -53,6 +53,8 @@ pub struct Head {
     pub path: String,
     pub query: String,
     pub content_length: usize,
+    /// The body comes in chunks (`Transfer-Encoding: chunked`), see [`decode_chunked`].
+    pub chunked: bool,
     /// The client may send another request on this connection.
     pub keep_alive: bool,
     /// `Origin`, `Access-Control-Request-Method`, `Access-Control-Request-Headers`.
@@ -70,8 +72,8 @@ pub enum HttpError {
     HeadTooLarge,
     #[error("request body larger than {0} bytes")]
     BodyTooLarge(usize),
-    #[error("chunked request bodies are not supported")]
-    Chunked,
+    #[error("unsupported Transfer-Encoding")]
+    Encoding,
 }
 
 impl HttpError {
@@ -80,7 +82,7 @@ impl HttpError {
             HttpError::Malformed(_) => 400,
             HttpError::HeadTooLarge => 431,
             HttpError::BodyTooLarge(_) => 413,
-            HttpError::Chunked => 411,
+            HttpError::Encoding => 501,
         }
     }
 }
@@ -129,6 +131,7 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(usize, Head)>, 
         path,
         query,
         content_length: 0,
+        chunked: false,
         keep_alive,
         origin: None,
         acrm: None,
@@ -151,7 +154,11 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(usize, Head)>, 
             }
             head.content_length = len as usize;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(HttpError::Chunked);
+            let v = String::from_utf8_lossy(h.value).trim().to_ascii_lowercase();
+            if v != "chunked" {
+                return Err(HttpError::Encoding);
+            }
+            head.chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
             let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
             if v.split(',').any(|t| t.trim() == "close") {
@@ -167,8 +174,69 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(usize, Head)>, 
             head.acrh = header_str(h.value);
         }
     }
+    if head.chunked && length_seen {
+        return Err(HttpError::Malformed(
+            "both Content-Length and Transfer-Encoding".into(),
+        ));
+    }
     head.keep_alive = keep_alive;
     Ok(Some((n, head)))
+}
+
+/// Longest chunk-size or trailer line accepted.
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// Decodes a chunked body from the start of `buf`. `Ok(None)` = incomplete, read more; on
+/// success returns the bytes consumed and the body.
+///
+/// # Errors
+/// A malformed chunk, or a body over `max` bytes.
+pub fn decode_chunked(buf: &[u8], max: usize) -> Result<Option<(usize, Vec<u8>)>, HttpError> {
+    let bad = |why: &str| HttpError::Malformed(format!("chunked body: {why}"));
+    let line_end = |from: usize| -> Result<Option<usize>, HttpError> {
+        let rest = buf.get(from..).unwrap_or_default();
+        match rest.windows(2).position(|w| w == b"\r\n") {
+            Some(i) if i <= MAX_CHUNK_LINE => Ok(Some(from + i)),
+            Some(_) => Err(bad("line too long")),
+            None if rest.len() > MAX_CHUNK_LINE => Err(bad("line too long")),
+            None => Ok(None),
+        }
+    };
+    let mut body = Vec::new();
+    let mut pos = 0;
+    loop {
+        let Some(end) = line_end(pos)? else {
+            return Ok(None);
+        };
+        let line = std::str::from_utf8(&buf[pos..end]).map_err(|_| bad("size line"))?;
+        let hex = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(hex, 16).map_err(|_| bad("chunk size"))?;
+        pos = end + 2;
+        if size == 0 {
+            // Trailer lines, up to an empty one.
+            loop {
+                let Some(end) = line_end(pos)? else {
+                    return Ok(None);
+                };
+                let empty = end == pos;
+                pos = end + 2;
+                if empty {
+                    return Ok(Some((pos, body)));
+                }
+            }
+        }
+        if size > max || body.len() + size > max {
+            return Err(HttpError::BodyTooLarge(max));
+        }
+        if buf.len() < pos + size + 2 {
+            return Ok(None);
+        }
+        if &buf[pos + size..pos + size + 2] != b"\r\n" {
+            return Err(bad("missing CRLF after a chunk"));
+        }
+        body.extend_from_slice(&buf[pos..pos + size]);
+        pos += size + 2;
+    }
 }
 
 /// Whether `path` is Janus's API (`/janus` or below it).
@@ -491,10 +559,11 @@ mod tests {
         let big = "POST / HTTP/1.1\r\nContent-Length: 2048\r\n\r\n";
         assert_eq!(parse_head(big.as_bytes(), 1024).unwrap_err().status(), 413);
         let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(
-            parse_head(chunked.as_bytes(), 1024).unwrap_err().status(),
-            411
-        );
+        assert!(head(chunked).chunked);
+        let gzip = "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
+        assert_eq!(parse_head(gzip.as_bytes(), 1024).unwrap_err().status(), 501);
+        let both = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(parse_head(both.as_bytes(), 1024).unwrap_err().status(), 400);
         assert!(parse_head(&[b'a'; MAX_HEAD], 10).is_err());
         let long = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD));
         assert_eq!(
@@ -508,6 +577,28 @@ mod tests {
         );
         let twice = "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
         assert_eq!(parse_head(twice.as_bytes(), 10).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn chunked_bodies() {
+        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        let (n, b) = decode_chunked(body, 100).unwrap().unwrap();
+        assert_eq!(b, b"Wikipedia");
+        assert_eq!(&body[n..], b"NEXT");
+        for cut in 0..body.len() - 4 {
+            assert_eq!(decode_chunked(&body[..cut], 100).unwrap(), None, "{cut}");
+        }
+        assert_eq!(decode_chunked(b"0\r\n\r\n", 10).unwrap(), Some((5, vec![])));
+        assert_eq!(decode_chunked(body, 5).unwrap_err().status(), 413);
+        assert_eq!(decode_chunked(b"zz\r\n", 10).unwrap_err().status(), 400);
+        assert_eq!(decode_chunked(b"3\r\nabcXY", 10).unwrap_err().status(), 400);
+        assert_eq!(
+            decode_chunked(b"ffffffffffffffffffff\r\n", 10)
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert!(decode_chunked(&[b'1'; 2048], 10).is_err());
     }
 
     #[test]

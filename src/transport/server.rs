@@ -334,7 +334,32 @@ async fn serve_http<H: Handler, S>(
                 return;
             }
         };
-        while buf.len() < n + head.content_length {
+        // The body: Content-Length bytes, or chunks (bounded the same way).
+        let (used, body) = loop {
+            let have = if head.chunked {
+                match http::decode_chunked(&buf[n..], opts.max_message_size) {
+                    Ok(done) => done,
+                    Err(e) => {
+                        debug!(error = %e, "bad HTTP request body");
+                        opts.disconnects.count(Cut::Protocol);
+                        let out = http::text_response(e.status(), &e.to_string(), false);
+                        let _ =
+                            monoio::time::timeout(Duration::from_secs(1), stream.write_all(out))
+                                .await;
+                        return;
+                    }
+                }
+            } else if buf.len() >= n + head.content_length {
+                Some((
+                    head.content_length,
+                    buf[n..n + head.content_length].to_vec(),
+                ))
+            } else {
+                None
+            };
+            if let Some(done) = have {
+                break done;
+            }
             match read_more(&mut stream, &mut buf, deadline).await {
                 Ok(true) => {}
                 Ok(false) => return,
@@ -346,9 +371,8 @@ async fn serve_http<H: Handler, S>(
                     return;
                 }
             }
-        }
-        let body = buf[n..n + head.content_length].to_vec();
-        buf.drain(..n + head.content_length);
+        };
+        buf.drain(..n + used);
         let keep_alive = head.keep_alive;
         let out = match http::route(&head) {
             Route::File => http::file_response(http_opts.files.as_deref(), &head),

@@ -24,10 +24,15 @@
 //! | (loadtest-*)    | 18888-18889 | 17888-17889 | 30000-31999   | loadtest/tests/smoke.rs |
 //! | videocall-kill  | 18988-18989 | 17988-17989 | 14000-15999   | tests/videocall.rs      |
 //! | cluster-release | 18698       | 17698       | 19000-19999   | tests/cluster.rs        |
-//! | (clients-*)     | 19188-19191 | 19198-19201 | 34000-37999   | clients/test (node)     |
-//! | videoroom       | 19250-19252 | 18250-18252 | 26000-27799   | tests/videoroom.rs      |
+//! | (clients-*)     | 19188-19193 | 19198-19203 | 34000-39999   | clients/test (node)     |
+//! | http-compare    | 19498 (HTTP 19508) | 18498 | 26000-26999 | tests/http_api.rs  |
+//! | videoroom       | 19250-19252 | 18250-18252 | 41000-42799   | tests/videoroom*.rs     |
 //! | videoroom-kill  | 19260-19262 | 18260-18262 | 17000-17899   | tests/videoroom.rs      |
+//! | videoroom-kill-media | 19270-19272 | 18270-18272 | 29200-29979 | tests/videoroom_media.rs |
 //! | (mediapeer)     | 19388       | 19389       | 40000-40999   | mediapeer/tests         |
+//!
+//! `JANUS_CLOUD_SHARED_PORT`/`JANUS_CLOUD_SHARED_RTP` move the shared set (see
+//! [`shared_backends`]) when another test tree on the machine uses 18188.
 //!
 //! Nothing here sleeps for synchronisation: every wait is a poll with a deadline or a blocking
 //! read with a timeout.
@@ -177,13 +182,26 @@ pub const SHARED_RTP_SPAN: u16 = 2000;
 pub const OWN_RTP_SPAN: u16 = 1000;
 
 fn start_set(n: usize, base_port: u16, rtp_base: u16, rtp_span: u16, workdir: &Path) {
+    start_set_with(n, base_port, rtp_base, rtp_span, workdir, &[]);
+}
+
+fn start_set_with(
+    n: usize,
+    base_port: u16,
+    rtp_base: u16,
+    rtp_span: u16,
+    workdir: &Path,
+    extra: &[(&str, String)],
+) {
     let wd = workdir.to_str().expect("utf-8 workdir").to_string();
+    let mut envs = vec![
+        ("JANUS_RTP_BASE", rtp_base.to_string()),
+        ("JANUS_RTP_SPAN", rtp_span.to_string()),
+    ];
+    envs.extend(extra.iter().cloned());
     let (ok, text) = run_script(
         &["start", &n.to_string(), &base_port.to_string(), &wd],
-        &[
-            ("JANUS_RTP_BASE", rtp_base.to_string()),
-            ("JANUS_RTP_SPAN", rtp_span.to_string()),
-        ],
+        &envs,
     );
     assert!(ok, "starting Janus backends failed:\n{text}");
 }
@@ -297,6 +315,33 @@ impl Backends {
             stop_set(&workdir);
         }
         start_set(n, base_port, rtp_base, rtp_span, &workdir);
+        Backends {
+            set: set.to_string(),
+            workdir,
+            n,
+            base_port,
+            rtp_base,
+            owned: true,
+            _lock: Some(lock),
+        }
+    }
+
+    /// Like [`Backends::own`], with more `janus-backends.sh` settings (e.g.
+    /// `JANUS_HTTP_BASE_PORT`); [`Backends::restart`] does not keep them.
+    pub fn own_with(
+        set: &str,
+        n: usize,
+        base_port: u16,
+        rtp_base: u16,
+        extra: &[(&str, String)],
+    ) -> Backends {
+        let dir = test_dir();
+        let workdir = dir.join(set);
+        let lock = FileLock::exclusive(&dir.join(format!("{set}.lock")));
+        if workdir.join("janus-0").exists() {
+            stop_set(&workdir);
+        }
+        start_set_with(n, base_port, rtp_base, OWN_RTP_SPAN, &workdir, extra);
         Backends {
             set: set.to_string(),
             workdir,

@@ -13,7 +13,7 @@ pub const PACKAGE: &str = "janus.plugin.videoroom";
 
 /// The shared set of the VideoRoom tests: three Janus instances.
 pub fn vr_backends() -> Backends {
-    backends_with_span("videoroom", 3, 19250, 26000, 600)
+    backends_with_span("videoroom", 3, 19250, 41000, 600)
 }
 
 /// A proxy config over `be` serving the VideoRoom only.
