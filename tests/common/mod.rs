@@ -1617,6 +1617,14 @@ pub fn test_cert() -> (PathBuf, PathBuf) {
     let _lock = FileLock::exclusive(&dir.join("make.lock"));
     let (cert, key) = (dir.join("server-cert.pem"), dir.join("server-key.pem"));
     if !(cert.exists() && key.exists()) {
+        make_cert(&cert, &key);
+    }
+    (cert, key)
+}
+
+/// A new self-signed end-entity certificate for 127.0.0.1 and localhost (`openssl`).
+pub fn make_cert(cert: &Path, key: &Path) {
+    {
         let out = Command::new("openssl")
             .args([
                 "req",
@@ -1639,30 +1647,31 @@ pub fn test_cert() -> (PathBuf, PathBuf) {
             .expect("openssl is needed for the TLS tests (apt-get install openssl)");
         assert!(out.status.success(), "openssl failed: {out:?}");
     }
-    (cert, key)
 }
 
 /// A rustls client configuration trusting [`test_cert`] only.
 pub fn tls_client_config() -> std::sync::Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<std::sync::Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
-        .get_or_init(|| {
-            use rustls::pki_types::pem::PemObject;
-            let (cert, _) = test_cert();
-            let mut roots = rustls::RootCertStore::empty();
-            for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).expect("read cert") {
-                roots.add(c.expect("cert")).expect("add root");
-            }
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            std::sync::Arc::new(
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .expect("protocol versions")
-                    .with_root_certificates(roots)
-                    .with_no_client_auth(),
-            )
-        })
+        .get_or_init(|| tls_client_config_for(&test_cert().0))
         .clone()
+}
+
+/// A rustls client configuration trusting the certificate in `cert` only.
+pub fn tls_client_config_for(cert: &Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(cert).expect("read cert") {
+        roots.add(c.expect("cert")).expect("add root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 pub struct AdminClient {
