@@ -211,6 +211,7 @@ fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>, files: Files) -> an
         rr_counter: Arc::new(AtomicUsize::new(0)),
         metrics: metrics.clone(),
         open_conns: Arc::new(AtomicUsize::new(0)),
+        http_sessions: Arc::new(AtomicUsize::new(0)),
         plugins: Arc::new(plugins),
         services: Arc::new(services),
     };

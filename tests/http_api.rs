@@ -536,3 +536,51 @@ fn round_trips_over_each_transport() {
         assert_eq!(r["janus"], "success");
     }
 }
+
+#[test]
+fn http_sessions_are_bounded_proxy_wide() {
+    let p = Proxy::start(ProxyConfig::without_backends().all_transports().set(
+        "http_transport",
+        "max_sessions",
+        "2",
+    ));
+    let base = p.url_over(Transport::Http);
+    let a = agent();
+    let create = || {
+        call(
+            &a,
+            "POST",
+            &base,
+            Some(r#"{"janus":"create","transaction":"c"}"#),
+            &[],
+        )
+        .unwrap()
+        .json()
+    };
+    let s1 = create()["data"]["id"].as_u64().unwrap();
+    let s2 = create()["data"]["id"].as_u64().unwrap();
+    let r = create();
+    assert_eq!(r["error"]["code"], 472, "{r}");
+    // a WebSocket claiming one frees its place
+    let mut ws = p.client();
+    let r = ws.request(json!({"janus": "claim", "session_id": s1}));
+    assert_eq!(r["janus"], "success", "{r}");
+    let s3 = create()["data"]["id"].as_u64().expect("a place again");
+    // claiming it back over HTTP needs a place too
+    let body = r#"{"janus":"claim","transaction":"cl"}"#;
+    let r = call(&a, "POST", &format!("{base}/{s1}"), Some(body), &[])
+        .unwrap()
+        .json();
+    assert_eq!(r["error"]["code"], 472, "{r}");
+    let body = r#"{"janus":"destroy","transaction":"d"}"#;
+    let r = call(&a, "POST", &format!("{base}/{s2}"), Some(body), &[])
+        .unwrap()
+        .json();
+    assert_eq!(r["janus"], "success", "{r}");
+    let body = r#"{"janus":"claim","transaction":"cl"}"#;
+    let r = call(&a, "POST", &format!("{base}/{s1}"), Some(body), &[])
+        .unwrap()
+        .json();
+    assert_eq!(r["janus"], "success", "{r}");
+    let _ = s3;
+}

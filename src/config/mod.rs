@@ -136,6 +136,8 @@ pub struct HttpTransport {
     pub allow_origin: String,
     /// Refuse API requests from other origins (403), as Janus's `enforce_cors`.
     pub enforce_cors: bool,
+    /// Most sessions with an HTTP event queue at once, proxy-wide (error 472 beyond).
+    pub max_sessions: usize,
 }
 
 impl Default for HttpTransport {
@@ -148,6 +150,7 @@ impl Default for HttpTransport {
             static_folder: String::new(),
             allow_origin: "*".into(),
             enforce_cors: false,
+            max_sessions: 10000,
         }
     }
 }
@@ -586,6 +589,13 @@ impl Config {
                 "wss and https need cert_pem and cert_key",
             ));
         }
+        if !(1..=1_000_000).contains(&h.max_sessions) {
+            return Err(invalid(
+                "http_transport.max_sessions",
+                h.max_sessions,
+                "must be 1..1000000",
+            ));
+        }
         if !c.cert_pwd.is_empty() {
             return Err(invalid(
                 "certificates.cert_pwd",
@@ -830,6 +840,50 @@ pub fn log_level(name: &str) -> Option<tracing::Level> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reference_file_shows_the_transport_defaults() {
+        let c = Config::from_toml(include_str!("../../conf/janus-proxy.toml")).unwrap();
+        let (h, d) = (&c.http_transport, HttpTransport::default());
+        assert_eq!(
+            (h.http, &h.http_listen, h.https, &h.https_listen),
+            (d.http, &d.http_listen, d.https, &d.https_listen)
+        );
+        assert_eq!(
+            (
+                &h.static_folder,
+                &h.allow_origin,
+                h.enforce_cors,
+                h.max_sessions
+            ),
+            (
+                &d.static_folder,
+                &d.allow_origin,
+                d.enforce_cors,
+                d.max_sessions
+            )
+        );
+        let (w, d) = (&c.ws_transport, WsTransport::default());
+        assert_eq!((w.wss, &w.wss_listen), (d.wss, &d.wss_listen));
+        assert!(c.certificates.cert_pem.is_empty() && c.certificates.cert_pwd.is_empty());
+    }
+
+    #[test]
+    fn transport_settings_are_checked() {
+        let bad = [
+            "[ws_transport]\nws = false\n",
+            "[ws_transport]\nwss = true\n",
+            "[http_transport]\nhttps = true\n",
+            "[http_transport]\nhttp = true\nhttp_listen = \"localhost:1\"\n",
+            "[http_transport]\nallow_origin = \"a b\"\n",
+            "[certificates]\ncert_pwd = \"x\"\n",
+        ];
+        for text in bad {
+            assert!(Config::from_toml(text).is_err(), "{text}");
+        }
+        let ok = "[ws_transport]\nws = false\n[http_transport]\nhttp = true\n";
+        assert!(Config::from_toml(ok).is_ok());
+    }
 
     #[test]
     fn empty_file_gives_defaults() {

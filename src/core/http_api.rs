@@ -32,7 +32,7 @@ use super::dispatch;
 use super::shard::{ConnEntry, Shard, ShardMsg};
 use crate::api::error::{Code, JanusError};
 use crate::api::reply;
-use crate::transport::conn::{Conn, Cut};
+use crate::transport::conn::{Conn, Cut, Slot};
 use crate::transport::http::{ApiRequest, ApiResponse};
 
 /// How long a long poll waits for an event before it answers `keepalive` (Janus: 30 s).
@@ -59,6 +59,8 @@ pub struct HttpEvents {
     waiters: Vec<Waiter>,
     /// The queue outgrew its budget: the session is destroyed by the next sweep.
     pub overflowed: bool,
+    /// Its place under `http_transport.max_sessions`, freed with the queue.
+    pub slot: Option<Slot>,
 }
 
 fn keepalive(maxev: usize) -> ApiResponse {
@@ -432,6 +434,32 @@ pub fn push(shard: &Shard, session_id: u64, frame: Vec<u8>) {
                 "HTTP event queue overflowed; session to be destroyed"
             );
         }
+    }
+}
+
+/// A place for one more session with an HTTP event queue (created or claimed over HTTP).
+///
+/// # Errors
+/// 472 when `http_transport.max_sessions` are taken.
+pub fn take_slot(shard: &Shard) -> Result<Slot, JanusError> {
+    let max = shard.config.http_transport.max_sessions;
+    Slot::take(&shard.http_sessions, max).ok_or_else(|| {
+        JanusError::new(
+            Code::NotAcceptingSessions,
+            format!("Too many HTTP sessions (max {max})"),
+        )
+    })
+}
+
+/// Gives the HTTP event queue of session `id` its slot.
+pub fn set_slot(shard: &Shard, id: u64, slot: Slot) {
+    if let Some(events) = shard
+        .sessions
+        .borrow_mut()
+        .get_mut(id)
+        .and_then(|s| s.http.as_mut())
+    {
+        events.slot = Some(slot);
     }
 }
 

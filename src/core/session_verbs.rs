@@ -3,6 +3,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::http_api;
 use super::session::ConnRef;
 use crate::api::error::{Code, JanusError};
 use crate::api::json::{self, Kind};
@@ -38,6 +39,11 @@ pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let http_slot = match from.is_http_request().then(|| http_api::take_slot(shard)) {
+        Some(Err(e)) => return fail(e),
+        Some(Ok(slot)) => Some(slot),
+        None => None,
+    };
     let mut sessions = shard.sessions.borrow_mut();
     let id = match requested {
         Some(id) if sessions.contains(id) => {
@@ -59,6 +65,9 @@ pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     };
     sessions.insert(id, from, Instant::now());
     drop(sessions);
+    if let Some(slot) = http_slot {
+        http_api::set_slot(shard, id, slot);
+    }
     shard.metrics.sessions.inc();
     shard.deliver(from, reply::created(req.transaction, id));
     if !from.is_http_request() {
@@ -75,11 +84,21 @@ pub fn destroy(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
 }
 
 pub fn claim(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    let http_slot = match from.is_http_request().then(|| http_api::take_slot(shard)) {
+        Some(Err(e)) => {
+            return shard.reply_error(from, req.session_id, Some(req.transaction), &e);
+        }
+        Some(Ok(slot)) => Some(slot),
+        None => None,
+    };
     let claimed = shard
         .sessions
         .borrow_mut()
         .claim(req.session_id, from, Instant::now());
     if let Some(previous) = claimed {
+        if let Some(slot) = http_slot {
+            http_api::set_slot(shard, req.session_id, slot);
+        }
         shard.deliver(
             from,
             reply::session_reply("success", req.session_id, req.transaction),

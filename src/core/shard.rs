@@ -106,6 +106,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Client connections open proxy-wide.
     pub open_conns: Arc<AtomicUsize>,
+    /// Sessions with an HTTP event queue, proxy-wide (`http_transport.max_sessions`).
+    pub http_sessions: Arc<AtomicUsize>,
     /// The enabled plugins.
     pub plugins: Arc<Vec<&'static dyn AnyPlugin>>,
     /// What the plugins set up at start.
@@ -131,6 +133,8 @@ pub struct Shard {
     pub counters: Arc<ShardCounters>,
     /// Client connections open proxy-wide (`limits.max_connections`).
     pub open_conns: Arc<AtomicUsize>,
+    /// Sessions with an HTTP event queue, proxy-wide (`http_transport.max_sessions`).
+    pub http_sessions: Arc<AtomicUsize>,
     link_conf: LinkConf,
     plugins: Arc<Vec<&'static dyn AnyPlugin>>,
     /// `server_info` after the transaction, built once.
@@ -165,6 +169,7 @@ impl Shard {
             backends: Backends::new(algorithm, shared.rr_counter.clone()),
             counters: shared.metrics.shards.get(id).cloned().unwrap_or_default(),
             open_conns: shared.open_conns.clone(),
+            http_sessions: shared.http_sessions.clone(),
             metrics: shared.metrics.clone(),
             link_conf: conf,
             plugins: shared.plugins.clone(),

@@ -57,6 +57,8 @@ pub struct Head {
     pub chunked: bool,
     /// The client may send another request on this connection.
     pub keep_alive: bool,
+    /// `Expect: 100-continue`: the client waits for `100 Continue` before its body.
+    pub expect_continue: bool,
     /// `Origin`, `Access-Control-Request-Method`, `Access-Control-Request-Headers`.
     pub origin: Option<String>,
     pub acrm: Option<String>,
@@ -133,6 +135,7 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(usize, Head)>, 
         content_length: 0,
         chunked: false,
         keep_alive,
+        expect_continue: false,
         origin: None,
         acrm: None,
         acrh: None,
@@ -166,6 +169,8 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(usize, Head)>, 
             } else if v.split(',').any(|t| t.trim() == "keep-alive") {
                 keep_alive = true;
             }
+        } else if name.eq_ignore_ascii_case("expect") {
+            head.expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("origin") {
             head.origin = header_str(h.value);
         } else if name.eq_ignore_ascii_case("access-control-request-method") {

@@ -334,6 +334,14 @@ async fn serve_http<H: Handler, S>(
                 return;
             }
         };
+        if head.expect_continue && (head.chunked || buf.len() < n + head.content_length) {
+            let (res, _) = stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+                .await;
+            if res.is_err() {
+                return;
+            }
+        }
         // The body: Content-Length bytes, or chunks (bounded the same way).
         let (used, body) = loop {
             let have = if head.chunked {
