@@ -1640,9 +1640,9 @@ pub fn make_cert(cert: &Path, key: &Path) {
             .args(["-addext", "basicConstraints=critical,CA:FALSE"])
             .args(["-addext", "extendedKeyUsage=serverAuth"])
             .arg("-keyout")
-            .arg(&key)
+            .arg(key)
             .arg("-out")
-            .arg(&cert)
+            .arg(cert)
             .output()
             .expect("openssl is needed for the TLS tests (apt-get install openssl)");
         assert!(out.status.success(), "openssl failed: {out:?}");
