@@ -584,3 +584,127 @@ fn http_sessions_are_bounded_proxy_wide() {
     assert_eq!(r["janus"], "success", "{r}");
     let _ = s3;
 }
+
+/// Sends `bytes` on a fresh connection to `port` and reads until the server closes (or
+/// `within` passes); returns what came back and whether it closed.
+fn raw(port: u16, bytes: &[u8], within: Duration) -> (String, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(bytes).unwrap();
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (String::from_utf8_lossy(&out).into_owned(), false);
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), true),
+        }
+    }
+}
+
+#[test]
+fn hostile_http_requests_get_an_answer_and_a_close() {
+    let p = Proxy::start(
+        ProxyConfig::without_backends()
+            .all_transports()
+            .set("limits", "handshake_timeout", "1")
+            .set("ws_transport", "max_message_size", "4096"),
+    );
+    let port = p.http_port.unwrap();
+    let w = Duration::from_secs(5);
+    // a head past 16 KiB
+    let big = format!(
+        "GET /janus/info HTTP/1.1\r\nX: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let (r, closed) = raw(port, big.as_bytes(), w);
+    assert!(r.starts_with("HTTP/1.1 431 ") && closed, "{r}");
+    // a body over max_message_size, declared or chunked: refused before it is read
+    let (r, closed) = raw(
+        port,
+        b"POST /janus HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
+        w,
+    );
+    assert!(r.starts_with("HTTP/1.1 413 ") && closed, "{r}");
+    let chunks = format!(
+        "POST /janus HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2000\r\n{}\r\n",
+        "x".repeat(0x2000)
+    );
+    let (r, closed) = raw(port, chunks.as_bytes(), w);
+    assert!(r.starts_with("HTTP/1.1 413 ") && closed, "{r}");
+    // not HTTP
+    let (r, closed) = raw(port, b"\x16\x03\x01\x02\x00hello\r\n\r\n", w);
+    assert!(r.starts_with("HTTP/1.1 400 ") && closed, "{r}");
+    // a head or a body that never finishes: cut after handshake_timeout
+    let t0 = Instant::now();
+    let (r, closed) = raw(port, b"POST /janus HTTP/1.1\r\nHost: x\r\n", w);
+    assert!(closed && r.is_empty(), "{r}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let t0 = Instant::now();
+    let (r, closed) = raw(
+        port,
+        b"POST /janus HTTP/1.1\r\nContent-Length: 100\r\n\r\n{",
+        w,
+    );
+    assert!(r.starts_with("HTTP/1.1 408 ") && closed, "{r}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    // JSON nested too deep: a Janus error, and the connection goes on
+    let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let req = format!("POST /janus HTTP/1.1\r\nContent-Length: {}\r\n\r\n{deep}GET /janus/info HTTP/1.1\r\nConnection: close\r\n\r\n", deep.len());
+    let (r, closed) = raw(port, req.as_bytes(), w);
+    assert!(
+        r.contains("\"code\": 454") && r.contains("server_info") && closed,
+        "{r}"
+    );
+    // the proxy still serves everybody else
+    let mut c = p.client_over(Transport::Http);
+    assert_eq!(c.request(json!({"janus": "ping"}))["janus"], "pong");
+}
+
+#[test]
+fn http_connections_count_against_the_connection_cap() {
+    let p = Proxy::start(ProxyConfig::without_backends().all_transports().set(
+        "limits",
+        "max_connections",
+        "2",
+    ));
+    let port = p.http_port.unwrap();
+    let hold: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // the slots are taken once the proxy accepted both
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (r, _) = raw(
+            port,
+            b"GET /janus/info HTTP/1.1\r\n\r\n",
+            Duration::from_secs(2),
+        );
+        if r.starts_with("HTTP/1.1 503 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 503 at the cap: {r}");
+    }
+    drop(hold);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (r, _) = raw(
+            port,
+            b"GET /janus/info HTTP/1.1\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(2),
+        );
+        if r.starts_with("HTTP/1.1 200 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots not freed: {r}");
+    }
+}
