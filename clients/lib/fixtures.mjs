@@ -129,13 +129,13 @@ function backendsScript() {
  * Start `n` Janus instances (echotest and videocall only) as the set `name`:
  * WS ports wsBase.., admin adminBase.., RTP rtpBase + i*rtpSpan.
  */
-export async function startBackends({ name, n = 2, wsBase, adminBase, rtpBase, rtpSpan = 1000, sessionTimeout = 60, httpBase = null }) {
+export async function startBackends({ name, n = 2, wsBase, adminBase, rtpBase, rtpSpan = 1000, sessionTimeout = 60, httpBase = null, plugins = 'echotest videocall' }) {
   const workdir = path.join(testDir(), name);
   const script = backendsScript();
   // leftovers of an earlier run killed hard
   if (existsSync(path.join(workdir, 'janus-0'))) await run(script, ['stop', workdir]);
   const r = await run(script, ['start', String(n), String(wsBase), workdir], {
-    JANUS_PLUGINS: 'echotest videocall',
+    JANUS_PLUGINS: plugins,
     JANUS_ADMIN_BASE_PORT: String(adminBase),
     JANUS_RTP_BASE: String(rtpBase),
     JANUS_RTP_SPAN: String(rtpSpan),

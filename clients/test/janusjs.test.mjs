@@ -22,7 +22,10 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
+import { execFile } from 'node:child_process';
+
 import { chromium } from 'playwright-core';
+import Janode from 'janode';
 import { startBackends, startProxy, waitFor, waitEchotestReady, target, tail, testDir, ROOT, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -30,6 +33,7 @@ const MEDIA_DEADLINE = 20000; // ms from page load to media playing
 
 let backends;
 let proxy;
+let serverPlugins = []; // what the server under test serves
 let server; // direct mode only: html/ served by node
 let browser;
 
@@ -53,17 +57,40 @@ function serveStatic() {
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium; scripts/client-tests.sh does it)`);
-  const backendsReady = startBackends({ name: 'clients-janusjs', wsBase: 19190, adminBase: 19200, rtpBase: 36000, httpBase: 19210 });
+  const backendsReady = startBackends({ name: 'clients-janusjs', wsBase: 19190, adminBase: 19200, rtpBase: 36000, httpBase: 19210, plugins: 'echotest videocall videoroom' });
   const browserReady = chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   [backends, browser] = await Promise.all([backendsReady, browserReady]);
   if (target() === 'direct') {
     server = await serveStatic();
     await waitEchotestReady(backends.urls()[0]);
   } else {
-    proxy = await startProxy({ name: 'clients-janusjs', backendUrls: backends.urls(), plugins: ['echotest', 'videocall', 'p2pcall'], http: true });
+    proxy = await startProxy({ name: 'clients-janusjs', backendUrls: backends.urls(), plugins: await proxyPlugins(), http: true });
     await waitEchotestReady(proxy.url);
   }
+  serverPlugins = await pluginsOf(proxy ? proxy.url : backends.urls()[0]);
 });
+
+/** The plugins `url` serves (its `info`). */
+async function pluginsOf(url) {
+  const conn = await Janode.connect({ address: { url }, max_retries: 0 });
+  try {
+    const info = await conn.getInfo();
+    return Object.keys(info.plugins || {});
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
+/** The proxy plugins of this build among those the pages use (videoroom when built in). */
+async function proxyPlugins() {
+  const bin = process.env.JANUS_PROXY_BIN || path.join(ROOT, 'target', 'debug', 'janus-proxy');
+  const probe = await new Promise((resolve) => {
+    execFile(bin, ['--check-config', '/dev/stdin'], (err, stdout, stderr) => resolve(`${stdout}${stderr}`)).stdin.end('plugins = ["videoroom"]\n');
+  });
+  const wanted = ['echotest', 'videocall', 'p2pcall'];
+  if (/configuration OK/.test(probe)) wanted.push('videoroom');
+  return wanted;
+}
 
 after(async () => {
   if (browser) await browser.close().catch(() => {});
@@ -125,6 +152,34 @@ async function screenshot(page, name) {
 }
 
 for (const transport of ['ws', 'http']) {
+  test(`videoroom page over ${transport}: two publishers see each other's video`, async (t) => {
+    if (!serverPlugins.includes('janus.plugin.videoroom')) {
+      t.skip('this janus-proxy has no janus.plugin.videoroom (CLIENT_TEST_TARGET=direct runs the page against Janus)');
+      return;
+    }
+    const started = Date.now();
+    const room = 100000 + Math.floor(Math.random() * 800000);
+    const pages = [];
+    try {
+      for (const name of ['anna-1', 'ben-2']) {
+        const p = await openPage(pageUrl('videoroom.html', transport, { room: String(room), name }), 'videoroom');
+        pages.push(p);
+        await p.until(`${name} joined and publishing`, (s) => s.joined && s.published);
+      }
+      for (const p of pages) {
+        await p.until('the other publisher\'s video playing (10 frames)', (s) => s.subscribed && Object.values(s.remoteFrames).some((n) => n >= 10));
+      }
+      t.diagnostic(`both publishers see each other after ${Date.now() - started} ms`);
+      await screenshot(pages[1].page, `videoroom-${transport}.png`);
+      for (const p of pages) assert.deepEqual((await p.state()).errors, []);
+    } catch (e) {
+      await dump(pages, e, started);
+      throw e;
+    } finally {
+      for (const p of pages) await p.page.close().catch(() => {});
+    }
+  });
+
   test(`echotest page over ${transport}: attach, webrtcup, media receiving, echoed tracks playing`, async (t) => {
     const started = Date.now();
     const p = await openPage(pageUrl('echotest.html', transport), 'echotest');
