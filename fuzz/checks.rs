@@ -12,6 +12,7 @@ use janus_cloud::config::Config;
 use janus_cloud::core::session_verbs;
 use janus_cloud::store::record;
 use janus_cloud::transport::frame::{Decoder, Incoming};
+use janus_cloud::transport::http as client_http;
 
 /// The depth limit the checks use (the proxy's default `limits.max_json_depth`).
 const DEPTH: usize = 32;
@@ -192,5 +193,31 @@ pub fn config(data: &[u8]) {
     if let Ok(c) = Config::from_toml(text) {
         assert!(c.validate().is_ok());
         assert!(c.shard_count() >= 1);
+    }
+}
+
+/// HTTP requests to the client listener: the head parser and the chunked-body decoder
+/// consume at most what they were given, never accept a body over the limit, route any
+/// path, and never echo a header value that could split a response.
+pub fn http_request(data: &[u8]) {
+    let Ok(Some((n, head))) = client_http::parse_head(data, MAX_MESSAGE) else {
+        return;
+    };
+    assert!(n <= data.len() && n <= client_http::MAX_HEAD);
+    assert!(head.path.starts_with('/'));
+    assert!(head.content_length <= MAX_MESSAGE);
+    let _ = client_http::route(&head);
+    let cors = client_http::Cors {
+        allow_origin: None,
+        enforce: false,
+    };
+    for (_, v) in cors.headers(&head) {
+        assert!(!v.contains('\r') && !v.contains('\n'), "{v:?}");
+    }
+    if head.chunked {
+        if let Ok(Some((used, body))) = client_http::decode_chunked(&data[n..], MAX_MESSAGE) {
+            assert!(used <= data.len() - n);
+            assert!(body.len() <= MAX_MESSAGE);
+        }
     }
 }

@@ -49,3 +49,8 @@ fn admin_body() {
 fn config() {
     replay("config", checks::config);
 }
+
+#[test]
+fn http_request() {
+    replay("http_request", checks::http_request);
+}
