@@ -505,35 +505,44 @@ fn api_secret_guards_long_polls() {
     assert_eq!(r.json()["janus"], "success");
 }
 
-/// Echotest message round trips (request to its event) over each transport, printed:
+/// 100 echotest message round trips (request to its event) with a client at `url`;
+/// prints mean, p50, p90 and max.
+fn measure(what: &str, url: &str) {
+    let mut c = Client::connect(url);
+    let sid = c.create_session();
+    let hid = c.attach(sid, "janus.plugin.echotest");
+    let mut times = Vec::new();
+    for i in 0..100 {
+        let t0 = Instant::now();
+        let (ack, ev) = c.request_async(
+            json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"audio": true}, "transaction": format!("rt{i}")}),
+            REPLY_TIMEOUT,
+        );
+        times.push(t0.elapsed());
+        assert_eq!(ack["janus"], "ack");
+        assert_eq!(ev["plugindata"]["data"]["result"], "ok", "{ev}");
+    }
+    times.sort();
+    let mean = times.iter().sum::<Duration>() / times.len() as u32;
+    println!(
+        "{what}: echotest message -> event, 100 round trips: mean {mean:?}, p50 {:?}, p90 {:?}, max {:?}",
+        times[50], times[90], times[99]
+    );
+    let r = c.request(json!({"janus": "destroy", "session_id": sid}));
+    assert_eq!(r["janus"], "success");
+}
+
+/// Round trips over each transport of the proxy and of Janus itself, printed:
 /// `cargo test --test http_api round_trips -- --nocapture`.
 #[test]
 fn round_trips_over_each_transport() {
-    let p = Proxy::start(ProxyConfig::shared().all_transports());
+    let janus = janus_with_http();
+    let p = Proxy::start(ProxyConfig::new(janus.servers()).all_transports());
     p.wait_echotest_ready(Duration::from_secs(10));
+    measure("Janus WS", &janus.ws_url(0));
+    measure("Janus HTTP", "http://127.0.0.1:19508/janus");
     for t in Transport::ALL {
-        let mut c = p.client_over(t);
-        let sid = c.create_session();
-        let hid = c.attach(sid, "janus.plugin.echotest");
-        let mut times = Vec::new();
-        for i in 0..100 {
-            let t0 = Instant::now();
-            let (ack, ev) = c.request_async(
-                json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": {"audio": true}, "transaction": format!("rt{i}")}),
-                REPLY_TIMEOUT,
-            );
-            times.push(t0.elapsed());
-            assert_eq!(ack["janus"], "ack");
-            assert_eq!(ev["plugindata"]["data"]["result"], "ok", "{ev}");
-        }
-        times.sort();
-        let mean = times.iter().sum::<Duration>() / times.len() as u32;
-        println!(
-            "{t:?}: echotest message -> event, 100 round trips: mean {mean:?}, p50 {:?}, p90 {:?}, max {:?}",
-            times[50], times[90], times[99]
-        );
-        let r = c.request(json!({"janus": "destroy", "session_id": sid}));
-        assert_eq!(r["janus"], "success");
+        measure(&format!("proxy {t:?}"), &p.url_over(t));
     }
 }
 
