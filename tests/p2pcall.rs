@@ -528,3 +528,35 @@ fn multi_proxy_reregistration_takes_the_name_over_when_allowed() {
     );
     hang_up(&mut bob, &mut new);
 }
+
+#[test]
+fn multi_proxy_calls_with_names_that_need_escaping() {
+    // The receiver's name travels in the URL of every proxy-to-proxy message.
+    let redis = RedisServer::start();
+    let pa = multi_proxy(&redis);
+    let pb = multi_proxy(&redis);
+    let tag = unique_name("");
+    let mut a = CallParty::attach(
+        &pa.url(),
+        "janus.plugin.p2pcall",
+        &format!("janode-a-{tag}"),
+    );
+    let mut b = CallParty::attach(
+        &pb.url(),
+        "janus.plugin.p2pcall",
+        &format!("b/c d%?#é{tag}"),
+    );
+    a.register();
+    b.register();
+    establish(&mut a, &mut b);
+    hang_up(&mut a, &mut b);
+    // as Janus's VideoCall closes both PeerConnections: a core hangup for each handle
+    for p in [&mut a, &mut b] {
+        let (sid, hid) = (p.sid, p.hid);
+        let h = p.c.recv_event(|v| v["janus"] == "hangup", T);
+        assert_eq!(
+            h,
+            json!({"janus": "hangup", "session_id": sid, "sender": hid, "reason": "Close PC"})
+        );
+    }
+}

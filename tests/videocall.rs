@@ -1033,3 +1033,29 @@ fn redis_outage_is_reported_and_recovered_from() {
         assert!(!p.log().contains("panicked"), "a proxy panicked");
     }
 }
+
+#[test]
+fn multi_proxy_calls_with_names_that_need_escaping() {
+    // The callee's name travels in the URL of the proxy-to-proxy call and in Redis keys;
+    // `~` followed by 16 hex digits looks like the proxy's own backend aliases.
+    let redis = RedisServer::start();
+    let pa = multi_proxy(&redis);
+    let pb = multi_proxy(&redis);
+    let tag = unique_name("");
+    let (an, bn) = (
+        format!("é.a@x-1{tag}"),
+        format!("b/c d%?#{tag}~0123456789abcdef"),
+    );
+    let mut a = CallParty::attach(&pa.url(), VC, &an);
+    let mut b = CallParty::attach(&pb.url(), VC, &bn);
+    a.register();
+    b.register();
+    assert!(a.exists(&bn) && b.exists(&an));
+    assert!(a.list().contains(&bn), "{:?}", a.list());
+    establish(&mut a, &mut b);
+    hang_up(&mut a, &mut b);
+    a.c.stash.clear();
+    b.c.stash.clear();
+    establish(&mut b, &mut a);
+    hang_up(&mut b, &mut a);
+}

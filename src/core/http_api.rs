@@ -204,7 +204,8 @@ fn error_json(e: &JanusError) -> ApiResponse {
 
 /// A random transaction as a JSON string literal (for the requests Janus makes up).
 fn made_up_transaction() -> String {
-    let t: String = (0..12).map(|_| fastrand::alphanumeric()).collect();
+    // Janus fills 12 bytes with 11 characters and a NUL.
+    let t: String = (0..11).map(|_| fastrand::alphanumeric()).collect();
     format!("\"{t}\"")
 }
 
