@@ -1059,3 +1059,41 @@ fn multi_proxy_calls_with_names_that_need_escaping() {
     establish(&mut b, &mut a);
     hang_up(&mut b, &mut a);
 }
+
+#[test]
+fn usernames_are_taken_as_janus_takes_them() {
+    // the same registrations directly against Janus 1.1.2 and through the proxy
+    let p = proxy();
+    let tag = unique_name("");
+    let outcome = |url: &str, username: Value| -> Value {
+        let mut c = CallParty::attach(url, VC, "x");
+        let body = match &username {
+            Value::Null => json!({"request": "register"}),
+            u => json!({"request": "register", "username": u}),
+        };
+        let data = c.msg(body, None);
+        match data["error_code"].as_u64() {
+            Some(code) => json!(code),
+            None => data["result"]["username"].clone(),
+        }
+    };
+    let names = [
+        json!(""),
+        json!(format!("janode-a-{tag}")),
+        json!(format!("a b.c@d{tag}")),
+        json!(format!("日本{tag}")),
+        json!(format!("x{tag}~0123456789abcdef")),
+        json!(12),
+        Value::Null,
+    ];
+    for (i, name) in names.iter().enumerate() {
+        // each backend takes a name once: the proxy's registrations use their own aliases
+        let direct = outcome(&shared_backends().ws_url(i % 2), name.clone());
+        let proxied = outcome(&p.url(), name.clone());
+        assert_eq!(direct, proxied, "username {name}");
+    }
+    // Janus has no bound; the proxy stops at 256 bytes
+    let long = json!("y".repeat(300));
+    assert_eq!(outcome(&shared_backends().ws_url(0), long.clone()), long);
+    assert_eq!(outcome(&p.url(), long), json!(474));
+}
