@@ -19,7 +19,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { execFile } from 'node:child_process';
@@ -84,8 +84,11 @@ async function pluginsOf(url) {
 /** The proxy plugins of this build among those the pages use (videoroom when built in). */
 async function proxyPlugins() {
   const bin = process.env.JANUS_PROXY_BIN || path.join(ROOT, 'target', 'debug', 'janus-proxy');
+  // a file: node gives a child's stdin as a socket, which /dev/stdin cannot open
+  const probeFile = path.join(testDir(), 'videoroom-probe.toml');
+  writeFileSync(probeFile, 'plugins = ["videoroom"]\n');
   const probe = await new Promise((resolve) => {
-    execFile(bin, ['--check-config', '/dev/stdin'], (err, stdout, stderr) => resolve(`${stdout}${stderr}`)).stdin.end('plugins = ["videoroom"]\n');
+    execFile(bin, ['--check-config', probeFile], (err, stdout, stderr) => resolve(`${stdout}${stderr}`));
   });
   const wanted = ['echotest', 'videocall', 'p2pcall'];
   if (/configuration OK/.test(probe)) wanted.push('videoroom');

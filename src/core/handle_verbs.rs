@@ -180,17 +180,30 @@ pub fn message(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     let Some((plugin, ctx, state)) = lookup(shard, sid, req.handle_id) else {
         return fail(JanusError::no_handle(sid, req.handle_id));
     };
-    let msg = PluginMessage {
+    let mut msg = PluginMessage {
         transaction,
         body,
         jsep,
+        answer: None,
     };
     if plugin.is_async(&msg) {
         shard.deliver(from, reply::session_reply("ack", sid, transaction));
         plugin.message(&ctx, &state, msg);
         return;
     }
-    // `None`: the plugin answers later itself (it needs another shard or a backend first).
+    // The answer the plugin may give later (it needs another shard or a backend first).
+    let (later, txn, package) = (
+        shard.clone(),
+        transaction.to_string(),
+        plugin.meta().package,
+    );
+    let asker = ctx.clone();
+    msg.answer = Some(Box::new(move |data: &str| {
+        later.deliver(
+            from,
+            reply::plugin_success(asker.addr(), &txn, package, data),
+        );
+    }));
     if let Some(data) = plugin.message(&ctx, &state, msg) {
         shard.deliver(
             from,

@@ -43,7 +43,15 @@ pub struct PluginMessage<'a> {
     pub transaction: &'a str,
     pub body: &'a RawValue,
     pub jsep: Option<&'a RawValue>,
+    /// A synchronous request's answer, for a plugin that gives it later (its
+    /// [`Plugin::message`] returned `None`): called with the `plugindata.data` JSON, it
+    /// sends the `success` to whoever asked (a WebSocket, or an HTTP request waiting for
+    /// its response). `None` for asynchronous requests.
+    pub answer: Option<SyncAnswer>,
 }
+
+/// See [`PluginMessage::answer`].
+pub type SyncAnswer = Box<dyn FnOnce(&str)>;
 
 /// `candidate` or `candidates` of a `trickle`, raw.
 pub struct Trickle<'a> {
@@ -120,9 +128,9 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     /// Handles a `message`. Synchronous requests return the `plugindata.data` JSON, or
-    /// `None` when the answer needs work elsewhere first: the plugin then pushes the
-    /// `success` frame itself ([`crate::api::reply::plugin_success`]) once it has it.
-    /// Asynchronous ones return `None` and push an `event` with the transaction later.
+    /// `None` when the answer needs work elsewhere first: the plugin then calls
+    /// [`PluginMessage::answer`] once it has it. Asynchronous ones return `None` and push
+    /// an `event` with the transaction later.
     fn message(&self, ctx: &HandleCtx, h: &Rc<Self::Handle>, msg: PluginMessage) -> Option<String>;
 
     /// Handles a `trickle`; `respond` sends the `ack` or the error. Default: ack.

@@ -230,7 +230,8 @@ impl Plugin for VideoRoom {
             return Some(error_text(&e));
         };
         if SYNC_REQUESTS.contains(&request.as_str()) {
-            requests::answer(ctx, request, body, msg.transaction);
+            let answer = msg.answer?;
+            requests::answer(ctx, request, body, answer);
             return None;
         }
         enqueue(

@@ -10,25 +10,20 @@ use serde_json::{json, Map, Value};
 use super::error::{VrError, VrResult, INVALID_REQUEST, NO_SUCH_FEED, UNAUTHORIZED};
 use super::participant::shard_gone;
 use super::validate::{check, check_secret, opt, pos, req, req_pos, Ty};
-use super::{control, rooms, Settings, PACKAGE};
-use crate::api::reply;
+use super::{control, rooms, Settings};
+use crate::core::plugin::SyncAnswer;
 use crate::plugins::{HandleCtx, Host};
 
 /// Answers synchronous request `request` of the handle of `ctx` (a `success` with the
 /// result or the VideoRoom error), once the owner shard has.
-pub fn answer(ctx: &HandleCtx, request: String, body: Map<String, Value>, transaction: &str) {
-    let (ctx, transaction) = (ctx.clone(), transaction.to_string());
+pub fn answer(ctx: &HandleCtx, request: String, body: Map<String, Value>, answer: SyncAnswer) {
+    let host = ctx.host().clone();
     monoio::spawn(async move {
-        let data = match serve(ctx.host(), &request, body).await {
+        let data = match serve(&host, &request, body).await {
             Ok(v) => v,
             Err(e) => e.data(),
         };
-        ctx.push(reply::plugin_success(
-            ctx.addr(),
-            &transaction,
-            PACKAGE,
-            &data.to_string(),
-        ));
+        answer(&data.to_string());
     });
 }
 
