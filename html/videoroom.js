@@ -1,11 +1,15 @@
 // janus.js VideoRoom, Janus 1.x multistream API: one handle publishes (join as publisher,
 // configure with an offer), one handle subscribes to every other publisher's streams
 // (join as subscriber, then subscribe/unsubscribe as publishers come and go).
+// ?publish=0 only watches: it joins (to hear of publishers) without publishing.
+// window.videoroom also keeps, per feed, the time from asking for it to its first video
+// frame, and per subscriber mid the bytes received (getStats), for the tests.
 import { Janus, $, params, pageState, initJanus } from './demo.js';
 
 const plugin = 'janus.plugin.videoroom';
 const room = Number(params.get('room') || 1234);
 const display = params.get('name') || `user-${Janus.randomString(4)}`;
+const publishing = params.get('publish') !== '0';
 const page = pageState('videoroom', {
   room,
   display,
@@ -14,9 +18,15 @@ const page = pageState('videoroom', {
   published: false, // the publisher's PeerConnection is up
   subscribed: false, // the subscriber's PeerConnection is up
   feeds: {}, // publisher id -> display
-  remoteFrames: {}, // feed id -> video frames shown
+  remoteFrames: {}, // subscriber mid -> video frames shown
+  midFeed: {}, // subscriber mid -> [feed id, kind] (active streams)
+  firstFrameMs: {}, // feed id -> ms from asking for it to its first video frame
+  bytes: {}, // subscriber mid -> bytes received (inbound-rtp)
+  subscriberPcs: 0, // subscriber PeerConnections set up (one for all feeds)
+  updates: 0, // updated offers the subscriber got (joins, leaves)
   results: [],
 });
+const askedAt = {}; // feed id -> when it was asked for
 const { state, log } = page;
 $('room').textContent = String(room);
 $('me').textContent = `you (${display})`;
@@ -43,6 +53,7 @@ function subscribe(publishers) {
   }
   if (feeds.length === 0) return;
   const streams = feeds.map((p) => ({ feed: p.id }));
+  for (const p of feeds) askedAt[p.id] = performance.now();
   if (sub) {
     sub.send({ message: { request: 'subscribe', streams } });
   } else if (subscribing) {
@@ -65,7 +76,9 @@ function attachSubscriber(streams) {
     webrtcState: (on) => {
       if (on) {
         state.subscribed = true;
+        state.subscriberPcs += 1;
         log('receiving the room');
+        pollStats();
       }
     },
     onmessage: (msg, jsep) => {
@@ -75,8 +88,13 @@ function attachSubscriber(streams) {
         return;
       }
       if (Array.isArray(msg.streams)) {
-        for (const st of msg.streams) streamsByMid[st.mid] = st;
+        for (const st of msg.streams) {
+          streamsByMid[st.mid] = st;
+          if (st.active === false || st.feed_id === undefined) delete state.midFeed[st.mid];
+          else state.midFeed[st.mid] = [st.feed_id, st.type];
+        }
       }
+      if (msg.videoroom === 'updated' && jsep) state.updates += 1;
       if (msg.videoroom === 'attached' && pending.length) {
         sub.send({ message: { request: 'subscribe', streams: pending.splice(0) } });
       }
@@ -115,6 +133,10 @@ function attachSubscriber(streams) {
       if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) {
         video.requestVideoFrameCallback(function frame() {
           state.remoteFrames[mid] += 1;
+          const feed = (streamsByMid[mid] || {}).feed_id;
+          if (feed !== undefined && state.firstFrameMs[feed] === undefined && askedAt[feed] !== undefined) {
+            state.firstFrameMs[feed] = Math.round(performance.now() - askedAt[feed]);
+          }
           video.requestVideoFrameCallback(frame);
         });
       }
@@ -122,6 +144,17 @@ function attachSubscriber(streams) {
     },
     oncleanup: () => log('subscriber PeerConnection closed'),
   });
+}
+
+/** Bytes received per subscriber mid, every half second. */
+function pollStats() {
+  const pc = sub && sub.webrtcStuff && sub.webrtcStuff.pc;
+  if (!pc) return;
+  pc.getStats().then((report) => {
+    report.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.mid !== undefined) state.bytes[r.mid] = r.bytesReceived;
+    });
+  }).catch(() => {}).finally(() => setTimeout(pollStats, 500));
 }
 
 function forget(id) {
@@ -167,6 +200,8 @@ initJanus(page, (j) => {
         state.joined = true;
         state.publisherId = msg.id;
         page.status(`joined room ${room} as ${display}`);
+      }
+      if (event === 'joined' && publishing) {
         pub.createOffer({
           tracks: [
             { type: 'audio', capture: true, recv: false },

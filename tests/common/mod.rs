@@ -26,6 +26,7 @@
 //! | cluster-release | 18698       | 17698       | 19000-19999   | tests/cluster.rs        |
 //! | (clients-*)     | 19188-19193 | 19198-19203 | 34000-39999   | clients/test (node)     |
 //! | http-compare    | 19498 (HTTP 19508) | 18498 | 26000-26999 | tests/http_api.rs  |
+//! | (clients-videoroom) | 19230-19232 | 19240-19242 | 43000-43899 | clients/test/videoroom.test.mjs |
 //! | videoroom       | 19250-19252 | 18250-18252 | 41000-42799   | tests/videoroom*.rs     |
 //! | videoroom-kill  | 19260-19262 | 18260-18262 | 17000-17899   | tests/videoroom.rs      |
 //! | videoroom-kill-media | 19270-19272 | 18270-18272 | 29200-29979 | tests/videoroom_media.rs |
