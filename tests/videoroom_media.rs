@@ -349,6 +349,8 @@ fn a_backend_killed_mid_conference_leaves_the_others_media_flowing() {
             T,
         )
         .expect("media before the kill");
+    // a subscriber of feed 2 alone sits on feed 2's backend
+    let mut lone = subscribe(&peers, &proxy.url(), room, &[2]);
     // kill the backend of publisher 2 (not the subscriber's: it holds feed 1)
     let killed_at = Instant::now();
     be.kill9(at[1]);
@@ -363,6 +365,16 @@ fn a_backend_killed_mid_conference_leaves_the_others_media_flowing() {
         }
         p.v.event(h, |d| d["leaving"] == 2);
     }
+    // the subscriber on the dead backend: its handle hangs up and goes
+    let lh = lone.h;
+    lone.v.c.recv_event(
+        |e| e["janus"] == "hangup" && e["sender"] == lh,
+        Duration::from_secs(5),
+    );
+    lone.v.c.recv_event(
+        |e| e["janus"] == "detached" && e["sender"] == lh,
+        Duration::from_secs(5),
+    );
     let told = killed_at.elapsed();
     assert!(
         told < Duration::from_secs(2),
@@ -398,4 +410,165 @@ fn a_backend_killed_mid_conference_leaves_the_others_media_flowing() {
     let p4 = publish(&peers, &proxy.url(), room, 4);
     assert!(placement(&be, room, &[4])[0] != at[1]);
     drop(p4);
+}
+
+/// The subscriber requests with real publishers: join, start, subscribe, pause, configure,
+/// switch, unsubscribe, update, their errors, leave. What each answered.
+fn subscriber_requests(peers: &Peers, url: &str, room: u64) -> Vec<(&'static str, Value)> {
+    let mut admin = Vr::connect(url);
+    let ha = admin.handle();
+    admin.sync(ha, json!({"request": "create", "room": room}));
+    let _p1 = publish(peers, url, room, 1);
+    let _p2 = publish(peers, url, room, 2);
+    let mut v = Vr::connect(url);
+    let h = v.handle();
+    let mut t: Vec<(&'static str, Value)> = Vec::new();
+    let (a, jsep) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": [{"feed": 1}]}),
+        None,
+    );
+    t.push(("attached", a));
+    let (peer, answer) = peers.subscriber(jsep["sdp"].as_str().unwrap()).unwrap();
+    let mut step = |name: &'static str,
+                    body: Value,
+                    jsep: Option<Value>,
+                    t: &mut Vec<(&'static str, Value)>|
+     -> Value {
+        let (d, j) = v.call(h, body, jsep);
+        t.push((name, d));
+        j
+    };
+    step(
+        "start",
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+        &mut t,
+    );
+    let offer = step(
+        "subscribe feed 2",
+        json!({"request": "subscribe", "streams": [{"feed": 2}]}),
+        None,
+        &mut t,
+    );
+    let answer = peer.renegotiate(offer["sdp"].as_str().unwrap()).unwrap();
+    step(
+        "start again",
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+        &mut t,
+    );
+    step(
+        "subscribe unknown feed",
+        json!({"request": "subscribe", "streams": [{"feed": 99}]}),
+        None,
+        &mut t,
+    );
+    step(
+        "subscribe unknown mid",
+        json!({"request": "subscribe", "streams": [{"feed": 2, "mid": "7"}]}),
+        None,
+        &mut t,
+    );
+    step(
+        "subscribe without streams",
+        json!({"request": "subscribe"}),
+        None,
+        &mut t,
+    );
+    step("pause", json!({"request": "pause"}), None, &mut t);
+    step(
+        "start after pause",
+        json!({"request": "start"}),
+        None,
+        &mut t,
+    );
+    step(
+        "configure",
+        json!({"request": "configure", "streams": [{"mid": "0", "send": false}]}),
+        None,
+        &mut t,
+    );
+    step(
+        "switch",
+        json!({"request": "switch", "streams": [{"feed": 2, "mid": "0", "sub_mid": "0"}]}),
+        None,
+        &mut t,
+    );
+    step(
+        "switch without streams",
+        json!({"request": "switch"}),
+        None,
+        &mut t,
+    );
+    let offer = step(
+        "unsubscribe feed 2",
+        json!({"request": "unsubscribe", "streams": [{"feed": 2}]}),
+        None,
+        &mut t,
+    );
+    if let Some(sdp) = offer["sdp"].as_str() {
+        let answer = peer.renegotiate(sdp).unwrap();
+        step(
+            "start after unsubscribe",
+            json!({"request": "start"}),
+            Some(json!({"type": "answer", "sdp": answer})),
+            &mut t,
+        );
+    }
+    step("update neither", json!({"request": "update"}), None, &mut t);
+    step("leave", json!({"request": "leave"}), None, &mut t);
+    t
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+#[test]
+fn subscriber_requests_answer_as_janus_does() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be));
+    let peers = Peers::new();
+    let via_proxy = subscriber_requests(&peers, &proxy.url(), fresh_room());
+    let direct = subscriber_requests(&peers, &be.ws_url(2), fresh_room());
+    assert_eq!(
+        via_proxy.len(),
+        direct.len(),
+        "{via_proxy:?}\nvs\n{direct:?}"
+    );
+    for ((name, p), (_, j)) in via_proxy.iter().zip(&direct) {
+        assert_eq!(keys(p), keys(j), "{name}: proxy {p}\njanus {j}");
+        assert_eq!(
+            p["error_code"], j["error_code"],
+            "{name}: proxy {p}\njanus {j}"
+        );
+        assert_eq!(p["error"], j["error"], "{name}");
+        for k in [
+            "videoroom",
+            "started",
+            "paused",
+            "configured",
+            "switched",
+            "changes",
+            "left",
+        ] {
+            assert_eq!(p.get(k), j.get(k), "{name}: {k}: proxy {p}\njanus {j}");
+        }
+        // every stream entry has Janus's keys, and the publisher's mids
+        let streams = |v: &Value| -> Vec<(Vec<String>, Value, Value)> {
+            v["streams"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| (keys(s), s["feed_id"].clone(), s["feed_mid"].clone()))
+                .collect()
+        };
+        assert_eq!(streams(p), streams(j), "{name}: proxy {p}\njanus {j}");
+    }
 }

@@ -281,10 +281,18 @@ fn added_streams(request: &str, body: &Map<String, Value>) -> VrResult<Vec<Value
             .unwrap_or_default()
     };
     Ok(match request {
-        "subscribe" | "switch" => {
+        "subscribe" => {
             check(body, &[req("streams", Ty::Array)])?;
             list("streams")
         }
+        // Janus's switch also takes the legacy form (`feed`), and checks the feed first.
+        "switch" => match body.get("streams").and_then(Value::as_array) {
+            Some(list) => list.clone(),
+            None => match body.get("feed").and_then(Value::as_u64) {
+                Some(feed) => vec![json!({"feed": feed})],
+                None => Vec::new(),
+            },
+        },
         "update" => {
             check(
                 body,
