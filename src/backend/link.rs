@@ -683,6 +683,8 @@ pub fn backend_error(m: &RawObject) -> JanusError {
         .as_ref()
         .and_then(|e| e.get("reason"))
         .and_then(json::as_str)
+        // An empty reason tells the client nothing: it gets the default too.
+        .filter(|r| !r.is_empty())
         .map_or_else(|| "Backend error".to_string(), |r| r.into_owned());
     JanusError::from_backend(code, reason)
 }
@@ -698,6 +700,10 @@ mod tests {
         assert_eq!(data_id(&m).unwrap(), 99);
         let m = RawObject::parse(r#"{"janus":"success"}"#).unwrap();
         assert_eq!(data_id(&m).unwrap_err().code, 502);
+        // found by the backend_message fuzzer: an empty reason gets the default
+        let m = RawObject::parse(r#"{"janus":"error","error":{"code":458,"reason":""}}"#).unwrap();
+        let e = backend_error(&m);
+        assert_eq!((e.code, e.reason.as_str()), (458, "Backend error"));
         let m = RawObject::parse(
             r#"{"janus":"error","error":{"code":459,"reason":"No such handle 1 in session 2"}}"#,
         )
