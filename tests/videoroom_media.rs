@@ -572,3 +572,49 @@ fn subscriber_requests_answer_as_janus_does() {
         assert_eq!(streams(p), streams(j), "{name}: proxy {p}\njanus {j}");
     }
 }
+
+#[test]
+fn a_room_whose_id_the_backends_use_for_their_own_room() {
+    // Every backend has Janus's demo room 1234: the proxy's room 1234 lives in backend
+    // rooms of other ids, and clients only ever see 1234.
+    let be = vr_backends();
+    let proxy = Proxy::start(
+        proxy_config(&be).raw("\n[[videoroom.rooms]]\nroom = 1234\ndescription = \"proxy demo\"\n"),
+    );
+    let peers = Peers::new();
+    let mut p1 = publish(&peers, &proxy.url(), 1234, 1);
+    let mut p2 = publish(&peers, &proxy.url(), 1234, 2);
+    let ev = p1.v.event(p1.h, |d| d["publishers"].is_array());
+    assert_eq!(ev["room"], 1234, "{ev}");
+    let s = subscribe(&peers, &proxy.url(), 1234, &[1, 2]);
+    assert_eq!(s.attached["room"], 1234);
+    let all: Vec<String> = mids_by_feed(&s.attached)
+        .values()
+        .flatten()
+        .cloned()
+        .collect();
+    s.peer
+        .wait_received(
+            &all.iter().map(String::as_str).collect::<Vec<_>>(),
+            AUDIO_BYTES,
+            T,
+        )
+        .expect("media in room 1234");
+    let (c, _) = p2.v.call(
+        p2.h,
+        json!({"request": "configure", "display": "two"}),
+        None,
+    );
+    assert_eq!(c["room"], 1234, "{c}");
+    let (l, _) = p2.v.call(p2.h, json!({"request": "unpublish"}), None);
+    assert_eq!(l["room"], 1234, "{l}");
+    let u = p1.v.event(p1.h, |d| d["unpublished"] == 2);
+    assert_eq!(u["room"], 1234, "{u}");
+    // the backends' own demo room is untouched
+    for i in 0..be.n {
+        let mut v = Vr::connect(&be.ws_url(i));
+        let h = v.handle();
+        let lp = v.sync(h, json!({"request": "listparticipants", "room": 1234}));
+        assert_eq!(lp["participants"], json!([]), "backend {i}: {lp}");
+    }
+}
