@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::scenario::{Kind, Plan};
+use crate::scenario::{Kind, Plan, RoomPlan};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,7 +31,10 @@ pub enum Command {
     Idle(RunArgs),
     /// A storm of connect + create + attach echotest + destroy + close, per client in a loop.
     Connect(RunArgs),
-    /// Not available yet: janus-proxy has no videoroom plugin.
+    /// VideoRoom (Janus 1.x multistream): --rooms rooms of --publishers real WebRTC publishers
+    /// (janus-mediapeer) and --subscribers subscribers each; subscribers loop join (all the
+    /// room's feeds) → attached offer → start with an answer → hold → leave → detach.
+    /// Synthetic answers (no ICE, no media) unless --real-subscribers. --clients is ignored.
     Videoroom(RunArgs),
     /// BENCHMARK INSTRUMENT ONLY: a minimal Janus-API responder (info, create, attach,
     /// keepalive, echotest-like message, trickle, detach, destroy, hangup, ping) that lets the
@@ -58,7 +61,8 @@ pub struct RunArgs {
     /// Target WebSocket URL (repeatable: clients are spread round robin over them).
     #[arg(short, long = "url", default_value = "ws://127.0.0.1:8188")]
     pub urls: Vec<String>,
-    /// Simulated clients (idle: sessions; videocall: an even number, two per call pair).
+    /// Simulated clients (idle: sessions; videocall: an even number, two per call pair;
+    /// videoroom: ignored, see --rooms, --publishers, --subscribers).
     #[arg(short, long, default_value_t = 100)]
     pub clients: usize,
     /// Seconds to run after the first client starts (ramp-up included).
@@ -79,13 +83,34 @@ pub struct RunArgs {
     /// idle: sessions per WebSocket connection.
     #[arg(long, default_value_t = 1)]
     pub sessions_per_conn: usize,
-    /// videocall: ms a call is held before the caller hangs up.
+    /// videocall: ms a call is held before the caller hangs up; videoroom: ms a subscriber
+    /// stays subscribed before it leaves.
     #[arg(long, default_value_t = 1000)]
     pub hold_ms: u64,
     /// videocall: longest wait in ms after a hangup for Janus to close the PeerConnections
     /// (direct Janus needs this before the next offer; through janus-proxy 0 is fine).
     #[arg(long, default_value_t = 1500)]
     pub settle_ms: u64,
+    /// videoroom: rooms, each created through the target at the start and destroyed at the end.
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+    /// videoroom: publishers per room: real WebRTC peers (janus-mediapeer) that join, publish
+    /// and stay until the end.
+    #[arg(long, default_value_t = 2)]
+    pub publishers: usize,
+    /// videoroom: subscribers per room, each subscribing to every publisher of its room.
+    #[arg(long, default_value_t = 3)]
+    pub subscribers: usize,
+    /// videoroom: subscribers are real WebRTC peers that must connect and receive RTP on every
+    /// stream (costly: for small runs).
+    #[arg(long)]
+    pub real_subscribers: bool,
+    /// videoroom: what each publisher sends.
+    #[arg(long, value_enum, default_value_t = PublisherMedia::Both)]
+    pub publisher_media: PublisherMedia,
+    /// videoroom: id of the first room (the others follow it); default random per run.
+    #[arg(long)]
+    pub first_room: Option<u64>,
     /// Runtime worker threads of the generator (1 = a single-threaded runtime).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -105,6 +130,17 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5.0)]
     pub progress_every: f64,
 }
+
+/// The tracks of a videoroom publisher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PublisherMedia {
+    Audio,
+    Video,
+    Both,
+}
+
+/// Largest room id the scenario uses (JavaScript-safe, as Janus ids).
+const MAX_ROOM: u64 = 1 << 53;
 
 #[derive(Args, Debug, Clone)]
 pub struct FakeBackendArgs {
@@ -133,12 +169,6 @@ impl RunArgs {
     /// # Errors
     /// A message for the user when a value is out of range or does not fit the scenario.
     pub fn plan(&self, kind: Kind) -> Result<Plan, String> {
-        if kind == Kind::Videoroom {
-            return Err(
-                "the videoroom scenario is not available: janus-proxy has no videoroom plugin yet"
-                    .into(),
-            );
-        }
         if self.urls.is_empty() {
             return Err("give at least one --url".into());
         }
@@ -147,7 +177,13 @@ impl RunArgs {
                 return Err(format!("--url {u}: expected ws://host:port"));
             }
         }
-        if self.clients == 0 {
+        let videoroom = self.room_plan(kind)?;
+        let clients = if kind == Kind::Videoroom {
+            videoroom.rooms * (videoroom.publishers + videoroom.subscribers)
+        } else {
+            self.clients
+        };
+        if clients == 0 {
             return Err("--clients must be at least 1".into());
         }
         if kind == Kind::Videocall && (self.clients < 2 || !self.clients.is_multiple_of(2)) {
@@ -170,7 +206,7 @@ impl RunArgs {
         secs("duration", self.duration)?;
         Ok(Plan {
             urls: self.urls.clone(),
-            clients: self.clients,
+            clients,
             ramp_up: secs("ramp-up", self.ramp_up)?,
             think: Duration::from_millis(self.think_ms),
             timeout,
@@ -179,6 +215,40 @@ impl RunArgs {
             hold: Duration::from_millis(self.hold_ms),
             settle: Duration::from_millis(self.settle_ms),
             run_id: (0..4).map(|_| fastrand::alphanumeric()).collect(),
+            videoroom,
+        })
+    }
+
+    /// The videoroom shape (empty for the other scenarios).
+    fn room_plan(&self, kind: Kind) -> Result<RoomPlan, String> {
+        if kind != Kind::Videoroom {
+            return Ok(RoomPlan::default());
+        }
+        if self.rooms == 0 || self.publishers == 0 {
+            return Err(
+                "videoroom needs at least one room (--rooms) and one publisher (--publishers)"
+                    .into(),
+            );
+        }
+        if self.rooms > 100_000 || self.publishers > 10_000 || self.subscribers > 1_000_000 {
+            return Err("--rooms, --publishers or --subscribers is too large".into());
+        }
+        let rooms = self.rooms as u64;
+        let first_room = match self.first_room {
+            Some(r) if r == 0 || r.saturating_add(rooms) > MAX_ROOM => {
+                return Err(format!("--first-room {r}: rooms must be ids in 1..2^53"))
+            }
+            Some(r) => r,
+            None => fastrand::u64(1_000_000..MAX_ROOM / 2),
+        };
+        Ok(RoomPlan {
+            rooms: self.rooms,
+            publishers: self.publishers,
+            subscribers: self.subscribers,
+            real_subscribers: self.real_subscribers,
+            audio: self.publisher_media != PublisherMedia::Video,
+            video: self.publisher_media != PublisherMedia::Audio,
+            first_room,
         })
     }
 }
@@ -235,9 +305,48 @@ mod tests {
         let cli = parse(&["echotest", "--timeout", "0"]);
         let (k, a) = cli.command.scenario().unwrap();
         assert!(a.plan(k).is_err());
-        let cli = parse(&["videoroom"]);
+        let cli = parse(&["videoroom", "--publishers", "0"]);
         let (k, a) = cli.command.scenario().unwrap();
-        assert!(a.plan(k).unwrap_err().contains("not available"));
+        assert!(a.plan(k).unwrap_err().contains("one publisher"));
+        let cli = parse(&["videoroom", "--first-room", "0"]);
+        let (k, a) = cli.command.scenario().unwrap();
+        assert!(a.plan(k).unwrap_err().contains("--first-room"));
+    }
+
+    #[test]
+    fn videoroom_plan() {
+        let cli = parse(&[
+            "videoroom",
+            "--rooms",
+            "2",
+            "--publishers",
+            "30",
+            "--subscribers",
+            "300",
+            "-c",
+            "7",
+            "--first-room",
+            "5000",
+            "--publisher-media",
+            "audio",
+        ]);
+        let (k, a) = cli.command.scenario().unwrap();
+        assert_eq!(k, Kind::Videoroom);
+        let plan = a.plan(k).unwrap();
+        assert_eq!(plan.clients, 2 * 330, "--clients is ignored");
+        let r = &plan.videoroom;
+        assert_eq!((r.rooms, r.publishers, r.subscribers), (2, 30, 300));
+        assert_eq!(r.first_room, 5000);
+        assert!(r.audio && !r.video && !r.real_subscribers);
+        let cli = parse(&["videoroom", "--real-subscribers"]);
+        let (k, a) = cli.command.scenario().unwrap();
+        let r = a.plan(k).unwrap().videoroom;
+        assert!(r.real_subscribers && r.audio && r.video);
+        assert!((1..1 << 53).contains(&r.first_room));
+        // other scenarios carry no room plan
+        let cli = parse(&["echotest"]);
+        let (k, a) = cli.command.scenario().unwrap();
+        assert_eq!(a.plan(k).unwrap().videoroom, RoomPlan::default());
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub enum ClientError {
     Unexpected { op: &'static str, frame: String },
     #[error("session {session} timed out (janus timeout event)")]
     SessionTimeout { session: u64 },
+    /// A real WebRTC peer (janus-mediapeer) failed: its set-up, its SDP or its connection.
+    #[error("{op}: WebRTC peer: {reason}")]
+    Media { op: &'static str, reason: String },
 }
 
 impl ClientError {
@@ -64,6 +67,7 @@ impl ClientError {
             ClientError::Plugin { op, code, .. } => format!("plugin-{code}:{op}"),
             ClientError::Unexpected { op, .. } => format!("unexpected:{op}"),
             ClientError::SessionTimeout { .. } => "session-timeout".into(),
+            ClientError::Media { op, .. } => format!("media:{op}"),
         }
     }
 }
@@ -439,6 +443,17 @@ impl Client {
         .map(drop)
     }
 
+    /// `detach` handle `handle` of `session`.
+    pub async fn detach(&mut self, session: u64, handle: u64) -> Result<()> {
+        self.request(
+            "detach",
+            json!({"janus": "detach", "session_id": session, "handle_id": handle}),
+            Reply::Success,
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn destroy(&mut self, session: u64) -> Result<()> {
         let r = self
             .request(
@@ -497,6 +512,12 @@ mod tests {
             .kind(),
             "timeout:message"
         );
+        let e = ClientError::Media {
+            op: "webrtcup",
+            reason: "not connected".into(),
+        };
+        assert_eq!(e.kind(), "media:webrtcup");
+        assert!(e.to_string().contains("WebRTC peer: not connected"));
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! - [`cli`]: arguments (one subcommand per scenario, plus `fake-backend`), validated into a
 //!   [`scenario::Plan`];
 //! - [`client`]: one Janus WebSocket client: transactions, replies, errors;
-//! - [`scenario`]: the runner and one file per scenario (videocall, echotest, idle, connect);
-//! - [`sdp`]: synthetic offers and answers for videocall;
+//! - [`scenario`]: the runner and one file per scenario (videocall, videoroom, echotest,
+//!   idle, connect);
+//! - [`sdp`]: synthetic offers and answers (videocall, videoroom subscribers);
 //! - [`stats`]: the shared recorder (histograms, timeline, errors, counters);
 //! - [`report`]: the end-of-run report, as a table and as JSON;
 //! - [`procstat`]: CPU and memory from /proc and getrusage, file-descriptor limit;
@@ -37,7 +38,7 @@ use anyhow::Context as _;
 use clap::Parser;
 
 use cli::{Cli, Command, RunArgs};
-use report::{GeneratorReport, ProcInput, Report, RunInfo, Totals};
+use report::{GeneratorReport, ProcInput, Report, RoomInfo, RunInfo, Totals};
 use scenario::{Kind, Plan, Shared};
 use stats::{Counters, Recorder};
 
@@ -130,6 +131,17 @@ async fn run(kind: Kind, plan: Plan, args: &RunArgs) -> anyhow::Result<Report> {
         ramp_up_s: args.ramp_up,
         think_ms: args.think_ms,
         threads: args.threads,
+        videoroom: (kind == Kind::Videoroom).then(|| {
+            let r = &plan.videoroom;
+            RoomInfo {
+                rooms: r.rooms,
+                publishers: r.publishers,
+                subscribers: r.subscribers,
+                real_subscribers: r.real_subscribers,
+                first_room: r.first_room,
+                hold_ms: args.hold_ms,
+            }
+        }),
         ..RunInfo::default()
     };
     let sh = Arc::new(Shared::new(plan, rec.clone()));

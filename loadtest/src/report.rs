@@ -26,6 +26,24 @@ pub struct RunInfo {
     /// Seconds of the steady window (after ramp-up, before the stop) over which rates are
     /// computed; the whole run when that window is shorter than a second.
     pub steady_s: f64,
+    /// The videoroom scenario's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub videoroom: Option<RoomInfo>,
+}
+
+/// What a videoroom run was made of.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RoomInfo {
+    pub rooms: usize,
+    /// Per room.
+    pub publishers: usize,
+    /// Per room; each subscribes to every publisher of its room.
+    pub subscribers: usize,
+    /// Subscribers were real WebRTC peers (else synthetic answers, no media).
+    pub real_subscribers: bool,
+    pub first_room: u64,
+    /// Time a subscriber stays subscribed before it leaves.
+    pub hold_ms: u64,
 }
 
 /// Latency summary of one request type (milliseconds).
@@ -330,6 +348,18 @@ pub fn render(r: &Report) -> String {
             op.max_ms
         );
     }
+    if let Some(v) = &run.videoroom {
+        let _ = writeln!(
+            o,
+            "videoroom: {} room(s) from id {}, each {} publishers + {} {} subscribers (all feeds each), hold {} ms",
+            v.rooms,
+            v.first_room,
+            v.publishers,
+            v.subscribers,
+            if v.real_subscribers { "real" } else { "synthetic" },
+            v.hold_ms
+        );
+    }
     let t = &r.totals;
     let _ = writeln!(
         o,
@@ -460,6 +490,12 @@ mod tests {
             clients: 10,
             ramp_up_s: 1.0,
             elapsed_s: 10.0,
+            videoroom: Some(RoomInfo {
+                rooms: 1,
+                publishers: 30,
+                subscribers: 300,
+                ..RoomInfo::default()
+            }),
             ..RunInfo::default()
         };
         let env = Environment {
@@ -478,10 +514,16 @@ mod tests {
         assert_eq!(r.timeline[3].errors, 1);
         assert!(r.distribution.len() > 100);
         let text = render(&r);
+        assert!(text.contains("30 publishers + 300 synthetic subscribers"));
         assert!(text.contains("message"));
         assert!(text.contains("timeout:message"));
         let json = serde_json::to_string(&r).unwrap();
         let back: Report = serde_json::from_str(&json).unwrap();
         assert_eq!(back.ops, r.ops);
+        assert_eq!(back.run.videoroom, r.run.videoroom);
+        // reports of other scenarios have no videoroom key, and older reports still load
+        let plain: RunInfo = serde_json::from_str(r#"{"scenario":"idle","label":"","urls":[],"clients":1,"sessions_per_conn":1,"duration_s":1.0,"ramp_up_s":0.0,"think_ms":0,"threads":1,"elapsed_s":1.0,"steady_s":1.0}"#).unwrap();
+        assert!(plain.videoroom.is_none());
+        assert!(!serde_json::to_string(&plain).unwrap().contains("videoroom"));
     }
 }

@@ -5,8 +5,9 @@
 //! Janus comes from `scripts/janus-backends.sh` (`JANUS_BACKENDS_SCRIPT`), under
 //! `JANUS_CLOUD_TEST_DIR` like the proxy's own tests. Ports (outside the proxy tests' plan):
 //! direct set ws 18888 / admin 17888 / RTP 30000-30999, proxy set ws 18889 / admin 17889 /
-//! RTP 31000-31999. The proxy binary is the workspace's `janus-proxy`, built next to this
-//! crate's binary (scripts/test.sh builds the whole workspace first).
+//! RTP 31000-31999, videoroom set (2 Janus behind one proxy) ws 19280-19281 / admin
+//! 18280-18281 / RTP 27000-27999. The proxy binary is the workspace's `janus-proxy`, built
+//! next to this crate's binary (scripts/test.sh builds the whole workspace first).
 
 use std::fs::{self, File, OpenOptions};
 use std::net::TcpListener;
@@ -67,15 +68,22 @@ impl Lock {
     }
 }
 
-/// One Janus instance owned by a test, stopped on drop.
+/// A set of Janus instances owned by a test (WS ports `port..`), stopped on drop.
 struct Janus {
     workdir: PathBuf,
     port: u16,
+    n: usize,
     _lock: Lock,
 }
 
 impl Janus {
     fn start(set: &str, port: u16, rtp_base: u16) -> Janus {
+        Janus::start_n(set, 1, port, rtp_base, 1000)
+    }
+
+    /// `n` instances, instance i on WS port `port + i` with UDP ports
+    /// `rtp_base + i * rtp_span ..`.
+    fn start_n(set: &str, n: usize, port: u16, rtp_base: u16, rtp_span: u16) -> Janus {
         let dir = test_dir();
         let lock = Lock::take(&dir.join(format!("{set}.lock")));
         let workdir = dir.join(set);
@@ -87,9 +95,9 @@ impl Janus {
             .output();
         let out = Command::new("bash")
             .arg(&script)
-            .args(["start", "1", &port.to_string(), &wd])
+            .args(["start", &n.to_string(), &port.to_string(), &wd])
             .env("JANUS_RTP_BASE", rtp_base.to_string())
-            .env("JANUS_RTP_SPAN", "1000")
+            .env("JANUS_RTP_SPAN", rtp_span.to_string())
             .stdin(Stdio::null())
             .output()
             .expect("run janus-backends.sh");
@@ -102,12 +110,20 @@ impl Janus {
         Janus {
             workdir,
             port,
+            n,
             _lock: lock,
         }
     }
 
     fn url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// The WS URLs of all instances.
+    fn urls(&self) -> Vec<String> {
+        (0..self.n)
+            .map(|i| format!("ws://127.0.0.1:{}", usize::from(self.port) + i))
+            .collect()
     }
 
     fn pid(&self) -> u32 {
@@ -144,16 +160,21 @@ struct Proxy {
     _dir: tempfile::TempDir,
 }
 
-fn proxy_config(plugins: &[&str], port: u16, admin: u16, janus: &str) -> String {
+fn proxy_config(plugins: &[&str], port: u16, admin: u16, janus: &[String]) -> String {
     let plugins: Vec<String> = plugins.iter().map(|p| format!("\"{p}\"")).collect();
-    format!(
+    let mut text = format!(
         "plugins = [{}]\n\n[general]\nserver_name = \"loadtest-smoke\"\nsession_timeout = 60\nshards = 2\n\n\
          [log]\nlog_to_stdout = true\ndebug_level = \"WARN\"\n\n\
          [ws_transport]\nws_listen = \"127.0.0.1:{port}\"\n\n\
-         [admin_api]\nhttp_listen = \"127.0.0.1:{admin}\"\n\n\
-         [[janus_server]]\nname = \"janus-0\"\nurl = \"{janus}\"\n",
+         [admin_api]\nhttp_listen = \"127.0.0.1:{admin}\"\n",
         plugins.join(", ")
-    )
+    );
+    for (i, url) in janus.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[janus_server]]\nname = \"janus-{i}\"\nurl = \"{url}\"\n"
+        ));
+    }
+    text
 }
 
 impl Proxy {
@@ -166,8 +187,9 @@ impl Proxy {
             .expect("tempdir");
         let cfg = dir.path().join("janus-proxy.toml");
         let (port, admin) = (free_port(), free_port());
+        let urls = [janus.url()];
         // the videocall plugin is new: use it when this proxy build accepts it
-        let with_vc = proxy_config(&["echotest", "videocall"], port, admin, &janus.url());
+        let with_vc = proxy_config(&["echotest", "videocall"], port, admin, &urls);
         fs::write(&cfg, &with_vc).expect("write config");
         let check = Command::new(proxy_bin())
             .arg("--check-config")
@@ -177,13 +199,30 @@ impl Proxy {
         let videocall = check.status.success();
         if !videocall {
             eprintln!("janus-proxy does not accept the videocall plugin yet: videocall through the proxy is skipped");
-            fs::write(&cfg, proxy_config(&["echotest"], port, admin, &janus.url()))
-                .expect("write config");
+            fs::write(&cfg, proxy_config(&["echotest"], port, admin, &urls)).expect("write config");
         }
+        Proxy::spawn(dir, &cfg, port, videocall)
+    }
+
+    /// A proxy with `plugins` in front of every instance of `janus`.
+    fn start_with(plugins: &[&str], janus: &Janus) -> Proxy {
+        let parent = test_dir().join("proxies");
+        fs::create_dir_all(&parent).expect("proxies dir");
+        let dir = tempfile::Builder::new()
+            .prefix("loadtest-proxy-")
+            .tempdir_in(&parent)
+            .expect("tempdir");
+        let cfg = dir.path().join("janus-proxy.toml");
+        let (port, admin) = (free_port(), free_port());
+        fs::write(&cfg, proxy_config(plugins, port, admin, &janus.urls())).expect("write config");
+        Proxy::spawn(dir, &cfg, port, plugins.contains(&"videocall"))
+    }
+
+    fn spawn(dir: tempfile::TempDir, cfg: &Path, port: u16, videocall: bool) -> Proxy {
         let log = dir.path().join("proxy.log");
         let out = File::create(&log).expect("log file");
         let child = Command::new(proxy_bin())
-            .arg(&cfg)
+            .arg(cfg)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup"))
             .stderr(out)
@@ -350,12 +389,70 @@ fn scenarios_through_janus_proxy() {
     all_scenarios(&proxy.url(), proxy.child.id(), proxy.videocall, "300");
 }
 
+/// The count of `op` in a report.
+fn count(report: &Value, op: &str) -> u64 {
+    report["ops"]
+        .as_array()
+        .and_then(|ops| ops.iter().find(|o| o["op"] == op))
+        .and_then(|o| o["count"].as_u64())
+        .unwrap_or(0)
+}
+
+/// One room of 2 real publishers and 3 subscribers (synthetic answers) on 2 Janus behind a
+/// proxy: publishers land on both backends, so every subscription needs a mirror.
 #[test]
-fn videoroom_is_refused_with_a_clear_message() {
-    let out = Command::new(loadtest_bin())
-        .args(["videoroom", "-d", "1"])
-        .output()
-        .expect("run janus-loadtest");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available"));
+fn videoroom_through_janus_proxy_on_two_backends() {
+    let janus = Janus::start_n("loadtest-videoroom", 2, 19280, 27000, 500);
+    let proxy = Proxy::start_with(&["echotest", "videoroom"], &janus);
+    let report = run(
+        "videoroom",
+        &proxy.url(),
+        proxy.child.id(),
+        "sub-join",
+        &[
+            "--publishers",
+            "2",
+            "--subscribers",
+            "3",
+            "-d",
+            "5",
+            "--hold-ms",
+            "500",
+            "--think-ms",
+            "100",
+        ],
+    );
+    assert_eq!(count(&report, "room-create"), 1, "{report}");
+    assert_eq!(count(&report, "webrtcup"), 2, "both publishers' media up");
+    for op in ["start", "leave", "detach", "pub-leave", "room-destroy"] {
+        assert!(count(&report, op) > 0, "no {op}");
+    }
+    assert_eq!(report["run"]["videoroom"]["subscribers"], 3);
+    assert_eq!(report["totals"]["peak_clients"], 5);
+}
+
+/// The same room directly on one Janus (the reference the benchmark compares with).
+#[test]
+fn videoroom_against_janus() {
+    let janus = Janus::start("loadtest-direct", 18888, 30000);
+    let report = run(
+        "videoroom",
+        &janus.url(),
+        janus.pid(),
+        "sub-join",
+        &[
+            "--publishers",
+            "2",
+            "--subscribers",
+            "3",
+            "-d",
+            "4",
+            "--hold-ms",
+            "500",
+            "--think-ms",
+            "100",
+        ],
+    );
+    assert_eq!(count(&report, "webrtcup"), 2, "both publishers' media up");
+    assert!(count(&report, "start") > 0 && count(&report, "leave") > 0);
 }

@@ -2,7 +2,8 @@
 //! ramp-up and tells them to stop.
 //!
 //! A *unit* is what one task drives: one client (echotest, connect), one connection holding
-//! several sessions (idle) or one caller/callee pair (videocall). A unit that fails records the
+//! several sessions (idle), one caller/callee pair (videocall), or one room, publisher or
+//! subscriber of a VideoRoom (videoroom, which starts its own tasks). A unit that fails records the
 //! error, waits a second and starts over with a fresh connection until the run stops, so one
 //! failure never silently removes load.
 
@@ -10,6 +11,7 @@ pub mod connect;
 pub mod echotest;
 pub mod idle;
 pub mod videocall;
+pub mod videoroom;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +60,23 @@ pub struct Plan {
     pub settle: Duration,
     /// Random tag in videocall usernames, so runs never collide on one Janus.
     pub run_id: String,
+    /// videoroom: rooms, participants per room.
+    pub videoroom: RoomPlan,
+}
+
+/// The videoroom scenario's shape: `rooms` rooms of `publishers` real WebRTC publishers and
+/// `subscribers` looping subscribers each, room ids `first_room..`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomPlan {
+    pub rooms: usize,
+    pub publishers: usize,
+    pub subscribers: usize,
+    /// Subscribers are real WebRTC peers (janus-mediapeer) instead of synthetic answers.
+    pub real_subscribers: bool,
+    /// What each publisher sends.
+    pub audio: bool,
+    pub video: bool,
+    pub first_room: u64,
 }
 
 /// Number of tasks a scenario needs for `clients` clients.
@@ -65,6 +84,11 @@ pub fn units(kind: Kind, plan: &Plan) -> usize {
     match kind {
         Kind::Videocall => plan.clients / 2,
         Kind::Idle => plan.clients.div_ceil(plan.sessions_per_conn.max(1)),
+        // a room task, its publishers and its subscribers
+        Kind::Videoroom => {
+            let r = &plan.videoroom;
+            r.rooms * (1 + r.publishers + r.subscribers)
+        }
         _ => plan.clients,
     }
 }
@@ -130,6 +154,13 @@ impl Shared {
         }
     }
 
+    /// Resolves once the run is told to stop.
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        // the sender lives as long as `self`
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
     /// Waits a second before a unit starts over after an error.
     pub async fn backoff(&self) {
         self.pause(Duration::from_millis(500 + fastrand::u64(..1000)))
@@ -147,6 +178,10 @@ pub fn start_offset(i: usize, n: usize, ramp_up: Duration) -> Duration {
 
 /// Spawns every unit of `kind` on the current runtime, each starting at its ramp-up slot.
 pub fn spawn_all(kind: Kind, sh: &Arc<Shared>, start: Instant) -> Vec<JoinHandle<()>> {
+    if kind == Kind::Videoroom {
+        // rooms, publishers and subscribers are different tasks that wait for each other
+        return videoroom::spawn_all(sh, start);
+    }
     let n = units(kind, &sh.plan);
     (0..n)
         .map(|i| {
@@ -162,6 +197,7 @@ pub fn spawn_all(kind: Kind, sh: &Arc<Shared>, start: Instant) -> Vec<JoinHandle
                     Kind::Videocall => videocall::unit(i, &sh).await,
                     Kind::Idle => idle::unit(i, &sh).await,
                     Kind::Connect => connect::unit(i, &sh).await,
+                    // spawned by videoroom::spawn_all above
                     Kind::Videoroom => {}
                 }
             })
@@ -185,6 +221,12 @@ mod tests {
             hold: Duration::ZERO,
             settle: Duration::ZERO,
             run_id: "x".into(),
+            videoroom: RoomPlan {
+                rooms: 2,
+                publishers: 3,
+                subscribers: 4,
+                ..RoomPlan::default()
+            },
         }
     }
 
@@ -193,6 +235,7 @@ mod tests {
         assert_eq!(units(Kind::Videocall, &plan(10, 1)), 5);
         assert_eq!(units(Kind::Idle, &plan(100, 8)), 13);
         assert_eq!(units(Kind::Echotest, &plan(7, 3)), 7);
+        assert_eq!(units(Kind::Videoroom, &plan(14, 1)), 2 * (1 + 3 + 4));
     }
 
     #[test]
