@@ -1,7 +1,8 @@
 // janus.js VideoRoom, Janus 1.x multistream API: one handle publishes (join as publisher,
 // configure with an offer), one handle subscribes to every other publisher's streams
 // (join as subscriber, then subscribe/unsubscribe as publishers come and go).
-// ?publish=0 only watches: it joins (to hear of publishers) without publishing.
+// ?publish=0 only watches: it joins (to hear of publishers) without publishing;
+// ?subscribe=0 only publishes.
 // window.videoroom also keeps, per feed, the time from asking for it to its first video
 // frame, and per subscriber mid the bytes received (getStats), for the tests.
 import { Janus, $, params, pageState, initJanus } from './demo.js';
@@ -10,6 +11,7 @@ const plugin = 'janus.plugin.videoroom';
 const room = Number(params.get('room') || 1234);
 const display = params.get('name') || `user-${Janus.randomString(4)}`;
 const publishing = params.get('publish') !== '0';
+const watching = params.get('subscribe') !== '0';
 const page = pageState('videoroom', {
   room,
   display,
@@ -46,6 +48,7 @@ function request(handle, message) {
 }
 
 function subscribe(publishers) {
+  if (!watching) return;
   const feeds = publishers.filter((p) => p.id !== state.publisherId && !subscribed.has(p.id));
   for (const p of feeds) {
     state.feeds[p.id] = p.display || String(p.id);

@@ -99,6 +99,26 @@ fn mids_by_feed(data: &Value) -> BTreeMap<u64, Vec<String>> {
     out
 }
 
+/// The feeds mirrored in `room` (the proxy's admin API).
+fn mirrored_feeds(proxy: &Proxy, room: u64) -> Vec<u64> {
+    let h = http(
+        "GET",
+        &format!(
+            "http://127.0.0.1:{}/plugins/videoroom/rooms/{room}/mirrors",
+            proxy.admin_port
+        ),
+        None,
+        None,
+    );
+    assert_eq!(h.status, 200, "{}", h.body);
+    let list: Value = serde_json::from_str(&h.body).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["feed"].as_u64())
+        .collect()
+}
+
 /// When each mid first received RTP, from `since` (polling the counters).
 fn first_bytes(
     peer: &Peer,
@@ -209,45 +229,34 @@ fn one_peerconnection_receives_feeds_of_three_backends() {
             T,
         )
         .expect("media of every feed");
-    // which feed is local to the subscriber's backend: the first one (ties go to it)
+    // which feed is local to the subscriber's backend: the one not mirrored
+    let mirrored = mirrored_feeds(&proxy, room);
+    assert_eq!(
+        mirrored.len(),
+        2,
+        "two feeds mirrored to the subscriber's backend"
+    );
     let video_of = |feed: u64| -> Duration {
-        let mids = &by_feed[&feed];
         let video = s.attached["streams"]
             .as_array()
             .unwrap()
             .iter()
             .find(|st| st["feed_id"] == feed && st["type"] == "video")
             .unwrap();
-        let m = video["mid"].as_str().unwrap().to_string();
-        assert!(mids.contains(&m));
-        first[&m]
+        first[video["mid"].as_str().unwrap()]
     };
-    eprintln!(
-        "subscribe to first video frame: same-backend feed {:?}, mirrored feeds {:?} and {:?}",
-        video_of(1),
-        video_of(2),
-        video_of(3)
-    );
+    for feed in [1u64, 2, 3] {
+        let kind = if mirrored.contains(&feed) {
+            "mirrored"
+        } else {
+            "same-backend"
+        };
+        eprintln!(
+            "subscribe to first video frame, {kind} feed {feed}: {:?}",
+            video_of(feed)
+        );
+    }
     assert_eq!(metric(&proxy, "janus_proxy_videoroom_mirrors"), Some(2.0));
-    // a second subscriber on the same backend shares the mirrors
-    let s2 = subscribe(&peers, &proxy.url(), room, &[1, 2, 3]);
-    let all2: Vec<String> = mids_by_feed(&s2.attached)
-        .values()
-        .flatten()
-        .cloned()
-        .collect();
-    s2.peer
-        .wait_received(
-            &all2.iter().map(String::as_str).collect::<Vec<_>>(),
-            AUDIO_BYTES,
-            T,
-        )
-        .expect("second subscriber's media");
-    assert_eq!(
-        metric(&proxy, "janus_proxy_videoroom_mirrors"),
-        Some(2.0),
-        "mirrors are shared"
-    );
 
     // publisher 2 leaves: everyone is told, the subscriber renegotiates and keeps 1 and 3
     let (l, _) = p2.v.call(p2.h, json!({"request": "leave"}), None);
@@ -339,8 +348,29 @@ fn a_backend_killed_mid_conference_leaves_the_others_media_flowing() {
         .map(|id| publish(&peers, &proxy.url(), room, id))
         .collect();
     let at = placement(&be, room, &[1, 2, 3]);
-    let mut s = subscribe(&peers, &proxy.url(), room, &[1, 2, 3]);
+    // the subscriber asks for feed 1 (it goes to feed 1's backend), then adds feeds 2 and 3
+    // of other backends to its PeerConnection (mirrors, then Janus's update)
+    let mut s = subscribe(&peers, &proxy.url(), room, &[1]);
+    let sh = s.h;
+    let (upd, offer) = s.v.call(
+        sh,
+        json!({"request": "subscribe", "streams": [{"feed": 2}, {"feed": 3}]}),
+        None,
+    );
+    assert_eq!(upd["videoroom"], "updated", "{upd}");
+    let answer = s
+        .peer
+        .renegotiate(offer["sdp"].as_str().unwrap())
+        .expect("renegotiate");
+    let (st, _) = s.v.call(
+        sh,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(st["started"], "ok", "{st}");
+    s.attached = upd;
     let by_feed = mids_by_feed(&s.attached);
+    assert_eq!(by_feed.len(), 3, "{}", s.attached);
     let all: Vec<String> = by_feed.values().flatten().cloned().collect();
     s.peer
         .wait_received(
@@ -617,4 +647,57 @@ fn a_room_whose_id_the_backends_use_for_their_own_room() {
         let lp = v.sync(h, json!({"request": "listparticipants", "room": 1234}));
         assert_eq!(lp["participants"], json!([]), "backend {i}: {lp}");
     }
+}
+
+#[test]
+fn mirrors_are_shared_and_removed_when_idle() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be).set("videoroom", "mirror_idle_timeout", "1"));
+    let peers = Peers::new();
+    let room = fresh_room();
+    let mut admin = Vr::connect(&proxy.url());
+    let ha = admin.handle();
+    // two publishers per backend: 1 and 2 share one, 3 is elsewhere
+    admin.sync(
+        ha,
+        json!({"request": "create", "room": room, "pack_publishers": 2}),
+    );
+    let _p: Vec<Pub> = (1..=3)
+        .map(|id| publish(&peers, &proxy.url(), room, id))
+        .collect();
+    let s1 = subscribe(&peers, &proxy.url(), room, &[1, 2, 3]);
+    let s2 = subscribe(&peers, &proxy.url(), room, &[1, 2, 3]);
+    assert_eq!(
+        mirrored_feeds(&proxy, room),
+        vec![3],
+        "one mirror, of feed 3, shared"
+    );
+    let m3 = |s: &Sub| -> Vec<String> { mids_by_feed(&s.attached)[&3].clone() };
+    for s in [&s1, &s2] {
+        let mids = m3(s);
+        s.peer
+            .wait_received(
+                &mids.iter().map(String::as_str).collect::<Vec<_>>(),
+                AUDIO_BYTES,
+                T,
+            )
+            .expect("mirrored feed");
+    }
+    // the first leaves: the mirror stays for the second, whose media keeps flowing
+    let mut s1 = s1;
+    let h1 = s1.h;
+    let (l, _) = s1.v.call(h1, json!({"request": "leave"}), None);
+    assert_eq!(l["left"], "ok", "{l}");
+    wait_growth(&s2.peer, &m3(&s2), AUDIO_BYTES, T);
+    assert_eq!(mirrored_feeds(&proxy, room), vec![3]);
+    // the second leaves: after the idle timeout the mirror is gone
+    let mut s2 = s2;
+    let h2 = s2.h;
+    s2.v.call(h2, json!({"request": "leave"}), None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !mirrored_feeds(&proxy, room).is_empty() {
+        assert!(Instant::now() < deadline, "idle mirror not removed");
+        poll_pause();
+    }
+    assert_eq!(metric(&proxy, "janus_proxy_videoroom_mirrors"), Some(0.0));
 }

@@ -31,6 +31,8 @@
 //! | videoroom-kill  | 19260-19262 | 18260-18262 | 17000-17899   | tests/videoroom.rs      |
 //! | videoroom-kill-media | 19270-19272 | 18270-18272 | 29200-29979 | tests/videoroom_media.rs |
 //! | (mediapeer)     | 19388       | 19389       | 40000-40999   | mediapeer/tests         |
+//! | (loadtest-videoroom) | 19280-19281 | 18280-18281 | 27000-27999 | loadtest/tests/smoke.rs |
+//! | (bench-videoroom) | 19450-19452 (proxy 19455-19456) | 19460-19462 | 44000-48499 | scripts/bench-videoroom.sh (by hand) |
 //!
 //! `JANUS_CLOUD_SHARED_PORT`/`JANUS_CLOUD_SHARED_RTP` move the shared set (see
 //! [`shared_backends`]) when another test tree on the machine uses 18188.

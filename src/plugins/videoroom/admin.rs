@@ -13,7 +13,7 @@ use super::room::CREATE_PARAMS;
 use super::validate::Ty;
 use super::{requests, rooms, PACKAGE};
 use crate::api::error::JanusError;
-use crate::plugins::{Peers, PluginRoute, RouteFuture};
+use crate::plugins::{Host, Peers, PluginRoute, RouteFuture};
 
 pub fn routes() -> Vec<PluginRoute> {
     vec![PluginRoute {
@@ -229,7 +229,12 @@ fn route(
             match (m, rest) {
                 ("DELETE", []) => serve(peers, "destroy", body, true),
                 ("POST", ["tokens"]) => serve(peers, "allowed", body, false),
-                ("GET", ["participants"]) => participants(peers, id),
+                // each publisher with where it publishes
+                ("GET", ["participants"]) => room_view(peers, id, rooms::placements),
+                // the feeds copied to other backends for their subscribers
+                ("GET", ["mirrors"]) => room_view(peers, id, |o, id| {
+                    rooms::with_room(o, id, |r| Ok(r.mirrors.describe()))
+                }),
                 ("DELETE", ["participants", user]) => match user.parse::<u64>() {
                     Ok(u) => {
                         body.insert("id".into(), json!(u));
@@ -250,11 +255,11 @@ fn route(
     }
 }
 
-/// `GET /rooms/{id}/participants`: each publisher with where it publishes.
-fn participants(peers: &Peers, id: u64) -> RouteFuture {
+/// A list the owner of room `id` makes with `f` (participants, mirrors), as the answer.
+fn room_view(peers: &Peers, id: u64, f: fn(&Host, u64) -> VrResult<Vec<Value>>) -> RouteFuture {
     let answer = on_shard0(peers, move |h| {
         Box::pin(async move {
-            h.ask(rooms::owner(&h, id), move |o| rooms::placements(o, id))
+            h.ask(rooms::owner(&h, id), move |o| f(o, id))
                 .await
                 .unwrap_or_else(|| Err(VrError::new(503, "shard gone")))
         })

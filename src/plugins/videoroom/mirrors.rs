@@ -163,6 +163,26 @@ impl Mirrors {
             .collect()
     }
 
+    /// Each mirror as the admin API shows it: feed, origin and target server URLs, how
+    /// many subscriptions hold it, whether it is ready.
+    pub fn describe(&self) -> Vec<Value> {
+        let mut out: Vec<Value> = self
+            .map
+            .iter()
+            .map(|((feed, target), m)| {
+                json!({
+                    "feed": feed,
+                    "from": m.ends.as_ref().map(|e| e.origin.clone()),
+                    "to": target,
+                    "holders": m.holders,
+                    "ready": matches!(m.state, State::Ready(_)),
+                })
+            })
+            .collect();
+        out.sort_by_key(|v| (v["feed"].as_u64(), v["to"].as_str().map(str::to_string)));
+        out
+    }
+
     /// Removes every mirror.
     pub fn take_all(&mut self) -> Vec<(u64, Ends)> {
         self.map

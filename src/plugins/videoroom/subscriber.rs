@@ -93,22 +93,49 @@ fn join_streams(body: &Map<String, Value>) -> VrResult<Vec<Value>> {
     }
 }
 
-/// The server for a new subscription: the live one with most of its feeds.
+/// A server a subscription could go to: how many of its feeds publish there, how busy
+/// it is (backend handles this shard holds there), whether it is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Candidate {
+    url: String,
+    feeds: usize,
+    load: usize,
+    up: bool,
+}
+
+/// Among live servers, the one with most of the feeds (fewest mirrors to make); among
+/// those, the least busy: with publishers spread evenly every server ties, and the
+/// subscribers must spread too, not all go where the first feed is.
+fn pick(candidates: &[Candidate]) -> Option<&str> {
+    candidates
+        .iter()
+        .filter(|c| c.up)
+        .max_by(|a, b| a.feeds.cmp(&b.feeds).then(b.load.cmp(&a.load)))
+        .map(|c| c.url.as_str())
+}
+
+/// The server for a new subscription ([`pick`]), or `server_select`'s when none of its
+/// feeds' servers is up.
 fn choose_server(host: &Host, feeds: &[FeedInfo]) -> VrResult<String> {
-    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     for f in feeds {
-        match counts.iter_mut().find(|(s, _)| *s == f.server) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((&f.server, 1)),
+        match candidates.iter_mut().find(|c| c.url == f.server) {
+            Some(c) => c.feeds += 1,
+            None => {
+                let link = host.backend_by_url(&f.server);
+                candidates.push(Candidate {
+                    url: f.server.clone(),
+                    feeds: 1,
+                    load: link.as_ref().map_or(0, |l| l.handle_count()),
+                    up: link.is_some_and(|l| l.is_up()),
+                });
+            }
         }
     }
-    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
-    counts
-        .into_iter()
-        .map(|(s, _)| s)
-        .find(|s| host.backend_by_url(s).is_some_and(|l| l.is_up()))
-        .map(str::to_string)
-        .map_or_else(|| Ok(host.select_backend()?.server.url.clone()), Ok)
+    match pick(&candidates) {
+        Some(url) => Ok(url.to_string()),
+        None => Ok(host.select_backend()?.server.url.clone()),
+    }
 }
 
 /// `join` as a subscriber.
@@ -382,4 +409,29 @@ pub fn backend_event(
         &data.to_string(),
         msg.get("jsep").map(|j| j.get()),
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(url: &str, feeds: usize, load: usize, up: bool) -> Candidate {
+        Candidate {
+            url: url.into(),
+            feeds,
+            load,
+            up,
+        }
+    }
+
+    #[test]
+    fn most_feeds_then_least_load() {
+        assert_eq!(pick(&[c("a", 1, 0, true), c("b", 2, 9, true)]), Some("b"));
+        assert_eq!(
+            pick(&[c("a", 2, 5, true), c("b", 2, 1, true), c("c", 2, 3, true)]),
+            Some("b")
+        );
+        assert_eq!(pick(&[c("a", 3, 0, false), c("b", 1, 7, true)]), Some("b"));
+        assert_eq!(pick(&[c("a", 1, 0, false)]), None);
+    }
 }
