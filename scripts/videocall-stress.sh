@@ -14,7 +14,7 @@
 # backend handles safely, 2 of 7 such runs crashed both backends within 40 s.
 #
 # Environment: STRESS_DIR (state, default ${TMPDIR:-/tmp}/janus-cloud-vc-stress),
-# STRESS_BASE_PORT (default 19388), STRESS_NO_BUILD=1 (skip cargo build --release),
+# STRESS_BASE_PORT (default 19480; 19388 is the mediapeer tests'), STRESS_NO_BUILD=1 (skip cargo build --release),
 # STRESS_THINK_MS / STRESS_HOLD_MS (default 3000 / 2000).
 # Exit status: 0 when every run ended with 0 errors and both Janus alive, else 1.
 set -euo pipefail
@@ -31,7 +31,7 @@ RUNS=${1:-5}
 CLIENTS=${2:-2000}
 SECONDS_PER_RUN=${3:-60}
 DIR=${STRESS_DIR:-${TMPDIR:-/tmp}/janus-cloud-vc-stress}
-BASE=${STRESS_BASE_PORT:-19388}
+BASE=${STRESS_BASE_PORT:-19480}
 THINK=${STRESS_THINK_MS:-3000}
 HOLD=${STRESS_HOLD_MS:-2000}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
