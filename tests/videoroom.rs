@@ -294,6 +294,27 @@ fn create_without_room_id_and_admin_key() {
     assert!(room > 0 && room < MAX_ID, "{c}");
     let e = v.sync(h, json!({"request": "exists", "room": room}));
     assert_eq!(e["exists"], true);
+    // as Janus's lock_rtpfwd: with an admin_key, RTP forwarding needs it
+    let fwd =
+        json!({"request": "rtp_forward", "room": room, "publisher_id": 1, "host": "127.0.0.1"});
+    let e = v.sync(h, fwd.clone());
+    assert_eq!(error_of(&e).map(|e| e.0), Some(429), "{e}");
+    let mut wrong = fwd.clone();
+    wrong["admin_key"] = json!("nope");
+    let e = v.sync(h, wrong);
+    assert_eq!(
+        error_of(&e),
+        Some((433, "Unauthorized (wrong admin_key)".into())),
+        "{e}"
+    );
+    let mut right = fwd;
+    right["admin_key"] = json!("k3y");
+    let e = v.sync(h, right);
+    assert_eq!(
+        error_of(&e).map(|e| e.0),
+        Some(428),
+        "no such publisher: {e}"
+    );
 }
 
 /// Publisher signalling: joins, configure with an offer, display changes, leave, kick and

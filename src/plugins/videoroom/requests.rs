@@ -209,6 +209,12 @@ async fn forward(
     } else {
         check(&body, &[req("host", Ty::Str)])?;
     }
+    // Janus's lock_rtpfwd (on by default): with an admin_key, forwarding needs it too.
+    let admin_key = host
+        .service::<Settings>()
+        .map(|s| s.admin_key.clone())
+        .unwrap_or_default();
+    check_secret(&body, "admin_key", &admin_key)?;
     let user = body
         .get("publisher_id")
         .and_then(Value::as_u64)
@@ -273,9 +279,6 @@ async fn enable_recording(host: &Host, room: u64, body: &Map<String, Value>) -> 
         .unwrap_or_default();
     let (servers, secret) = rooms::with_room(host, room, |r| {
         check_secret(body, "secret", &r.config.secret)?;
-        if r.config.lock_record {
-            check_secret(body, "secret", &r.config.secret)?;
-        }
         r.config.record = record;
         let servers: Vec<(String, u64)> = r
             .backends
