@@ -701,3 +701,116 @@ fn mirrors_are_shared_and_removed_when_idle() {
     }
     assert_eq!(metric(&proxy, "janus_proxy_videoroom_mirrors"), Some(0.0));
 }
+
+/// Publisher requests that need media or a publishing participant: joinandconfigure,
+/// publish, moderate, RTP forwarders, recording. What each answered or pushed.
+fn publisher_media_requests(peers: &Peers, url: &str, room: u64) -> Vec<(&'static str, Value)> {
+    let mut t: Vec<(&'static str, Value)> = Vec::new();
+    let mut a = Vr::connect(url);
+    let ha = a.handle();
+    a.sync(
+        ha,
+        json!({"request": "create", "room": room, "secret": "s"}),
+    );
+    // joinandconfigure: joined, with the answer and what the configure said
+    let (peer1, offer) = peers.publisher(true, true).unwrap();
+    let (j, jsep) = a.call(ha, json!({"request": "joinandconfigure", "room": room, "ptype": "publisher", "id": 1, "display": "one", "audio": true, "video": true}), Some(json!({"type": "offer", "sdp": offer})));
+    peer1
+        .set_answer(jsep["sdp"].as_str().expect("joinandconfigure answer"))
+        .unwrap();
+    peer1.wait_connected(T).unwrap();
+    a.c.recv_event(|e| e["janus"] == "webrtcup" && e["sender"] == ha, T);
+    t.push(("joinandconfigure", j));
+    // publish after a plain join
+    let mut b = Vr::connect(url);
+    let hb = b.handle();
+    b.call(
+        hb,
+        json!({"request": "join", "room": room, "ptype": "publisher", "id": 2}),
+        None,
+    );
+    let (peer2, offer) = peers.publisher(true, true).unwrap();
+    let (p, jsep) = b.call(
+        hb,
+        json!({"request": "publish", "audio": true, "video": true}),
+        Some(json!({"type": "offer", "sdp": offer})),
+    );
+    peer2.set_answer(jsep["sdp"].as_str().unwrap()).unwrap();
+    peer2.wait_connected(T).unwrap();
+    b.c.recv_event(|e| e["janus"] == "webrtcup" && e["sender"] == hb, T);
+    t.push(("publish", p));
+    let (p, _) = b.call(
+        hb,
+        json!({"request": "publish", "audio": true}),
+        Some(json!({"type": "offer", "sdp": sdp_offer()})),
+    );
+    t.push(("publish again", p));
+    t.push((
+        "announced to 1",
+        a.event(ha, |d| d["publishers"].is_array()),
+    ));
+    // moderation: everybody hears of it, the target too
+    t.push(("moderate", a.sync(ha, json!({"request": "moderate", "room": room, "secret": "s", "id": 2, "mid": "0", "mute": true}))));
+    t.push((
+        "moderation (1)",
+        a.event(ha, |d| d.get("moderation").is_some()),
+    ));
+    t.push((
+        "moderation (2)",
+        b.event(hb, |d| d.get("moderation").is_some()),
+    ));
+    t.push(("moderate wrong secret", a.sync(ha, json!({"request": "moderate", "room": room, "secret": "x", "id": 2, "mid": "0", "mute": false}))));
+    // RTP forwarders of publisher 1
+    let fwd = a.sync(ha, json!({"request": "rtp_forward", "room": room, "secret": "s", "publisher_id": 1, "host": "127.0.0.1", "streams": [{"mid": "0", "port": 5002}]}));
+    let stream_id = fwd["forwarders"][0]["stream_id"].clone();
+    t.push(("rtp_forward", fwd));
+    let list = a.sync(
+        ha,
+        json!({"request": "listforwarders", "room": room, "secret": "s"}),
+    );
+    t.push(("listforwarders", json!({"videoroom": list["videoroom"], "n": list["publishers"].as_array().map(Vec::len), "first": list["publishers"][0]})));
+    t.push(("stop_rtp_forward", a.sync(ha, json!({"request": "stop_rtp_forward", "room": room, "secret": "s", "publisher_id": 1, "stream_id": stream_id}))));
+    t.push(("stop_rtp_forward again", a.sync(ha, json!({"request": "stop_rtp_forward", "room": room, "secret": "s", "publisher_id": 1, "stream_id": stream_id}))));
+    t.push((
+        "enable_recording",
+        a.sync(
+            ha,
+            json!({"request": "enable_recording", "room": room, "secret": "s", "record": false}),
+        ),
+    ));
+    t
+}
+
+#[test]
+fn publisher_media_requests_answer_as_janus_does() {
+    let be = vr_backends();
+    let proxy = Proxy::start(proxy_config(&be));
+    let peers = Peers::new();
+    let (pr, jr) = (fresh_room(), fresh_room());
+    let via_proxy = publisher_media_requests(&peers, &proxy.url(), pr);
+    let direct = publisher_media_requests(&peers, &be.ws_url(1), jr);
+    for ((name, p), (_, j)) in via_proxy.iter().zip(&direct) {
+        assert_eq!(keys(p), keys(j), "{name}: proxy {p}\njanus {j}");
+        assert_eq!(
+            p["error_code"], j["error_code"],
+            "{name}: proxy {p}\njanus {j}"
+        );
+        for k in [
+            "videoroom",
+            "configured",
+            "moderation",
+            "mid",
+            "id",
+            "record",
+            "audio_codec",
+            "video_codec",
+            "n",
+        ] {
+            assert_eq!(p.get(k), j.get(k), "{name}: {k}: proxy {p}\njanus {j}");
+        }
+        if let Some(r) = p.get("room") {
+            assert_eq!(*r, json!(pr), "{name}: the proxy's room id: {p}");
+        }
+    }
+    assert_eq!(via_proxy.len(), direct.len());
+}
