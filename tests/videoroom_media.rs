@@ -85,6 +85,35 @@ fn subscribe(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> Sub {
     }
 }
 
+impl Sub {
+    /// The next unsolicited `updated` event with an offer (Janus's autoupdate): the frame.
+    fn next_update(&mut self) -> Value {
+        let h = self.h;
+        self.v.c.recv_event(
+            |e| {
+                e["sender"] == h
+                    && e["plugindata"]["data"]["videoroom"] == "updated"
+                    && e.get("jsep").is_some()
+            },
+            T,
+        )
+    }
+
+    /// Answers a new offer from Janus (`jsep`) and starts again.
+    fn accept(&mut self, jsep: &Value) {
+        let answer = self
+            .peer
+            .renegotiate(jsep["sdp"].as_str().expect("offer sdp"))
+            .expect("renegotiate");
+        let (st, _) = self.v.call(
+            self.h,
+            json!({"request": "start"}),
+            Some(json!({"type": "answer", "sdp": answer})),
+        );
+        assert_eq!(st["started"], "ok", "{st}");
+    }
+}
+
 /// The subscriber mids of each feed in an `attached`/`updated` stream list (active only).
 fn mids_by_feed(data: &Value) -> BTreeMap<u64, Vec<String>> {
     let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
@@ -182,8 +211,8 @@ fn one_peerconnection_receives_feeds_of_three_backends() {
         json!({"request": "create", "room": room, "publishers": 6}),
     );
     let mut p1 = publish(&peers, &proxy.url(), room, 1);
-    let mut p2 = publish(&peers, &proxy.url(), room, 2);
-    let mut p3 = publish(&peers, &proxy.url(), room, 3);
+    let p2 = publish(&peers, &proxy.url(), room, 2);
+    let p3 = publish(&peers, &proxy.url(), room, 3);
     let mut at = placement(&be, room, &[1, 2, 3]);
     at.sort_unstable();
     assert_eq!(at, vec![0, 1, 2], "three publishers, three backends");
@@ -258,44 +287,36 @@ fn one_peerconnection_receives_feeds_of_three_backends() {
     }
     assert_eq!(metric(&proxy, "janus_proxy_videoroom_mirrors"), Some(2.0));
 
-    // publisher 2 leaves: everyone is told, the subscriber renegotiates and keeps 1 and 3
-    let (l, _) = p2.v.call(p2.h, json!({"request": "leave"}), None);
+    // The publisher of the feed local to the subscriber's backend leaves (Janus 1.1.2's own
+    // `leave` would tell that backend's subscribers nothing): everyone is told, the
+    // subscriber renegotiates and keeps the two others.
+    let gone = [1u64, 2, 3]
+        .into_iter()
+        .find(|f| !mirrored.contains(f))
+        .unwrap();
+    let mut pubs = [(1u64, p1), (2, p2), (3, p3)];
+    let leaver = &mut pubs.iter_mut().find(|(id, _)| *id == gone).unwrap().1;
+    let (l, _) = leaver.v.call(leaver.h, json!({"request": "leave"}), None);
     assert_eq!(l["leaving"], "ok", "{l}");
-    for p in [&mut p1, &mut p3] {
+    for (id, p) in pubs.iter_mut() {
+        if *id == gone {
+            continue;
+        }
         let h = p.h;
-        p.v.event(h, |d| d["unpublished"] == 2);
-        p.v.event(h, |d| d["leaving"] == 2);
+        p.v.event(h, |d| d["unpublished"] == gone);
+        p.v.event(h, |d| d["leaving"] == gone);
     }
     let mut s = s;
-    let sh = s.h;
-    let upd = s.v.c.recv_event(
-        |e| {
-            e["sender"] == sh
-                && e["plugindata"]["data"]["videoroom"] == "updated"
-                && e.get("jsep").is_some()
-        },
-        T,
-    );
+    let upd = s.next_update();
     let updated = data_of(&upd);
     assert_eq!(updated["room"], room, "{updated}");
-    let left = mids_by_feed(&updated);
     assert!(
-        !left.contains_key(&2),
-        "feed 2 is gone from the subscription: {updated}"
+        !mids_by_feed(&updated).contains_key(&gone),
+        "feed {gone} is gone from the subscription: {updated}"
     );
-    let answer = s
-        .peer
-        .renegotiate(upd["jsep"]["sdp"].as_str().unwrap())
-        .expect("renegotiate");
-    let (st, _) = s.v.call(
-        sh,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(st["started"], "ok", "{st}");
-    let keep: Vec<String> = [1u64, 3].iter().flat_map(|f| by_feed[f].clone()).collect();
+    s.accept(&upd["jsep"]);
+    let keep: Vec<String> = mirrored.iter().flat_map(|f| by_feed[f].clone()).collect();
     wait_growth(&s.peer, &keep, AUDIO_BYTES, T);
-    drop(p2);
 }
 
 #[test]
@@ -358,16 +379,7 @@ fn a_backend_killed_mid_conference_leaves_the_others_media_flowing() {
         None,
     );
     assert_eq!(upd["videoroom"], "updated", "{upd}");
-    let answer = s
-        .peer
-        .renegotiate(offer["sdp"].as_str().unwrap())
-        .expect("renegotiate");
-    let (st, _) = s.v.call(
-        sh,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(st["started"], "ok", "{st}");
+    s.accept(&offer);
     s.attached = upd;
     let by_feed = mids_by_feed(&s.attached);
     assert_eq!(by_feed.len(), 3, "{}", s.attached);
@@ -411,25 +423,8 @@ fn a_backend_killed_mid_conference_leaves_the_others_media_flowing() {
         "publishers told within 2 s: {told:?}"
     );
     // the subscriber loses feed 2's mirror (Janus's update) and keeps 1 and 3
-    let sh = s.h;
-    let upd = s.v.c.recv_event(
-        |e| {
-            e["sender"] == sh
-                && e["plugindata"]["data"]["videoroom"] == "updated"
-                && e.get("jsep").is_some()
-        },
-        T,
-    );
-    let answer = s
-        .peer
-        .renegotiate(upd["jsep"]["sdp"].as_str().unwrap())
-        .expect("renegotiate");
-    let (st, _) = s.v.call(
-        sh,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(st["started"], "ok", "{st}");
+    let upd = s.next_update();
+    s.accept(&upd["jsep"]);
     let keep: Vec<String> = [1u64, 3].iter().flat_map(|f| by_feed[f].clone()).collect();
     wait_growth(&s.peer, &keep, AUDIO_BYTES, T);
     pubs[0]

@@ -174,8 +174,11 @@ pub async fn request(ctx: &HandleCtx, h: &Rc<VrHandle>, p: PubRole, job: Job) ->
             Ok(Some((with_room(data, room), None)))
         }
         "leave" => {
-            // Janus's own `leave` keeps the PeerConnection up and leaves subscribers with
-            // dead m-lines; the proxy hangs the backend handle up instead (`release`).
+            // Janus 1.1.2's own `leave` of a publishing participant tells its subscribers
+            // nothing (they keep dead m-lines) and keeps the PeerConnection up: the proxy
+            // unpublishes first (its subscribers get their update), then leaves, then hangs
+            // the backend handle up (`release`). A 435 (not publishing) is fine.
+            let _ = send(&b, &json!({"request": "unpublish"}), None).await;
             let _ = send(&b, &json!({"request": "leave"}), None).await;
             let me = loc(ctx);
             super::participant::release(ctx.host(), h, me, super::participant::End::Retire);
