@@ -828,3 +828,53 @@ fn admin_rest_routes_manage_rooms() {
     let unauth = http("GET", &base, None, Some("wrong"));
     assert_eq!(unauth.status, 401, "{}", unauth.body);
 }
+
+#[test]
+fn participants_and_streams_per_request_are_bounded() {
+    let be = vr_backends();
+    let cfg = proxy_config(&be)
+        .set("videoroom", "max_participants_per_room", "2")
+        .set("videoroom", "max_streams_per_request", "3");
+    let proxy = Proxy::start(cfg);
+    let mut v = Vr::connect(&proxy.url());
+    let h = v.handle();
+    let room = fresh_room();
+    v.sync(h, json!({"request": "create", "room": room}));
+    for id in [1, 2] {
+        let hp = v.handle();
+        let (j, _) = v.call(
+            hp,
+            json!({"request": "join", "room": room, "ptype": "publisher", "id": id}),
+            None,
+        );
+        assert_eq!(j["videoroom"], "joined", "{j}");
+    }
+    let h3 = v.handle();
+    let (e, _) = v.call(
+        h3,
+        json!({"request": "join", "room": room, "ptype": "publisher", "id": 3}),
+        None,
+    );
+    assert_eq!(
+        error_of(&e),
+        Some((
+            432,
+            "Maximum number of participants (2) already reached".into()
+        )),
+        "{e}"
+    );
+    let streams: Vec<Value> = (0..4).map(|_| json!({"feed": 1})).collect();
+    let (e, _) = v.call(
+        h3,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
+        None,
+    );
+    assert_eq!(
+        error_of(&e),
+        Some((
+            430,
+            "Invalid element (at most 3 streams per request)".into()
+        )),
+        "{e}"
+    );
+}

@@ -491,6 +491,15 @@ pub async fn admit(
                 "Unauthorized (not in the allowed list)",
             ));
         }
+        let max = host
+            .service::<super::Settings>()
+            .map_or(1_000, |s| s.max_participants_per_room);
+        if r.participants.len() >= max {
+            return Err(VrError::new(
+                super::error::PUBLISHERS_FULL,
+                format!("Maximum number of participants ({max}) already reached"),
+            ));
+        }
         let user = match body.get("id").and_then(Value::as_u64).filter(|u| *u > 0) {
             Some(u) if r.participants.contains_key(&u) => {
                 return Err(VrError::new(

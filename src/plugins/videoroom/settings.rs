@@ -12,6 +12,8 @@ struct Raw {
     room_db: String,
     admin_key: String,
     max_rooms: usize,
+    max_participants_per_room: usize,
+    max_streams_per_request: usize,
     mirror_idle_timeout: u64,
     rooms: Vec<toml::Table>,
 }
@@ -22,6 +24,8 @@ impl Default for Raw {
             room_db: "memory".into(),
             admin_key: String::new(),
             max_rooms: 10_000,
+            max_participants_per_room: 1_000,
+            max_streams_per_request: 256,
             mirror_idle_timeout: 60,
             rooms: Vec::new(),
         }
@@ -37,6 +41,11 @@ pub struct Settings {
     pub admin_key: String,
     /// Most rooms this proxy holds (static ones included).
     pub max_rooms: usize,
+    /// Most publisher-type participants (publishing or not) in one room: every join and
+    /// announcement costs in proportion.
+    pub max_participants_per_room: usize,
+    /// Most streams one subscription request may list.
+    pub max_streams_per_request: usize,
     /// Seconds an unused mirror is kept for the next subscriber before it is removed.
     pub mirror_idle_timeout: u64,
     /// `[[videoroom.rooms]]`, as `create` bodies make them.
@@ -69,8 +78,16 @@ impl Settings {
                 raw.mirror_idle_timeout
             ));
         }
-        if raw.max_rooms == 0 {
-            return Err("invalid value for `videoroom.max_rooms`: 0 (must be at least 1)".into());
+        for (key, v) in [
+            ("max_rooms", raw.max_rooms),
+            ("max_participants_per_room", raw.max_participants_per_room),
+            ("max_streams_per_request", raw.max_streams_per_request),
+        ] {
+            if v == 0 {
+                return Err(format!(
+                    "invalid value for `videoroom.{key}`: 0 (must be at least 1)"
+                ));
+            }
         }
         let mut static_rooms = Vec::new();
         for (i, table) in raw.rooms.iter().enumerate() {
@@ -100,6 +117,8 @@ impl Settings {
             room_db: raw.room_db,
             admin_key: raw.admin_key,
             max_rooms: raw.max_rooms,
+            max_participants_per_room: raw.max_participants_per_room,
+            max_streams_per_request: raw.max_streams_per_request,
             mirror_idle_timeout: raw.mirror_idle_timeout,
             static_rooms,
         })

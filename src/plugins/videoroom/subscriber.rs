@@ -65,8 +65,9 @@ const STREAM_PARAMS: &[super::validate::Param] = &[
 ];
 
 /// The feeds (and publisher mids) a list of subscription streams asks for, checked as
-/// Janus checks them.
-fn wanted(streams: &[Value]) -> VrResult<Vec<(u64, Option<String>)>> {
+/// Janus checks them, and bounded (`max_streams_per_request`).
+fn wanted(host: &Host, streams: &[Value]) -> VrResult<Vec<(u64, Option<String>)>> {
+    wanted_count(host, streams.len())?;
     let mut out = Vec::with_capacity(streams.len());
     for s in streams {
         let s = s.as_object().cloned().unwrap_or_default();
@@ -114,6 +115,20 @@ fn pick(candidates: &[Candidate]) -> Option<&str> {
         .map(|c| c.url.as_str())
 }
 
+/// 430 for a list of more streams than `max_streams_per_request`.
+fn wanted_count(host: &Host, n: usize) -> VrResult<()> {
+    let max = host
+        .service::<super::Settings>()
+        .map_or(256, |s| s.max_streams_per_request);
+    if n > max {
+        return Err(VrError::new(
+            super::error::INVALID_ELEMENT,
+            format!("Invalid element (at most {max} streams per request)"),
+        ));
+    }
+    Ok(())
+}
+
 /// The server for a new subscription ([`pick`]), or `server_select`'s when none of its
 /// feeds' servers is up.
 fn choose_server(host: &Host, feeds: &[FeedInfo]) -> VrResult<String> {
@@ -146,7 +161,7 @@ pub async fn join(ctx: &HandleCtx, h: &Rc<VrHandle>, room: u64, job: Job) -> Out
     let pin_body = job.body.clone();
     on_owner(host, room, move |o| rooms::access(o, room, &pin_body)).await?;
     let streams = join_streams(&job.body)?;
-    let want = wanted(&streams)?;
+    let want = wanted(host, &streams)?;
     let pvt = job.body.get("private_id").and_then(Value::as_u64);
     let feeds = on_owner(host, room, move |o| rooms::feeds(o, room, &want, Some(pvt))).await?;
     let server = choose_server(host, &feeds)?;
@@ -347,12 +362,17 @@ pub async fn request(ctx: &HandleCtx, h: &Rc<VrHandle>, role: SubRole, job: Job)
     let added = added_streams(&job.request, &job.body)?;
     let held_before: Vec<u64> = role.held.borrow().keys().copied().collect();
     if !added.is_empty() {
-        let want = wanted(&added)?;
+        let want = wanted(host, &added)?;
         let feeds = on_owner(host, room, move |o| rooms::feeds(o, room, &want, None)).await?;
         hold(host, &role, &feeds).await?;
     }
     let mut body = job.body.clone();
     body.remove("room");
+    for key in ["streams", "subscribe", "unsubscribe"] {
+        if let Some(list) = body.get(key).and_then(Value::as_array) {
+            wanted_count(host, list.len())?;
+        }
+    }
     for key in ["streams", "subscribe", "unsubscribe"] {
         if let Some(list) = body.get(key).and_then(Value::as_array).cloned() {
             body.insert(key.into(), Value::Array(to_backend(&role, &list)));
