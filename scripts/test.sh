@@ -8,7 +8,7 @@
 #    'redis-server' (with a temporary /usr/sbin/policy-rc.d so that neither package starts a
 #    system-wide service on the default ports), and gcc + libc6-dev when 'cc' is missing.
 # 2. cargo build --workspace --all-targets
-# 3. cargo nextest run --workspace ARGS   (when cargo-nextest is installed)
+# 3. cargo nextest run --workspace --no-fail-fast ARGS   (when cargo-nextest is installed)
 #    else cargo test --workspace ARGS
 # 4. scripts/client-tests.sh: janode and janus.js (headless Chromium) against janus-proxy; it
 #    installs Debian's chromium and the npm packages of clients/ when missing
@@ -202,8 +202,8 @@ cargo build --workspace --all-targets
 
 rc=0
 if [[ $runner == nextest ]]; then
-  log "+ cargo nextest run --workspace $*"
-  cargo nextest run --workspace "$@" || rc=$?
+  log "+ cargo nextest run --workspace --no-fail-fast $*"
+  cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
 else
   log "+ cargo test --workspace $*"
   cargo test --workspace "$@" || rc=$?
