@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// idle: sessions per WebSocket connection.
     #[arg(long, default_value_t = 1)]
     pub sessions_per_conn: usize,
+    /// idle: each session also attaches one handle of this plugin (e.g.
+    /// janus.plugin.echotest), as a janus.js client holds one.
+    #[arg(long)]
+    pub attach: Option<String>,
     /// videocall: ms a call is held before the caller hangs up; videoroom: ms a subscriber
     /// stays subscribed before it leaves.
     #[arg(long, default_value_t = 1000)]
@@ -216,6 +220,7 @@ impl RunArgs {
             settle: Duration::from_millis(self.settle_ms),
             run_id: (0..4).map(|_| fastrand::alphanumeric()).collect(),
             videoroom,
+            attach: self.attach.clone(),
         })
     }
 

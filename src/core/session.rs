@@ -46,12 +46,75 @@ pub struct Session {
     pub owner: Option<ConnRef>,
     pub last_activity: Instant,
     pub orphaned_at: Option<Instant>,
-    pub handles: AHashMap<u64, Handle>,
+    pub handles: Handles,
     /// Attaches still waiting for their plugin (they count against the handle limit).
     pub attaching: u32,
     /// Created or claimed over HTTP: its events wait here for long polls (`owner` is then
     /// `None`, and the session is not orphaned).
-    pub http: Option<HttpEvents>,
+    /// Boxed: most sessions are WebSocket ones, and an idle one should cost little.
+    pub http: Option<Box<HttpEvents>>,
+}
+
+/// A session's handles. A list, not a map: sessions hold few handles (janus.js: one or
+/// two; at most `limits.max_handles_per_session`), so a scan costs nothing, and a list of
+/// one costs a fifth of a hash map's smallest table (issue 12: memory per idle client).
+#[derive(Default)]
+pub struct Handles(Vec<Handle>);
+
+impl Handles {
+    pub fn get(&self, id: &u64) -> Option<&Handle> {
+        self.0.iter().find(|h| h.id == *id)
+    }
+
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut Handle> {
+        self.0.iter_mut().find(|h| h.id == *id)
+    }
+
+    pub fn contains_key(&self, id: &u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Adds `h` under `id` (its own id); the one it replaces, if any.
+    pub fn insert(&mut self, id: u64, h: Handle) -> Option<Handle> {
+        debug_assert_eq!(id, h.id);
+        match self.0.iter_mut().find(|x| x.id == id) {
+            Some(old) => Some(std::mem::replace(old, h)),
+            None => {
+                self.0.push(h);
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, id: &u64) -> Option<Handle> {
+        let i = self.0.iter().position(|h| h.id == *id)?;
+        let h = self.0.swap_remove(i);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+        Some(h)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &Handle)> {
+        self.0.iter().map(|h| (&h.id, h))
+    }
+}
+
+impl IntoIterator for Handles {
+    type Item = (u64, Handle);
+    type IntoIter = std::iter::Map<std::vec::IntoIter<Handle>, fn(Handle) -> (u64, Handle)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().map(|h| (h.id, h))
+    }
 }
 
 /// Why a session is being destroyed by the shard itself.
@@ -108,9 +171,9 @@ impl Sessions {
                 owner: (!http).then_some(owner),
                 last_activity: now,
                 orphaned_at: None,
-                handles: AHashMap::new(),
+                handles: Handles::default(),
                 attaching: 0,
-                http: http.then(HttpEvents::default),
+                http: http.then(Box::<HttpEvents>::default),
             },
         );
         if !http {
@@ -148,7 +211,7 @@ impl Sessions {
         } else {
             s.owner.replace(conn)
         };
-        s.http = http.then(HttpEvents::default);
+        s.http = http.then(Box::<HttpEvents>::default);
         s.orphaned_at = None;
         s.last_activity = now;
         if let Some(o) = old {

@@ -140,6 +140,11 @@ impl<T> QueueRx<T> {
     pub fn try_recv(&mut self) -> Option<T> {
         self.inner.borrow_mut().pop()
     }
+
+    /// Whether nothing is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.inner.borrow().items.is_empty()
+    }
 }
 
 impl<T> Inner<T> {

@@ -156,45 +156,58 @@ async fn refuse(mut stream: TcpStream) {
     let _ = monoio::time::timeout(Duration::from_secs(1), stream.write_all(OVER_CAPACITY)).await;
 }
 
-/// A client socket: TLS first when the listener has it (within the handshake timeout),
-/// then the listener's protocol.
-async fn serve_conn<H: Handler>(
+/// A client socket's task: the listener's protocol, after TLS when the listener has it.
+/// Each kind is its own boxed future: a spawned future is as large as its largest state,
+/// and an idle plain WebSocket must not keep room for a TLS handshake or an HTTP parser
+/// (issue 12: memory per idle client).
+fn serve_conn<H: Handler>(
     handler: Rc<H>,
     stream: TcpStream,
     slot: Slot,
     opts: Rc<ConnOptions>,
     serve: Serve,
     tls: Option<Acceptor>,
-) {
+) -> Pin<Box<dyn Future<Output = ()>>> {
     let _ = stream.set_nodelay(true);
     if !opts.tcp_keepalive.is_zero() {
         set_keepalive(&stream, opts.tcp_keepalive);
     }
     let killer = Killer::new(&stream);
-    match tls {
-        None => match serve {
-            Serve::Ws => serve_ws(handler, stream, killer, slot, opts).await,
-            Serve::Http(h) => serve_http(handler, stream, slot, opts, h).await,
-        },
-        Some(acceptor) => {
-            let accepted =
-                monoio::time::timeout(opts.handshake_timeout, acceptor.accept(stream)).await;
-            let stream = match accepted {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    opts.disconnects.count(Cut::Handshake);
-                    return debug!(error = %e, "TLS handshake failed");
-                }
-                Err(_) => {
-                    opts.disconnects.count(Cut::Handshake);
-                    return debug!("TLS handshake timed out");
-                }
-            };
-            match serve {
-                Serve::Ws => serve_ws(handler, stream, killer, slot, opts).await,
-                Serve::Http(h) => serve_http(handler, stream, slot, opts, h).await,
-            }
+    match (tls, serve) {
+        (None, Serve::Ws) => Box::pin(serve_ws(handler, stream, killer, slot, opts)),
+        (None, Serve::Http(h)) => Box::pin(serve_http(handler, stream, slot, opts, h)),
+        (Some(acceptor), serve) => Box::pin(serve_tls(
+            handler, stream, killer, slot, opts, serve, acceptor,
+        )),
+    }
+}
+
+/// TLS first (within the handshake timeout), then the listener's protocol.
+async fn serve_tls<H: Handler>(
+    handler: Rc<H>,
+    stream: TcpStream,
+    killer: Killer,
+    slot: Slot,
+    opts: Rc<ConnOptions>,
+    serve: Serve,
+    acceptor: Acceptor,
+) {
+    let accepted =
+        monoio::time::timeout(opts.handshake_timeout, Box::pin(acceptor.accept(stream))).await;
+    let stream = match accepted {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            opts.disconnects.count(Cut::Handshake);
+            return debug!(error = %e, "TLS handshake failed");
         }
+        Err(_) => {
+            opts.disconnects.count(Cut::Handshake);
+            return debug!("TLS handshake timed out");
+        }
+    };
+    match serve {
+        Serve::Ws => Box::pin(serve_ws(handler, stream, killer, slot, opts)).await,
+        Serve::Http(h) => Box::pin(serve_http(handler, stream, slot, opts, h)).await,
     }
 }
 
@@ -208,7 +221,12 @@ async fn serve_ws<H: Handler, S>(
 ) where
     S: AsyncReadRent + AsyncWriteRent + Split + 'static,
 {
-    let leftover = match monoio::time::timeout(opts.handshake_timeout, upgrade(&mut stream)).await {
+    // Boxed, timer included: the handshake's state is gone once it is done.
+    let handshake = Box::pin(monoio::time::timeout(
+        opts.handshake_timeout,
+        upgrade(&mut stream),
+    ));
+    let leftover = match handshake.await {
         Ok(Ok(rest)) => rest,
         Ok(Err(e)) => {
             opts.disconnects.count(Cut::Handshake);

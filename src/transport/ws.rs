@@ -14,8 +14,12 @@ use super::frame::{self, Decoder, Incoming, Outgoing};
 use super::queue::{QueueRx, Weight};
 
 /// Initial read buffer: small, because an idle connection keeps it pinned by its
-/// pending read. It grows for large messages and shrinks back afterwards.
-const READ_BUF: usize = 4 * 1024;
+/// pending read (an io_uring read owns its buffer). It grows for large messages and
+/// shrinks back afterwards.
+const READ_BUF: usize = 512;
+
+/// Least free room a read is given.
+const MIN_READ: usize = 256;
 
 /// Reads WebSocket messages from the reading half of `S` (a TCP or TLS stream).
 pub struct WsReader<S = TcpStream> {
@@ -83,7 +87,7 @@ where
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        if self.buf.capacity() - self.buf.len() < 1024 {
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
             self.buf.reserve(self.buf.capacity().max(READ_BUF));
         }
     }
@@ -122,7 +126,9 @@ pub async fn write_loop<W: AsyncWriteRent>(
     mask: bool,
     style: impl Fn(Vec<u8>) -> Vec<u8>,
 ) -> io::Result<()> {
-    let mut out = Vec::with_capacity(1024);
+    // Allocated per batch and let go when the queue is drained: an idle connection holds
+    // no write buffer.
+    let mut out = Vec::new();
     let mut closing = false;
     while let Some(first) = rx.recv().await {
         out.clear();
@@ -151,8 +157,8 @@ pub async fn write_loop<W: AsyncWriteRent>(
         if closing {
             break;
         }
-        if out.capacity() > MAX_BATCH {
-            out = Vec::with_capacity(1024);
+        if out.capacity() > MAX_BATCH || rx.is_empty() {
+            out = Vec::new();
         }
     }
     Ok(())

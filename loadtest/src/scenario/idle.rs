@@ -1,5 +1,6 @@
 //! idle: sessions that only send keepalives, to measure memory per held session. Each unit is
-//! one connection with `--sessions-per-conn` sessions; `--clients` counts sessions. Keepalives
+//! one connection with `--sessions-per-conn` sessions; `--clients` counts sessions; with
+//! `--attach PLUGIN` each session also holds one handle of that plugin. Keepalives
 //! of a connection go out together every `--keepalive` seconds, the first at a random point
 //! of the interval so the load is spread.
 
@@ -36,7 +37,11 @@ async fn hold(i: usize, sh: &Shared) -> Result<()> {
         if sh.stopping() {
             break;
         }
-        sessions.push(c.create().await?);
+        let sid = c.create().await?;
+        if let Some(plugin) = &plan.attach {
+            c.attach(sid, plugin).await?;
+        }
+        sessions.push(sid);
     }
     let _up = sh.client_up();
     let ka = plan.keepalive.max(Duration::from_millis(100));

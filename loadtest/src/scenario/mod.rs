@@ -62,6 +62,9 @@ pub struct Plan {
     pub run_id: String,
     /// videoroom: rooms, participants per room.
     pub videoroom: RoomPlan,
+    /// idle: the plugin each session attaches one handle of (a client as janus.js holds
+    /// one: a WebSocket, a session, a handle), or none.
+    pub attach: Option<String>,
 }
 
 /// The videoroom scenario's shape: `rooms` rooms of `publishers` real WebRTC publishers and
@@ -221,6 +224,7 @@ mod tests {
             hold: Duration::ZERO,
             settle: Duration::ZERO,
             run_id: "x".into(),
+            attach: None,
             videoroom: RoomPlan {
                 rooms: 2,
                 publishers: 3,
