@@ -88,6 +88,9 @@ pub struct ProcReport {
     pub vm_hwm_kib: u64,
     /// (peak RSS − start RSS) / peak concurrent sessions, in bytes.
     pub rss_bytes_per_session: f64,
+    /// (peak RSS − start RSS) / peak connected clients (WebSockets), in bytes.
+    #[serde(default)]
+    pub rss_bytes_per_client: f64,
     /// False when the process vanished during the run (numbers are then partial).
     pub alive_at_end: bool,
 }
@@ -216,6 +219,14 @@ pub fn proc_report(p: &ProcInput, t: &Totals, elapsed_s: f64) -> ProcReport {
     let messages = t.messages_sent + t.messages_received;
     let per = |n: u64| if n == 0 { 0.0 } else { cpu_s * 1e6 / n as f64 };
     let rss_peak_kib = p.rss_peak_kib.max(end.rss_kib).max(p.start.rss_kib);
+    // RSS growth over the run shared by `n` (peak sessions or clients).
+    let per_peak = |n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            (rss_peak_kib - p.start.rss_kib) as f64 * 1024.0 / n as f64
+        }
+    };
     ProcReport {
         pid: p.pid,
         name: p.name.clone(),
@@ -231,11 +242,8 @@ pub fn proc_report(p: &ProcInput, t: &Totals, elapsed_s: f64) -> ProcReport {
         rss_peak_kib,
         rss_end_kib: end.rss_kib,
         vm_hwm_kib: end.hwm_kib,
-        rss_bytes_per_session: if t.peak_sessions == 0 {
-            0.0
-        } else {
-            (rss_peak_kib - p.start.rss_kib) as f64 * 1024.0 / t.peak_sessions as f64
-        },
+        rss_bytes_per_session: per_peak(t.peak_sessions),
+        rss_bytes_per_client: per_peak(t.peak_clients),
         alive_at_end: p.end.is_some(),
     }
 }
@@ -380,7 +388,7 @@ pub fn render(r: &Report) -> String {
     for p in &r.processes {
         let _ = writeln!(
             o,
-            "target {} ({}): cpu {:.2}s ({:.0}% of a core), {:.2} µs/message, {:.1} µs/session; rss {}→{} KiB peak (hwm {} KiB), {:.0} B/session{}",
+            "target {} ({}): cpu {:.2}s ({:.0}% of a core), {:.2} µs/message, {:.1} µs/session; rss {}→{} KiB peak (hwm {} KiB), {:.0} B/client, {:.0} B/session{}",
             p.pid,
             p.name,
             p.cpu_s,
@@ -390,6 +398,7 @@ pub fn render(r: &Report) -> String {
             p.rss_start_kib,
             p.rss_peak_kib,
             p.vm_hwm_kib,
+            p.rss_bytes_per_client,
             p.rss_bytes_per_session,
             if p.alive_at_end { "" } else { " [EXITED DURING THE RUN]" }
         );
@@ -466,7 +475,7 @@ mod tests {
             messages_received: 3000,
             sessions_created: 10,
             peak_sessions: 10,
-            peak_clients: 10,
+            peak_clients: 5,
         };
         let start = ProcSample {
             cpu_s: 1.0,
@@ -510,6 +519,8 @@ mod tests {
         let p = &r.processes[0];
         assert!((p.cpu_us_per_message - 100.0).abs() < 1e-6, "{p:?}");
         assert!((p.rss_bytes_per_session - 2048.0).abs() < 1e-6);
+        // 5 clients held the 10 sessions
+        assert!((p.rss_bytes_per_client - 4096.0).abs() < 1e-6, "{p:?}");
         assert_eq!(r.timeline.len(), 10);
         assert_eq!(r.timeline[3].errors, 1);
         assert!(r.distribution.len() > 100);
