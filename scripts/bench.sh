@@ -3,8 +3,8 @@
 #
 # Usage: scripts/bench.sh [--quick] [--only LIST] [--profile] [--out DIR] [--baseline BIN]
 #   --quick      a short run (seconds per phase, few clients): checks the set works
-#   --only LIST  comma-separated phases to run (default all):
-#                echo-max, echo-latency, fake, connect, idle, videocall
+#   --only LIST  comma-separated phases to run (default all but clients):
+#                echo-max, echo-latency, fake, connect, idle, videocall, clients
 #   --profile    also record CPU profiles of janus-proxy during echo-max and fake (perf with
 #                the software clock, if perf works here) into DIR/perf-*.txt
 #   --out DIR    where the JSON/SVG reports and logs go (default $BENCH_DIR/results-<time>)
@@ -37,6 +37,12 @@
 #                 keepalives: proxy RSS per session (sessions only, no handles)
 #   videocall     10,000 / 200 clients (call pairs looping, 4 s hold, 6 s think) through
 #                 proxy-compact on both Janus backends, 300 / 20 s after a 60 / 5 s ramp-up
+#   clients       per-client cost (not in the default set; BENCHMARKS.md's per-client table is
+#                 `--only echo-max,connect,clients`): echotest at 20 clients on every target;
+#                 idle clients as janus.js holds them (1 WebSocket + 1 session + 1 echotest
+#                 handle) at 1,000 and 15,000 / 200 and 2,000, each on a freshly started
+#                 proxy-compact; videocall at 1,000 / 100 clients direct and through
+#                 proxy-compact (proxy and Janus work per call)
 #
 # Environment:
 #   BENCH_DIR        state folder (default ${TMPDIR:-/tmp}/janus-cloud-bench)
@@ -100,6 +106,7 @@ P_FAKE=$((BASE + 206))
 P_PROXY_FAKE=$((BASE + 208))
 P_BASE_PROXY=$((BASE + 210))
 P_BASE_FAKE=$((BASE + 212))
+P_FRESH=$((BASE + 214))
 JANUS_URLS=("ws://127.0.0.1:$BASE" "ws://127.0.0.1:$((BASE + 1))")
 
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
@@ -277,10 +284,13 @@ log "all targets up; reports go to $OUT"
 if [[ $QUICK -eq 1 ]]; then
   ECHO_MAX_C=50 ECHO_LAT_C=200 FAKE_C=50 CONN_C=10 IDLE_C=5000 VC_C=200
   D=5 VC_D=20 VC_RAMP=5 IDLE_RAMP=3 IDLE_D=10
+  CLIENTS_IDLE=(200 2000) CLIENTS_VC=100 CLIENTS_VC_D=15 CLIENTS_IDLE_D=8
 else
   ECHO_MAX_C=200 ECHO_LAT_C=1000 FAKE_C=200 CONN_C=50 IDLE_C=100000 VC_C=10000
   D=30 VC_D=360 VC_RAMP=60 IDLE_RAMP=40 IDLE_D=70
+  CLIENTS_IDLE=(1000 15000) CLIENTS_VC=1000 CLIENTS_VC_D=60 CLIENTS_IDLE_D=45
 fi
+
 
 FAILED=()
 # lt NAME SCENARIO ARGS... : one janus-loadtest run, report in $OUT/NAME.json
@@ -377,6 +387,28 @@ if wants videocall; then
     --timeout 30
 fi
 
+if wants clients; then
+  common=(-c 20 -d "$D" --ramp-up 1)
+  lt echo-20-direct echotest "${janus_args[@]}" "${jpids[@]}" "${common[@]}"
+  lt echo-20-haproxy echotest -u "ws://127.0.0.1:$P_HAPROXY" --pid "$HAPROXY_PID" "${jpids[@]}" "${common[@]}"
+  lt echo-20-proxy echotest -u "ws://127.0.0.1:$P_PROXY" --pid "$PROXY_PID" "${jpids[@]}" "${common[@]}"
+  lt echo-20-compact echotest -u "ws://127.0.0.1:$P_COMPACT" --pid "$COMPACT_PID" "${jpids[@]}" "${common[@]}"
+  # idle clients, each count on a proxy started for it: its RSS growth is theirs alone
+  for n in "${CLIENTS_IDLE[@]}"; do
+    start_proxy "proxy-idle-$n" "$P_FRESH" compact "${JANUS_URLS[@]}"
+    fresh=$LAST_PID
+    wait_ready "ws://127.0.0.1:$P_FRESH" "proxy-idle-$n"
+    lt "idle-clients-$n" idle -u "ws://127.0.0.1:$P_FRESH" --pid "$fresh" -c "$n" --sessions-per-conn 1 \
+      --attach janus.plugin.echotest --ramp-up "$((n / 500 + 1))" -d "$CLIENTS_IDLE_D" --keepalive 25 --timeout 30
+    kill "$fresh" 2>/dev/null || true
+    wait "$fresh" 2>/dev/null || true
+  done
+  common=(-c "$CLIENTS_VC" --ramp-up 5 -d "$CLIENTS_VC_D" --hold-ms "$VC_HOLD" --think-ms "$VC_THINK" \
+    --settle-ms 300 --timeout 30)
+  lt videocall-1k-direct videocall "${janus_args[@]}" "${jpids[@]}" "${common[@]}"
+  lt videocall-1k-compact videocall -u "ws://127.0.0.1:$P_COMPACT" --pid "$COMPACT_PID" "${jpids[@]}" "${common[@]}"
+fi
+
 # ---------------------------------------------------------------- comparison
 
 log "comparison (reports in $OUT)"
@@ -408,7 +440,7 @@ def line(label, r, opname):
           f"{p['cpu_percent'] if p else 0:4.0f}%cpu  gen {g['cpu_percent']:3.0f}%  "
           f"busy {r['machine_busy_percent']:3.0f}%  errors {r['totals']['errors']}")
 
-for phase, opname in (("echo-max", "message"), ("echo-lat", "message"), ("connect", "cycle")):
+for phase, opname in (("echo-max", "message"), ("echo-20", "message"), ("echo-lat", "message"), ("connect", "cycle")):
     runs = [(t, load(f"{phase}-{t}")) for t in ("direct", "haproxy", "proxy", "compact")]
     runs = [(t, r) for t, r in runs if r]
     if not runs:
@@ -465,6 +497,58 @@ if r:
     print(f"idle: {r['totals']['peak_sessions']} sessions on {r['totals']['peak_clients']} connections, "
           f"proxy rss {p['rss_start_kib']} -> {p['rss_peak_kib']} KiB: "
           f"{p['rss_bytes_per_session']:.0f} B/session (target <= 4096); errors {r['totals']['errors']}")
+
+# the per-client table (phase clients, with echo-max and connect for the 200-client and
+# storm ratios)
+def cpu(r, i):
+    p = proc(r, i)
+    return p["cpu_us_per_message"] if p else 0.0
+
+def janus_cpu(r, first):
+    # Janus's CPU per client message: the Janus processes of a report are listed after the
+    # measured target, or first on a direct run
+    ps = r["processes"][first:]
+    msgs = r["totals"]["messages_sent"] + r["totals"]["messages_received"]
+    return sum(p["cpu_s"] for p in ps) * 1e6 / msgs if msgs else 0.0
+
+rows = []
+for phase in ("echo-20", "echo-max"):
+    h = load(f"{phase}-haproxy")
+    for t in ("proxy", "compact"):
+        a = load(f"{phase}-{t}")
+        if a and h and cpu(h, 0) > 0:
+            rows.append((f"{phase} {t}: proxy CPU per client message vs HAProxy",
+                         f"{cpu(a, 0):.2f} vs {cpu(h, 0):.2f} µs = {cpu(a, 0) / cpu(h, 0):.2f}x (target <= 0.7x)"))
+for k in sorted((k for k in os.listdir(out) if k.startswith("idle-clients-") and k.endswith(".json")),
+                key=lambda k: int(k[13:-5])):
+    r = load(k[:-5])
+    p = proc(r)
+    rows.append((f"idle clients ({r['totals']['peak_clients']} WS + session + echotest handle)",
+                 f"{p['rss_bytes_per_client']:.0f} B/client (rss {p['rss_start_kib']} -> {p['rss_peak_kib']} KiB; "
+                 f"target <= 2048), errors {r['totals']['errors']}"))
+vd, vp, e20 = load("videocall-1k-direct"), load("videocall-1k-compact"), load("echo-20-compact")
+if vp and e20 and cpu(e20, 0) > 0:
+    rows.append(("videocall: proxy CPU per client message vs its echotest (20 clients, compact)",
+                 f"{cpu(vp, 0):.2f} vs {cpu(e20, 0):.2f} µs = {cpu(vp, 0) / cpu(e20, 0):.2f}x (target <= 2x)"))
+if vp and vd:
+    jp, jd = janus_cpu(vp, 1), janus_cpu(vd, 0)
+    if jd > 0:
+        rows.append(("videocall: Janus CPU per client message through the proxy vs direct",
+                     f"{jp:.1f} vs {jd:.1f} µs = {jp / jd:.2f}x (target <= 1.05x)"))
+    for name, r in (("direct", vd), ("proxy", vp)):
+        o = op(r, "incomingcall")
+        rows.append((f"videocall {name}: calls, errors",
+                     f"{o['count'] if o else 0} calls, incomingcall p50/p99 {o['p50_ms'] if o else 0:.1f}/"
+                     f"{o['p99_ms'] if o else 0:.1f} ms, errors {r['totals']['errors']}"))
+cd, cc = load("connect-direct"), load("connect-compact")
+if cd and cc and op(cd, "cycle") and op(cc, "cycle"):
+    a, b = op(cc, "cycle")["rate_per_s"], op(cd, "cycle")["rate_per_s"]
+    rows.append(("connection storm: cycles/s through the proxy vs direct Janus",
+                 f"{a:.0f} vs {b:.0f} = {a / b:.2f}x (target >= 1.5x)"))
+if rows:
+    print("per-client cost:")
+    for k, v in rows:
+        print(f"  {k}: {v}")
 
 r = load("videocall-compact")
 if r:

@@ -6,7 +6,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use ahash::{AHashMap, AHashSet};
+use ahash::AHashMap;
 
 use std::any::Any;
 
@@ -80,6 +80,11 @@ impl Handles {
         match self.0.iter_mut().find(|x| x.id == id) {
             Some(old) => Some(std::mem::replace(old, h)),
             None => {
+                // Room for one first: most sessions never hold a second handle, and a
+                // `Vec`'s first growth would make room for four.
+                if self.0.capacity() == 0 {
+                    self.0.reserve_exact(1);
+                }
                 self.0.push(h);
                 None
             }
@@ -131,7 +136,29 @@ pub enum Expiry {
 #[derive(Default)]
 pub struct Sessions {
     map: AHashMap<u64, Session>,
-    by_conn: AHashMap<ConnRef, AHashSet<u64>>,
+    by_conn: AHashMap<ConnRef, ConnSessions>,
+}
+
+/// The sessions of one connection: a short list (janus.js holds one; at most
+/// `max_sessions_per_connection`), a fraction of a hash set's smallest table.
+#[derive(Default)]
+struct ConnSessions(Vec<u64>);
+
+impl ConnSessions {
+    fn insert(&mut self, id: u64) {
+        if !self.0.contains(&id) {
+            if self.0.capacity() == 0 {
+                self.0.reserve_exact(1);
+            }
+            self.0.push(id);
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(i) = self.0.iter().position(|&x| x == id) {
+            self.0.swap_remove(i);
+        }
+    }
 }
 
 impl Sessions {
@@ -157,7 +184,7 @@ impl Sessions {
 
     /// Sessions owned by `conn` on this shard.
     pub fn count_of(&self, conn: ConnRef) -> usize {
-        self.by_conn.get(&conn).map_or(0, |s| s.len())
+        self.by_conn.get(&conn).map_or(0, |s| s.0.len())
     }
 
     /// A new session owned by `owner`, or with an HTTP event queue when `owner` is an
@@ -191,8 +218,8 @@ impl Sessions {
 
     fn unindex(&mut self, conn: ConnRef, id: u64) {
         if let Some(set) = self.by_conn.get_mut(&conn) {
-            set.remove(&id);
-            if set.is_empty() {
+            set.remove(id);
+            if set.0.is_empty() {
                 self.by_conn.remove(&conn);
             }
         }
@@ -235,9 +262,9 @@ impl Sessions {
             return Vec::new();
         };
         if reclaim.is_zero() {
-            return ids.into_iter().collect();
+            return ids.0;
         }
-        for id in ids {
+        for id in ids.0 {
             if let Some(s) = self.map.get_mut(&id) {
                 s.owner = None;
                 s.orphaned_at = Some(now);

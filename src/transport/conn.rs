@@ -95,14 +95,22 @@ impl Disconnects {
 
 /// Where a connection's frames go.
 enum Sink {
-    /// An upgraded WebSocket: its writer's queue, and its socket to cut.
+    /// An upgraded WebSocket: its writer's queue, its socket to cut, and its writer while
+    /// no frame waits (see [`ParkedWriter`]).
     Ws {
         tx: QueueTx<Outbound>,
         killer: Killer,
+        parked: RefCell<Option<ParkedWriter>>,
     },
     /// One HTTP request waiting for its answer: the first text frame is it.
     Reply(RefCell<Option<oneshot::Sender<Vec<u8>>>>),
 }
+
+/// What starts a connection's writer task again. Between bursts no writer task exists: the
+/// writing half of the socket and the queue's receiver wait here, and the first frame
+/// queued starts a task that writes and parks again once the queue is empty. An idle
+/// client then costs no task (issue 12: memory per idle client).
+pub type ParkedWriter = Box<dyn FnOnce()>;
 
 /// An upgraded client connection, or one HTTP request waiting for its answer.
 pub struct Conn {
@@ -127,7 +135,11 @@ impl Conn {
         slot: Slot,
     ) -> Conn {
         Conn {
-            sink: Sink::Ws { tx, killer },
+            sink: Sink::Ws {
+                tx,
+                killer,
+                parked: RefCell::new(None),
+            },
             last_heard: Cell::new(Instant::now()),
             pinged_at: Cell::new(None),
             closing: Cell::new(false),
@@ -164,16 +176,29 @@ impl Conn {
             return;
         }
         match &self.sink {
-            Sink::Ws { tx, .. } => {
-                if tx.send(item) == Err(SendError::Full) {
-                    self.cut(Cut::SlowReader);
+            Sink::Ws { tx, parked, .. } => match tx.send(item) {
+                Ok(()) => {
+                    // Bind first: the writer may park again only after this borrow ends.
+                    let start = parked.borrow_mut().take();
+                    if let Some(start) = start {
+                        start();
+                    }
                 }
-            }
+                Err(SendError::Full) => self.cut(Cut::SlowReader),
+                Err(SendError::Closed) => {}
+            },
             Sink::Reply(answer) => {
                 if let (Outbound::Text(t), Some(tx)) = (item, answer.borrow_mut().take()) {
                     let _ = tx.send(t);
                 }
             }
+        }
+    }
+
+    /// Keeps the writer until the next frame is queued (which calls `start`).
+    pub fn park_writer(&self, start: ParkedWriter) {
+        if let Sink::Ws { parked, .. } = &self.sink {
+            *parked.borrow_mut() = Some(start);
         }
     }
 

@@ -145,6 +145,14 @@ impl<T> QueueRx<T> {
     pub fn is_empty(&self) -> bool {
         self.inner.borrow().items.is_empty()
     }
+
+    /// Lets the storage of an empty queue go (a parked writer keeps none).
+    pub fn release_storage(&mut self) {
+        let mut i = self.inner.borrow_mut();
+        if i.items.is_empty() {
+            i.items = VecDeque::new();
+        }
+    }
 }
 
 impl<T> Inner<T> {

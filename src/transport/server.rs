@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::TcpListener as StdListener;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use super::conn::{Conn, Cut, Disconnects, Slot};
 use super::frame::Incoming;
 use super::handshake;
 use super::http::{self, ApiRequest, ApiResponse, HttpOptions, Route};
-use super::queue::queue;
+use super::queue::{queue, QueueRx};
 use super::tls::Acceptor;
 use super::ws::{self, Killer, Outbound, WsReader};
 use crate::config::{Config, JsonStyle};
@@ -241,12 +241,7 @@ async fn serve_ws<H: Handler, S>(
     let (tx, rx) = queue(opts.max_queued_bytes);
     let conn = Rc::new(Conn::new(tx, killer, opts.disconnects.clone(), slot));
     let id = handler.connected(conn.clone());
-    let style = opts.json;
-    monoio::spawn(async move {
-        if let Err(e) = ws::write_loop(w, rx, false, move |t| style.apply(t)).await {
-            debug!(error = %e, "client write failed");
-        }
-    });
+    park_writer(w, rx, opts.json, Rc::downgrade(&conn));
     let max = opts.max_message_size;
     let mut reader = WsReader::new(r, max, &leftover);
     loop {
@@ -278,6 +273,43 @@ async fn serve_ws<H: Handler, S>(
     }
     // Unregister before the socket halves can be dropped (see `Killer`).
     handler.closed(id);
+}
+
+/// Leaves a client's writer parked in its connection until a frame is queued; the task
+/// then started writes and parks it again once the queue is empty (see
+/// [`ParkedWriter`](super::conn::ParkedWriter)). `conn` is weak: the parked writer lives
+/// inside the connection, and a strong reference would keep it alive forever.
+fn park_writer<W: AsyncWriteRent + 'static>(
+    half: W,
+    mut rx: QueueRx<Outbound>,
+    style: JsonStyle,
+    conn: Weak<Conn>,
+) {
+    let Some(c) = conn.upgrade() else { return };
+    rx.release_storage();
+    c.park_writer(Box::new(move || {
+        monoio::spawn(write_burst(half, rx, style, conn));
+    }));
+}
+
+/// One burst of a client's writer: everything queued, then park (or stop after a close
+/// frame or a failed write).
+async fn write_burst<W: AsyncWriteRent + 'static>(
+    mut half: W,
+    mut rx: QueueRx<Outbound>,
+    style: JsonStyle,
+    conn: Weak<Conn>,
+) {
+    let Some(first) = rx.try_recv() else {
+        return park_writer(half, rx, style, conn);
+    };
+    match ws::drain(&mut half, &mut rx, first, false, &|t| style.apply(t)).await {
+        // Nothing is awaited between the queue found empty and the park: no frame can
+        // slip in unwritten.
+        Ok(ws::Drained::Empty) => park_writer(half, rx, style, conn),
+        Ok(ws::Drained::Closed) => {}
+        Err(e) => debug!(error = %e, "client write failed"),
+    }
 }
 
 /// How long a kept-alive HTTP connection may wait for its next request (as Janus's

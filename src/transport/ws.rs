@@ -5,6 +5,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf};
@@ -13,10 +14,24 @@ use monoio::net::TcpStream;
 use super::frame::{self, Decoder, Incoming, Outgoing};
 use super::queue::{QueueRx, Weight};
 
-/// Initial read buffer: small, because an idle connection keeps it pinned by its
-/// pending read (an io_uring read owns its buffer). It grows for large messages and
-/// shrinks back afterwards.
+/// Read buffer for a message's bytes. It grows for large messages and shrinks back
+/// afterwards.
 const READ_BUF: usize = 512;
+
+/// Buffer of the read that waits for a message on a quiet connection: an io_uring read
+/// owns its buffer until data comes, so an idle connection keeps this one pinned (issue
+/// 12: memory per idle client). A message longer than this is then read in two steps,
+/// which a busy connection does not pay (see [`Pace`]).
+const IDLE_READ: usize = 24;
+
+/// A connection whose messages come closer together than this is busy: it waits for the
+/// next one with a full buffer (one read per message).
+const BUSY_GAP: Duration = Duration::from_millis(100);
+
+/// The first messages of a connection (create, attach, …) are awaited with the small
+/// buffer whatever their pace: a client that goes idle after them should not keep a full
+/// buffer pinned until its first keepalive.
+const WARM_UP: u32 = 8;
 
 /// Least free room a read is given.
 const MIN_READ: usize = 256;
@@ -27,6 +42,7 @@ pub struct WsReader<S = TcpStream> {
     buf: Vec<u8>,
     start: usize,
     decoder: Decoder,
+    pace: Pace,
 }
 
 impl<S> WsReader<S>
@@ -42,6 +58,7 @@ where
             buf,
             start: 0,
             decoder: Decoder::new(max_message),
+            pace: Pace::new(Instant::now()),
         }
     }
 
@@ -78,8 +95,14 @@ where
     /// Drops consumed bytes and makes sure there is free capacity to read into.
     fn make_room(&mut self) {
         if self.start == self.buf.len() {
-            self.buf.clear();
             self.start = 0;
+            self.buf.clear();
+            if self.pace.next_read_is_small(Instant::now()) {
+                if self.buf.capacity() != IDLE_READ {
+                    self.buf = Vec::with_capacity(IDLE_READ);
+                }
+                return;
+            }
             if self.buf.capacity() > 4 * READ_BUF {
                 self.buf = Vec::with_capacity(READ_BUF);
             }
@@ -90,6 +113,31 @@ where
         if self.buf.capacity() - self.buf.len() < MIN_READ {
             self.buf.reserve(self.buf.capacity().max(READ_BUF));
         }
+    }
+}
+
+/// The pace of a connection's messages, as its reader sees it.
+struct Pace {
+    /// When every byte read was last found decoded, and how many times.
+    drained_at: Instant,
+    drained: u32,
+}
+
+impl Pace {
+    fn new(now: Instant) -> Pace {
+        Pace {
+            drained_at: now,
+            drained: 0,
+        }
+    }
+
+    /// Called when every byte read has been decoded: whether to wait for the next message
+    /// with the small buffer (a quiet or new connection) rather than a full one.
+    fn next_read_is_small(&mut self, now: Instant) -> bool {
+        let gap = now.saturating_duration_since(self.drained_at);
+        self.drained_at = now;
+        self.drained = self.drained.saturating_add(1);
+        self.drained <= WARM_UP || gap >= BUSY_GAP
     }
 }
 
@@ -126,13 +174,39 @@ pub async fn write_loop<W: AsyncWriteRent>(
     mask: bool,
     style: impl Fn(Vec<u8>) -> Vec<u8>,
 ) -> io::Result<()> {
-    // Allocated per batch and let go when the queue is drained: an idle connection holds
-    // no write buffer.
-    let mut out = Vec::new();
-    let mut closing = false;
     while let Some(first) = rx.recv().await {
+        if drain(&mut half, &mut rx, first, mask, &style).await? == Drained::Closed {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// How a [`drain`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Everything queued was written; the queue is empty now.
+    Empty,
+    /// A `Close` frame was written: nothing more may follow.
+    Closed,
+}
+
+/// Writes `first` and everything queued behind it, in batches of at most [`MAX_BATCH`],
+/// until the queue is empty (checked after the last write completes, so nothing queued
+/// meanwhile is left behind) or a `Close` went out. The batch buffer lives only as long
+/// as the call: an idle connection holds no write buffer.
+pub async fn drain<W: AsyncWriteRent>(
+    half: &mut W,
+    rx: &mut QueueRx<Outbound>,
+    first: Outbound,
+    mask: bool,
+    style: &impl Fn(Vec<u8>) -> Vec<u8>,
+) -> io::Result<Drained> {
+    let mut out = Vec::new();
+    let mut next = Some(first);
+    while next.is_some() {
         out.clear();
-        let mut next = Some(first);
+        let mut closing = false;
         while let Some(item) = next {
             let m = mask.then(|| fastrand::u32(..).to_ne_bytes());
             match item {
@@ -155,13 +229,14 @@ pub async fn write_loop<W: AsyncWriteRent>(
         out = buf;
         res?;
         if closing {
-            break;
+            return Ok(Drained::Closed);
         }
-        if out.capacity() > MAX_BATCH || rx.is_empty() {
+        if out.capacity() > MAX_BATCH {
             out = Vec::new();
         }
+        next = rx.try_recv();
     }
-    Ok(())
+    Ok(Drained::Empty)
 }
 
 /// Shuts a socket down from outside the tasks that read and write it: an in-flight
@@ -185,5 +260,27 @@ impl Killer {
         // SAFETY: by the type's invariant the descriptor is open and still ours.
         let fd = unsafe { BorrowedFd::borrow_raw(self.0) };
         let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_reads_while_new_or_quiet_full_reads_when_busy() {
+        let t0 = Instant::now();
+        let mut p = Pace::new(t0);
+        let ms = |n| t0 + Duration::from_millis(n);
+        // the first messages: small whatever their pace
+        for i in 1..=u64::from(WARM_UP) {
+            assert!(p.next_read_is_small(ms(i)), "message {i}");
+        }
+        // then busy: full buffer
+        assert!(!p.next_read_is_small(ms(10)));
+        assert!(!p.next_read_is_small(ms(60)));
+        // a quiet spell: small again, until the pace picks up
+        assert!(p.next_read_is_small(ms(60 + 25_000)));
+        assert!(!p.next_read_is_small(ms(60 + 25_010)));
     }
 }
