@@ -5,8 +5,9 @@
 #   --quick      a short run (seconds per phase, few clients): checks the set works
 #   --only LIST  comma-separated phases to run (default all but clients):
 #                echo-max, echo-latency, fake, connect, idle, videocall, clients
-#   --profile    also record CPU profiles of janus-proxy during echo-max and fake (perf with
-#                the software clock, if perf works here) into DIR/perf-*.txt
+#   --profile    also record CPU profiles of janus-proxy during echo-max, fake, connect and
+#                the clients phase's echotest and videocall (perf with the software clock,
+#                if perf works here) into DIR/perf-*.txt
 #   --out DIR    where the JSON/SVG reports and logs go (default $BENCH_DIR/results-<time>)
 #   --baseline BIN  also run another janus-proxy build (e.g. the previous release, built
 #                from an older commit) in the same run: echo-max and fake run against it
@@ -373,7 +374,9 @@ if wants connect; then
   common=(-c "$CONN_C" -d "$D" --ramp-up 1)
   lt connect-direct connect "${janus_args[@]}" "${jpids[@]}" "${common[@]}"
   lt connect-haproxy connect -u "ws://127.0.0.1:$P_HAPROXY" --pid "$HAPROXY_PID" "${jpids[@]}" "${common[@]}"
+  profile_start "$COMPACT_PID" connect-compact
   lt connect-compact connect -u "ws://127.0.0.1:$P_COMPACT" --pid "$COMPACT_PID" "${jpids[@]}" "${common[@]}"
+  profile_end
 fi
 
 if wants idle; then
@@ -391,7 +394,9 @@ if wants clients; then
   common=(-c 20 -d "$D" --ramp-up 1)
   lt echo-20-direct echotest "${janus_args[@]}" "${jpids[@]}" "${common[@]}"
   lt echo-20-haproxy echotest -u "ws://127.0.0.1:$P_HAPROXY" --pid "$HAPROXY_PID" "${jpids[@]}" "${common[@]}"
+  profile_start "$PROXY_PID" echo-20-proxy
   lt echo-20-proxy echotest -u "ws://127.0.0.1:$P_PROXY" --pid "$PROXY_PID" "${jpids[@]}" "${common[@]}"
+  profile_end
   lt echo-20-compact echotest -u "ws://127.0.0.1:$P_COMPACT" --pid "$COMPACT_PID" "${jpids[@]}" "${common[@]}"
   # idle clients, each count on a proxy started for it: its RSS growth is theirs alone
   for n in "${CLIENTS_IDLE[@]}"; do
@@ -406,7 +411,9 @@ if wants clients; then
   common=(-c "$CLIENTS_VC" --ramp-up 5 -d "$CLIENTS_VC_D" --hold-ms "$VC_HOLD" --think-ms "$VC_THINK" \
     --settle-ms 300 --timeout 30)
   lt videocall-1k-direct videocall "${janus_args[@]}" "${jpids[@]}" "${common[@]}"
+  profile_start "$COMPACT_PID" videocall-1k-compact
   lt videocall-1k-compact videocall -u "ws://127.0.0.1:$P_COMPACT" --pid "$COMPACT_PID" "${jpids[@]}" "${common[@]}"
+  profile_end
 fi
 
 # ---------------------------------------------------------------- comparison

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splitable};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, Split, Splitable,
+};
 use monoio::net::TcpStream;
 use tracing::{debug, warn};
 
@@ -242,8 +244,23 @@ async fn serve_ws<H: Handler, S>(
     let conn = Rc::new(Conn::new(tx, killer, opts.disconnects.clone(), slot));
     let id = handler.connected(conn.clone());
     park_writer(w, rx, opts.json, Rc::downgrade(&conn));
+    let reader = WsReader::new(r, opts.max_message_size, &leftover);
+    // The connection's life goes on in a task of its own, sized for reading: this one,
+    // sized for the handshake too, ends here (issue 12: memory per idle client).
+    monoio::spawn(read_loop(handler, conn, id, reader, opts));
+}
+
+/// Hands a client's messages to the handler until it closes or breaks the protocol.
+async fn read_loop<H: Handler, S>(
+    handler: Rc<H>,
+    conn: Rc<Conn>,
+    id: u64,
+    mut reader: WsReader<S>,
+    opts: Rc<ConnOptions>,
+) where
+    OwnedReadHalf<S>: AsyncReadRent,
+{
     let max = opts.max_message_size;
-    let mut reader = WsReader::new(r, max, &leftover);
     loop {
         let msg = match reader.next().await {
             Ok(Some(m)) => m,
