@@ -27,7 +27,10 @@
 #              the start of Linux's ephemeral port range)
 #   Files      WORKDIR/janus-<i>/{janus.jcfg,janus.*.jcfg,janus.log,janus.stdout,janus.pid}
 #              WORKDIR/instances.tsv and WORKDIR/instances.json describe the running set.
-#   api_secret unset, token_auth off, session_timeout 60 s (JANUS_SESSION_TIMEOUT).
+#   api_secret unset, token_auth off, session_timeout 60 s (JANUS_SESSION_TIMEOUT),
+#   reclaim_session_timeout 0 s (JANUS_RECLAIM_SESSION_TIMEOUT: seconds a session outlives
+#   its transport and can be claimed by another connection; janus-proxy's [cluster]
+#   failover needs it > 0).
 #   Plugins    only $JANUS_PLUGINS (default "echotest videocall videoroom"); videoroom has the
 #              stock demo rooms 1234 and 5678 (secret "adminpwd"). All other plugins, all other
 #              transports (mqtt, rabbitmq, nanomsg, pfunix), event handlers and loggers are disabled.
@@ -253,6 +256,7 @@ general: {
 	server_name = "janus-backend-$i"
 	interface = "127.0.0.1"
 	session_timeout = $JANUS_SESSION_TIMEOUT
+	reclaim_session_timeout = $JANUS_RECLAIM_SESSION_TIMEOUT
 	admin_secret = "$JANUS_ADMIN_SECRET"
 	#api_secret unset, token_auth disabled
 	token_auth = false
@@ -461,6 +465,7 @@ cmd_start() {
   JANUS_PLUGINS=${JANUS_PLUGINS:-echotest videocall videoroom}
   JANUS_DEBUG_LEVEL=${JANUS_DEBUG_LEVEL:-4}
   JANUS_SESSION_TIMEOUT=${JANUS_SESSION_TIMEOUT:-60}
+  JANUS_RECLAIM_SESSION_TIMEOUT=${JANUS_RECLAIM_SESSION_TIMEOUT:-0}
   JANUS_WS_JSON=${JANUS_WS_JSON:-indented}
   local admin_base=${JANUS_ADMIN_BASE_PORT:-$((base - 1000))}
   local http_base=${JANUS_HTTP_BASE_PORT:-}
@@ -469,7 +474,7 @@ cmd_start() {
   local start_timeout=${JANUS_START_TIMEOUT:-30}
   local nofile=${JANUS_NOFILE:-65536}
   local v
-  for v in "$admin_base" "$rtp_base" "$rtp_span" "$start_timeout" "$JANUS_SESSION_TIMEOUT" "$JANUS_DEBUG_LEVEL" "$nofile"; do
+  for v in "$admin_base" "$rtp_base" "$rtp_span" "$start_timeout" "$JANUS_SESSION_TIMEOUT" "$JANUS_RECLAIM_SESSION_TIMEOUT" "$JANUS_DEBUG_LEVEL" "$nofile"; do
     is_uint "$v" || die "non-numeric port/timeout setting: '$v'"
   done
   [[ -z "$http_base" ]] || is_uint "$http_base" || die "JANUS_HTTP_BASE_PORT must be an integer"

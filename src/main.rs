@@ -1,12 +1,15 @@
 //! `janus-proxy`: reads the configuration (and the TLS certificate and static pages it
 //! names), binds each client listener (ws, wss, http, https) once per shard
 //! (SO_REUSEPORT), starts one pinned shard thread per core, and waits for a signal
-//! (SIGHUP reloads the certificate).
+//! (SIGHUP reloads the certificate). With `[cluster] session_db` it starts the cluster's
+//! session directory, and SIGTERM drains: new connections are refused, clients get up to
+//! `drain_timeout` to leave, then the heartbeat goes and the process exits with its
+//! backend sessions kept, for another proxy to adopt.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +20,13 @@ use tracing::{error, info, warn};
 use janus_cloud::admin::{self, metrics::Metrics, server, AdminState, Intervals, ProxyApi};
 use janus_cloud::backend::registry::Registry;
 use janus_cloud::config::Config;
+use janus_cloud::core::cluster::Cluster;
 use janus_cloud::core::host::Peers;
 use janus_cloud::core::metrics::PluginGauge;
 use janus_cloud::core::plugin::{self, AnyPlugin, Services, StartCx};
 use janus_cloud::core::shard::{self, ShardMsg, Shared};
 use janus_cloud::plugins;
+use janus_cloud::store::redis_sessions::SessionDirectory;
 use janus_cloud::store::{self, ServerUpdate};
 use janus_cloud::transport::http::{Cors, HttpOptions, StaticFiles};
 use janus_cloud::transport::server::{Door, Serve};
@@ -195,6 +200,7 @@ fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>, files: Files) -> an
     let initial = registry.reconcile(&store.list()?);
     let (peers, inboxes) = shard::mailboxes(n);
     let (services, plugin_gauges) = start_plugins(&config, &plugins, &peers)?;
+    let cluster = start_cluster(&config)?;
     let metrics = Arc::new(Metrics {
         plugin_gauges,
         ..Metrics::new(n)
@@ -214,6 +220,8 @@ fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>, files: Files) -> an
         http_sessions: Arc::new(AtomicUsize::new(0)),
         plugins: Arc::new(plugins),
         services: Arc::new(services),
+        cluster,
+        draining: Arc::new(AtomicBool::new(false)),
     };
     for (id, (inbox, doors)) in inboxes.into_iter().zip(doors).enumerate() {
         shard::start(id, shared.clone(), inbox, doors)?;
@@ -261,9 +269,58 @@ fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>, files: Files) -> an
         Arc::new(api),
     )?;
     wait_for_signal(files.certs.as_deref())?;
-    info!("signal received: releasing backend sessions, then exiting");
-    release_backends(&shared.peers, Duration::from_secs(2));
+    match &shared.cluster {
+        Some(cluster) => drain(&shared, cluster),
+        None => {
+            info!("signal received: releasing backend sessions, then exiting");
+            release_backends(&shared.peers, Duration::from_secs(2));
+        }
+    }
     Ok(())
+}
+
+/// The cluster's session directory, when `[cluster] session_db` is set.
+fn start_cluster(config: &Config) -> anyhow::Result<Option<Arc<Cluster>>> {
+    let c = &config.cluster;
+    if !c.enabled() {
+        return Ok(None);
+    }
+    let directory = SessionDirectory::start(
+        &c.session_db,
+        &c.proxy_name,
+        Duration::from_secs(c.heartbeat_ttl),
+        Duration::from_secs(c.record_ttl),
+    )
+    .map_err(|e| anyhow::anyhow!("cluster.session_db: {e}"))?;
+    info!(proxy = %directory.name, "cluster: session records and heartbeat in Redis");
+    Ok(Some(Arc::new(Cluster {
+        directory,
+        adopt_timeout: Duration::from_secs(c.adopt_timeout),
+        heartbeat_ttl: Duration::from_secs(c.heartbeat_ttl),
+    })))
+}
+
+/// SIGTERM in a cluster: refuse newcomers, give the clients up to `drain_timeout` to
+/// leave, then hand off: the heartbeat goes, and the process exits without destroying its
+/// backend sessions (Janus keeps them for reclaim_session_timeout), so that another proxy
+/// adopts the sessions whose clients claim them there.
+fn drain(shared: &Shared, cluster: &Cluster) {
+    let within = Duration::from_secs(shared.config.cluster.drain_timeout);
+    shared.draining.store(true, Ordering::Relaxed);
+    info!(
+        deadline_s = within.as_secs(),
+        clients = shared.open_conns.load(Ordering::Relaxed),
+        "draining: new connections refused, waiting for clients to leave"
+    );
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until && shared.open_conns.load(Ordering::Relaxed) > 0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    info!(
+        clients = shared.open_conns.load(Ordering::Relaxed),
+        "drain over: handing off (backend sessions kept for adoption), exiting"
+    );
+    cluster.directory.stop(Duration::from_secs(2));
 }
 
 /// Starts the enabled plugins (their sections were checked): the services they set up,

@@ -2,6 +2,10 @@
 //! of the shard's backend handles share, keepalives, transaction matching, and
 //! reconnection with backoff.
 //!
+//! An adopting link ([`Link::adopting`]) claims an existing backend session instead of
+//! creating one: the session of a dead proxy, whose handles this proxy adopts. It is
+//! never selected for new work, and gives up when Janus no longer has that session.
+//!
 //! Lifecycle: `Connecting` → `Up` (socket open, `info` read, session created) → on any
 //! failure `Down`, after which the supervisor retries with exponential backoff. A link
 //! that is `Down` is not selectable, so new work goes to other servers at once.
@@ -145,6 +149,10 @@ pub struct Link {
     /// Whether the link ever went down: a link reconnecting after a failure is not worth
     /// waiting for, unlike one still making its first connection.
     failed_before: Cell<bool>,
+    /// The backend session to `claim` instead of creating one (an adopting link).
+    claim: Option<u64>,
+    /// Janus refused the claim: the session is gone, there is nothing to reconnect to.
+    claim_refused: Cell<bool>,
 }
 
 impl Link {
@@ -153,6 +161,28 @@ impl Link {
         conf: LinkConf,
         counters: Arc<ShardCounters>,
         sink: Sink,
+    ) -> Rc<Link> {
+        Self::build(server, conf, counters, sink, None)
+    }
+
+    /// A link that claims backend session `session` (left by a dead proxy) instead of
+    /// creating one; it stops for good when Janus answers that the session is gone.
+    pub fn adopting(
+        server: Arc<ServerEntry>,
+        conf: LinkConf,
+        counters: Arc<ShardCounters>,
+        sink: Sink,
+        session: u64,
+    ) -> Rc<Link> {
+        Self::build(server, conf, counters, sink, Some(session))
+    }
+
+    fn build(
+        server: Arc<ServerEntry>,
+        conf: LinkConf,
+        counters: Arc<ShardCounters>,
+        sink: Sink,
+        claim: Option<u64>,
     ) -> Rc<Link> {
         Rc::new(Link {
             server,
@@ -168,7 +198,24 @@ impl Link {
             sink,
             retired: Cell::new(false),
             failed_before: Cell::new(false),
+            claim,
+            claim_refused: Cell::new(false),
         })
+    }
+
+    /// The Janus session id of the current connection (0 while not connected).
+    pub fn session_id(&self) -> u64 {
+        self.live.borrow().as_ref().map_or(0, |l| l.session_id)
+    }
+
+    /// The backend session an adopting link claims.
+    pub fn claimed_session(&self) -> Option<u64> {
+        self.claim
+    }
+
+    /// Whether the link stopped for good (retired, or its claimed session is gone).
+    pub fn is_retired(&self) -> bool {
+        self.retired.get()
     }
 
     pub fn state(&self) -> LinkState {
@@ -386,6 +433,11 @@ impl Link {
                 }
             };
             self.go_down(&reason);
+            if self.claim_refused.get() {
+                warn!(server = %self.server.name, session = ?self.claim, "adopted backend session is gone");
+                self.retired.set(true);
+                break;
+            }
             self.wait_backoff(backoff).await;
             backoff = (backoff * 2).min(self.conf.reconnect_max);
         }
@@ -472,9 +524,21 @@ impl Link {
                     .unwrap_or(30))
             })
             .await?;
-        let session_id = self.call("create", None, &[], false, data_id).await?;
-        if let Some(l) = self.live.borrow_mut().as_mut() {
-            l.session_id = session_id;
+        if let Some(session_id) = self.claim {
+            if let Some(l) = self.live.borrow_mut().as_mut() {
+                l.session_id = session_id;
+            }
+            if let Err(e) = self.call("claim", None, &[], false, |_| Ok(())).await {
+                if e.code == Code::SessionNotFound as u16 {
+                    self.claim_refused.set(true);
+                }
+                return Err(e);
+            }
+        } else {
+            let session_id = self.call("create", None, &[], false, data_id).await?;
+            if let Some(l) = self.live.borrow_mut().as_mut() {
+                l.session_id = session_id;
+            }
         }
         // Janus expires a session after `timeout` s of silence: ping three times as often.
         Ok(Duration::from_secs(if timeout == 0 {

@@ -15,7 +15,7 @@ pub mod registry;
 pub mod select;
 pub mod server;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,15 +27,27 @@ use select::{Algorithm, Pick};
 /// A shard's links to every backend server, and the selection policy.
 pub struct Backends {
     links: RefCell<Vec<Rc<Link>>>,
+    /// Links that claimed a dead proxy's backend session (never selected for new work).
+    adopted: RefCell<Vec<Adopted>>,
     algorithm: Algorithm,
     /// Proxy-wide round-robin counter, shared by all shards (as the original's).
     counter: Arc<AtomicUsize>,
+}
+
+/// An adopting link and what keeps it.
+struct Adopted {
+    /// `<url>|<backend session id>`.
+    key: String,
+    link: Rc<Link>,
+    /// Adoptions still installing handles on it.
+    pins: Cell<u32>,
 }
 
 impl Backends {
     pub fn new(algorithm: Algorithm, counter: Arc<AtomicUsize>) -> Self {
         Backends {
             links: RefCell::new(Vec::new()),
+            adopted: RefCell::new(Vec::new()),
             algorithm,
             counter,
         }
@@ -65,6 +77,65 @@ impl Backends {
             .iter()
             .find(|l| l.server.url == url && !l.server.is_removed())
             .cloned()
+    }
+
+    /// The adopting link of backend session `key` (`<url>|<session id>`).
+    pub fn adopted(&self, key: &str) -> Option<Rc<Link>> {
+        self.adopted
+            .borrow()
+            .iter()
+            .find(|a| a.key == key && !a.link.is_retired())
+            .map(|a| a.link.clone())
+    }
+
+    /// Keeps an adopting link under `key`, pinned (see [`Backends::unpin_adopted`]).
+    pub fn add_adopted(&self, key: String, link: Rc<Link>) {
+        self.adopted.borrow_mut().push(Adopted {
+            key,
+            link,
+            pins: Cell::new(1),
+        });
+    }
+
+    /// Pins the adopting link of `key`: it is kept even without handles while an adoption
+    /// installs its handles.
+    pub fn pin_adopted(&self, key: &str) {
+        if let Some(a) = self.adopted.borrow().iter().find(|a| a.key == key) {
+            a.pins.set(a.pins.get() + 1);
+        }
+    }
+
+    pub fn unpin_adopted(&self, key: &str) {
+        if let Some(a) = self.adopted.borrow().iter().find(|a| a.key == key) {
+            a.pins.set(a.pins.get().saturating_sub(1));
+        }
+    }
+
+    /// Adopting links no handle uses any more (or stopped for good): their backend session
+    /// is destroyed and they are retired. Returns their keys.
+    pub fn prune_adopted(&self) -> Vec<String> {
+        let mut done = Vec::new();
+        self.adopted.borrow_mut().retain(|a| {
+            let unused = a.pins.get() == 0 && a.link.handle_count() == 0;
+            if !(unused || a.link.is_retired()) {
+                return true;
+            }
+            if a.link.is_up() {
+                let link = a.link.clone();
+                a.link.send(
+                    "destroy",
+                    None,
+                    &[],
+                    false,
+                    Box::new(move |_| link.retire()),
+                );
+            } else {
+                a.link.retire();
+            }
+            done.push(a.key.clone());
+            false
+        });
+        done
     }
 
     /// Retires links to deleted servers once no handle uses them any more.

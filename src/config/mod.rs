@@ -30,6 +30,8 @@ pub struct Config {
     pub backend: BackendConf,
     /// Bounds on what one client may hold or cost.
     pub limits: Limits,
+    /// Several proxies as one: session records in Redis, adoption, drain.
+    pub cluster: Cluster,
     /// Static backend Janus servers, registered at start and never expiring.
     pub janus_server: Vec<JanusServer>,
     /// Every other top-level table: the plugins' sections (`[videocall]`, ...), read by
@@ -274,6 +276,49 @@ impl Default for BackendConf {
     }
 }
 
+/// `[cluster]`: proxy failover (not in the original's config). With `session_db` set,
+/// every proxy records its client sessions and their backend sessions in a shared Redis,
+/// announces itself there with a heartbeat, and adopts the sessions of a proxy whose
+/// heartbeat is gone when their clients `claim` them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cluster {
+    /// `""` = off (single-proxy behaviour), or `redis://[user:password@]host:port/db`.
+    pub session_db: String,
+    /// This proxy's name in the cluster, unique among the proxies sharing `session_db`;
+    /// `""` = a random one drawn at start.
+    pub proxy_name: String,
+    /// Seconds the heartbeat lives in Redis; it is refreshed three times as often. A proxy
+    /// whose heartbeat is gone is dead: its sessions can be adopted.
+    pub heartbeat_ttl: u64,
+    /// Seconds an adopted session waits for its client to claim it; then it is destroyed
+    /// and its handles detached on the backend.
+    pub adopt_timeout: u64,
+    /// Seconds a SIGTERM waits for clients to leave before the hand-off.
+    pub drain_timeout: u64,
+    /// Seconds a session record lives in Redis after its last change.
+    pub record_ttl: u64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            session_db: String::new(),
+            proxy_name: String::new(),
+            heartbeat_ttl: 10,
+            adopt_timeout: 60,
+            drain_timeout: 30,
+            record_ttl: 86_400,
+        }
+    }
+}
+
+impl Cluster {
+    pub fn enabled(&self) -> bool {
+        !self.session_db.is_empty()
+    }
+}
+
 /// `[limits]`: what one client may hold or cost (not in the original's config). A client
 /// over a limit gets a Janus error, or is disconnected where no error can reach it; other
 /// clients never notice.
@@ -508,6 +553,53 @@ impl Config {
                 "general.server_db",
                 &g.server_db,
                 "must be \"memory\" or redis://host:port/db",
+            ));
+        }
+        let c = &self.cluster;
+        if !c.session_db.is_empty() && !c.session_db.starts_with("redis://") {
+            return Err(invalid(
+                "cluster.session_db",
+                &c.session_db,
+                "must be \"\" (off) or redis://host:port/db",
+            ));
+        }
+        if c.proxy_name.len() > 128
+            || c.proxy_name
+                .chars()
+                .any(|ch| !(ch.is_ascii_alphanumeric() || "-_.:".contains(ch)))
+        {
+            return Err(invalid(
+                "cluster.proxy_name",
+                &c.proxy_name,
+                "at most 128 characters among A-Z a-z 0-9 - _ . :",
+            ));
+        }
+        if !(2..=3600).contains(&c.heartbeat_ttl) {
+            return Err(invalid(
+                "cluster.heartbeat_ttl",
+                c.heartbeat_ttl,
+                "must be 2..3600",
+            ));
+        }
+        if !(1..=86_400).contains(&c.adopt_timeout) {
+            return Err(invalid(
+                "cluster.adopt_timeout",
+                c.adopt_timeout,
+                "must be 1..86400",
+            ));
+        }
+        if c.drain_timeout > 86_400 {
+            return Err(invalid(
+                "cluster.drain_timeout",
+                c.drain_timeout,
+                "must be 0..86400",
+            ));
+        }
+        if !(60..=2_592_000).contains(&c.record_ttl) {
+            return Err(invalid(
+                "cluster.record_ttl",
+                c.record_ttl,
+                "must be 60..2592000",
             ));
         }
         if !(1..=3600).contains(&g.server_sync_interval) {

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use super::host::HandleCtx;
-use super::plugin::{Respond, Trickle};
+use super::plugin::{Adoption, Respond, Trickle};
 use crate::api::error::{Code, JanusError};
 use crate::backend::link::{data_id, Done, HandleOwner, Link, Route, Tap};
 
@@ -62,6 +62,36 @@ impl BackendHandle {
         capacity: usize,
     ) -> Result<BackendHandle, JanusError> {
         Self::attach_routed(link, package, Route::Tap(Rc::new(tap)), capacity).await
+    }
+
+    /// A backend handle this proxy adopted from a dead one: handle `id` of the backend
+    /// session `link` claimed, bound from now on to the client handle of `ctx`.
+    pub fn adopted(link: &Rc<Link>, id: u64, ctx: &HandleCtx) -> BackendHandle {
+        let owner = HandleOwner {
+            session_id: ctx.session_id,
+            handle_id: ctx.handle_id,
+        };
+        link.register_handle(id, Route::Client(owner));
+        BackendHandle {
+            link: link.clone(),
+            id,
+            fifo: Rc::new(Fifo {
+                busy: Default::default(),
+                waiting: Default::default(),
+                capacity: ctx.host().config().limits.max_queued_requests_per_handle,
+            }),
+        }
+    }
+
+    /// Where this handle lives, for another proxy to adopt it (see
+    /// [`super::plugin::Plugin::adoption`]).
+    pub fn adoption(&self) -> Option<Adoption> {
+        let session = self.link.session_id();
+        (session != 0).then(|| Adoption {
+            server: self.link.server.url.clone(),
+            backend_session: session,
+            backend_handle: self.id,
+        })
     }
 
     async fn attach_routed(

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::session::ConnRef;
-use super::{handle_verbs, session_verbs};
+use super::{cluster, handle_verbs, session_verbs};
 use crate::api::error::{Code, JanusError};
 use crate::api::json::RawObject;
 use crate::api::reply;
@@ -111,11 +111,17 @@ pub fn forwarded_done(shard: &Rc<Shard>, conn: u64) {
 
 /// Handles a request another shard forwarded here, then tells that shard it is done.
 pub fn handle_forwarded(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
-    match Request::parse(doc) {
+    let done_now = match Request::parse(doc) {
         Ok(req) => process(shard, req, from),
-        Err(rej) => shard.reply_error(from, rej.session_id, rej.transaction, &rej.error),
+        Err(rej) => {
+            shard.reply_error(from, rej.session_id, rej.transaction, &rej.error);
+            true
+        }
+    };
+    // A claim that adopts a session from the cluster says `Done` itself when answered.
+    if done_now {
+        shard.forward(from.shard as usize, ShardMsg::Done { conn: from.id });
     }
-    shard.forward(from.shard as usize, ShardMsg::Done { conn: from.id });
 }
 
 /// Processes one JSON document here, or forwards it to the shard owning its session.
@@ -166,8 +172,25 @@ fn route_request(shard: &Rc<Shard>, doc: &str, req: Request, from: ConnRef) {
     process(shard, req, from);
 }
 
-/// Applies one request on the shard that owns its session.
-pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) {
+/// Applies one request on the shard that owns its session. False when the answer comes
+/// later: a `claim` of a session this proxy does not know, looked for in the cluster
+/// (`cluster::adopt_then_claim`, which then ends the request as a forwarded one).
+pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) -> bool {
+    if req.verb == Verb::Claim
+        && req.session_id != 0
+        && req.handle_id == 0
+        && secret_ok(shard, &req)
+        && cluster::wants_adoption(shard, req.session_id)
+    {
+        cluster::adopt_then_claim(shard, req.session_id, req.transaction.to_owned(), from);
+        return false;
+    }
+    apply(shard, req, from);
+    true
+}
+
+/// [`process`] for a request whose answer is made here and now.
+fn apply(shard: &Rc<Shard>, req: Request, from: ConnRef) {
     let fail = |e: JanusError| shard.reply_error(from, req.session_id, Some(req.transaction), &e);
     if req.session_id == 0 {
         if req.handle_id != 0 {

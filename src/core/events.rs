@@ -89,6 +89,7 @@ fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, from: BackendRef, 
         .and_then(|s| s.handles.remove(&owner.handle_id));
     if let Some(h) = removed {
         shard.metrics.handles.dec();
+        super::cluster::handle_gone(shard, owner.session_id, owner.handle_id);
         let addr = reply::Addr {
             session_id: owner.session_id,
             handle_id: owner.handle_id,

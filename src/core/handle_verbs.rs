@@ -78,6 +78,21 @@ pub fn attach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
                     );
                     drop(sessions);
                     shard.metrics.handles.inc();
+                    if let Some(h) = shard
+                        .sessions
+                        .borrow()
+                        .get(sid)
+                        .and_then(|s| s.handles.get(&handle_id))
+                    {
+                        super::cluster::handle_attached(
+                            &shard,
+                            sid,
+                            handle_id,
+                            h.plugin,
+                            h.opaque_id.as_deref(),
+                            &h.state,
+                        );
+                    }
                     shard.deliver(from, reply::attached(sid, &transaction, handle_id));
                 } else {
                     // The session went away while the backend attached.
@@ -142,6 +157,7 @@ pub fn detach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     };
     let ctx = HandleCtx::new(shard, sid, hid, h.opaque_id.clone());
     shard.metrics.handles.dec();
+    super::cluster::handle_gone(shard, sid, hid);
     // Janus 1.1.2 order: the reply, then the `detached` event.
     shard.deliver(from, reply::session_reply("success", sid, req.transaction));
     ctx.push(reply::handle_event("detached", ctx.addr(), None));

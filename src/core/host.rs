@@ -25,6 +25,11 @@ impl Host {
         Host { shard }
     }
 
+    /// The shard itself, for the core's own cross-shard work (never handed to plugins).
+    pub(crate) fn shard(&self) -> &Rc<Shard> {
+        &self.shard
+    }
+
     /// This shard's index, `0..shard_count()`.
     pub fn shard_id(&self) -> usize {
         self.shard.id

@@ -18,6 +18,7 @@ use std::rc::Rc;
 use ahash::AHashMap;
 use serde_json::value::RawValue;
 
+use super::backend_handle::BackendHandle;
 use super::host::{HandleCtx, Peers};
 use crate::api::error::{Code, JanusError};
 use crate::api::json::{ObjectWriter, RawObject};
@@ -72,6 +73,16 @@ impl BackendRef<'_> {
     pub fn is(&self, b: &super::backend_handle::BackendHandle) -> bool {
         self.handle == b.id && self.server == b.link.server.name
     }
+}
+
+/// Where the backend side of a handle lives, so that another proxy of the cluster can
+/// adopt the handle if this one dies (see [`Plugin::adoption`]): the server's URL and the
+/// Janus session and handle ids there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    pub server: String,
+    pub backend_session: u64,
+    pub backend_handle: u64,
 }
 
 /// Answers one client request (ack/success or a core error).
@@ -160,6 +171,23 @@ pub trait Plugin: Send + Sync + 'static {
         true
     }
 
+    /// Whether another proxy may adopt this handle if this proxy dies (`[cluster]`), and
+    /// which backend handle carries it: the core records it (at attach) where other
+    /// proxies find it. Only for a handle whose whole state is that one backend handle,
+    /// which stays the same for the handle's life. Default: `None`, not adoptable (after a
+    /// failover the client gets `hangup` and `detached` for it).
+    fn adoption(&self, _h: &Rc<Self::Handle>) -> Option<Adoption> {
+        None
+    }
+
+    /// Rebuilds the state of an adopted handle (one this plugin's [`Plugin::adoption`]
+    /// described on a dead proxy) around `b`, its backend handle, already bound to the
+    /// client handle of `ctx` on a link that claimed the dead proxy's backend session.
+    /// `None` refuses: the handle is ended. Default: `None`.
+    fn adopt(&self, _ctx: &HandleCtx, _b: BackendHandle) -> Option<Self::Handle> {
+        None
+    }
+
     /// An unsolicited message from backend handle `from`, bound to this handle.
     /// Default: relay it to the client with the ids rewritten (spec 01 §7.1).
     fn backend_event(
@@ -202,6 +230,8 @@ pub trait AnyPlugin: Send + Sync {
         msg: &RawObject,
         janus: &str,
     );
+    fn adoption(&self, h: &Rc<dyn Any>) -> Option<Adoption>;
+    fn adopt(&self, ctx: &HandleCtx, b: BackendHandle) -> Option<Rc<dyn Any>>;
 }
 
 /// The plugin's own state of a handle. The core only ever gives a plugin the state its
@@ -285,6 +315,14 @@ impl<P: Plugin> AnyPlugin for P {
         if let Some(h) = own::<P>(h) {
             Plugin::backend_event(self, ctx, &h, from, msg, janus);
         }
+    }
+
+    fn adoption(&self, h: &Rc<dyn Any>) -> Option<Adoption> {
+        Plugin::adoption(self, &own::<P>(h)?)
+    }
+
+    fn adopt(&self, ctx: &HandleCtx, b: BackendHandle) -> Option<Rc<dyn Any>> {
+        Plugin::adopt(self, ctx, b).map(|h| Rc::new(h) as Rc<dyn Any>)
     }
 }
 

@@ -208,6 +208,23 @@ impl Sessions {
         }
     }
 
+    /// A session adopted from a dead proxy: orphaned (no owner) until its client claims
+    /// it; it expires `reclaim_session_timeout` after `orphaned_at`, which may lie ahead.
+    pub fn adopt(&mut self, id: u64, now: Instant, orphaned_at: Instant) {
+        self.map.insert(
+            id,
+            Session {
+                id,
+                owner: None,
+                last_activity: now,
+                orphaned_at: Some(orphaned_at),
+                handles: Handles::default(),
+                attaching: 0,
+                http: None,
+            },
+        );
+    }
+
     pub fn remove(&mut self, id: u64) -> Option<Session> {
         let s = self.map.remove(&id)?;
         if let Some(o) = s.owner {
@@ -287,7 +304,8 @@ impl Sessions {
                     return Some((s.id, Expiry::SlowReader));
                 }
                 if let Some(t) = s.orphaned_at {
-                    if now.duration_since(t) >= reclaim {
+                    // `t` lies ahead for an adopted session.
+                    if now.checked_duration_since(t).is_some_and(|d| d >= reclaim) {
                         return Some((s.id, Expiry::NotReclaimed));
                     }
                 }
@@ -362,6 +380,23 @@ mod tests {
                 Duration::from_secs(5)
             )
             .is_empty());
+    }
+
+    #[test]
+    fn adopted_sessions_wait_for_their_claim() {
+        let t0 = Instant::now();
+        let mut s = Sessions::default();
+        s.adopt(1, t0, t0 + Duration::from_secs(30));
+        assert_eq!(s.get(1).unwrap().owner, None);
+        let at = |secs| t0 + Duration::from_secs(secs);
+        // Without a frontend reclaim window, it waits until orphaned_at.
+        assert!(s.expired(at(29), Duration::ZERO, Duration::ZERO).is_empty());
+        assert_eq!(
+            s.expired(at(30), Duration::ZERO, Duration::ZERO),
+            [(1, Expiry::NotReclaimed)]
+        );
+        assert_eq!(s.claim(1, A, at(10)), Some(None));
+        assert!(s.expired(at(40), Duration::ZERO, Duration::ZERO).is_empty());
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         http_api::set_slot(shard, id, slot);
     }
     shard.metrics.sessions.inc();
+    super::cluster::session_created(shard, id);
     shard.deliver(from, reply::created(req.transaction, id));
     if !from.is_http_request() {
         shard.sessions_changed(from, 1);
@@ -84,9 +85,14 @@ pub fn destroy(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
 }
 
 pub fn claim(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
+    claim_session(shard, req.session_id, req.transaction, from);
+}
+
+/// Moves session `session_id` to `from` and answers (`transaction` is raw JSON).
+pub fn claim_session(shard: &Rc<Shard>, session_id: u64, transaction: &str, from: ConnRef) {
     let http_slot = match from.is_http_request().then(|| http_api::take_slot(shard)) {
         Some(Err(e)) => {
-            return shard.reply_error(from, req.session_id, Some(req.transaction), &e);
+            return shard.reply_error(from, session_id, Some(transaction), &e);
         }
         Some(Ok(slot)) => Some(slot),
         None => None,
@@ -94,15 +100,16 @@ pub fn claim(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     let claimed = shard
         .sessions
         .borrow_mut()
-        .claim(req.session_id, from, Instant::now());
+        .claim(session_id, from, Instant::now());
     if let Some(previous) = claimed {
         if let Some(slot) = http_slot {
-            http_api::set_slot(shard, req.session_id, slot);
+            http_api::set_slot(shard, session_id, slot);
         }
         shard.deliver(
             from,
-            reply::session_reply("success", req.session_id, req.transaction),
+            reply::session_reply("success", session_id, transaction),
         );
+        super::cluster::claimed(shard, session_id);
         if previous != Some(from) {
             if let Some(old) = previous {
                 shard.sessions_changed(old, -1);
@@ -114,9 +121,9 @@ pub fn claim(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
     } else {
         shard.reply_error(
             from,
-            req.session_id,
-            Some(req.transaction),
-            &JanusError::no_session(req.session_id),
+            session_id,
+            Some(transaction),
+            &JanusError::no_session(session_id),
         );
     }
 }

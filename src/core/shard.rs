@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use ahash::AHashMap;
 use tracing::{error, warn};
 
+use super::cluster::Cluster;
 use super::host::{HandleCtx, Host, Peers};
 use super::metrics::Metrics;
 use super::plugin::{self, AnyPlugin, Services};
@@ -112,6 +113,10 @@ pub struct Shared {
     pub plugins: Arc<Vec<&'static dyn AnyPlugin>>,
     /// What the plugins set up at start.
     pub services: Arc<Services>,
+    /// Proxy failover (`[cluster] session_db`), when enabled.
+    pub cluster: Option<Arc<Cluster>>,
+    /// Set when the proxy drains (SIGTERM with `[cluster]`): listeners refuse newcomers.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct Shard {
@@ -135,6 +140,8 @@ pub struct Shard {
     pub open_conns: Arc<AtomicUsize>,
     /// Sessions with an HTTP event queue, proxy-wide (`http_transport.max_sessions`).
     pub http_sessions: Arc<AtomicUsize>,
+    /// Proxy failover (`[cluster] session_db`), when enabled.
+    pub cluster: Option<Arc<Cluster>>,
     link_conf: LinkConf,
     plugins: Arc<Vec<&'static dyn AnyPlugin>>,
     /// `server_info` after the transaction, built once.
@@ -171,6 +178,7 @@ impl Shard {
             open_conns: shared.open_conns.clone(),
             http_sessions: shared.http_sessions.clone(),
             metrics: shared.metrics.clone(),
+            cluster: shared.cluster.clone(),
             link_conf: conf,
             plugins: shared.plugins.clone(),
         });
@@ -195,6 +203,25 @@ impl Shard {
         );
         self.backends.add(link.clone());
         monoio::spawn(link.supervise());
+    }
+
+    /// A link that claims backend session `session` of `server`, left by a dead proxy
+    /// (see `cluster`); supervised like the others, never selected for new work.
+    pub fn adopting_link(self: &Rc<Self>, server: Arc<ServerEntry>, session: u64) -> Rc<Link> {
+        let me = Rc::downgrade(self);
+        let link = Link::adopting(
+            server,
+            self.link_conf.clone(),
+            self.counters.clone(),
+            Box::new(move |link, ev| {
+                if let Some(shard) = me.upgrade() {
+                    events::on_link_event(&shard, link, ev);
+                }
+            }),
+            session,
+        );
+        monoio::spawn(link.clone().supervise());
+        link
     }
 
     /// The shard owning session `id`.
@@ -361,6 +388,7 @@ impl Shard {
         }
         self.metrics.sessions.dec();
         self.metrics.handles.dec_by(session.handles.len() as i64);
+        super::cluster::session_destroyed(self, id);
         for (hid, h) in session.handles {
             let ctx = HandleCtx::new(self, id, hid, h.opaque_id);
             h.plugin.detach(&ctx, h.state);
@@ -485,12 +513,14 @@ pub fn start(
                 events::sweep(&me, now);
                 me.sweep_connections(now);
                 me.backends.prune();
+                super::cluster::sweep(&me);
             }
         });
         let opts = Rc::new(ConnOptions::new(
             &shard.config,
             shard.open_conns.clone(),
             shard.metrics.disconnects.clone(),
+            shared.draining.clone(),
         ));
         let mut loops = Vec::new();
         for door in doors {

@@ -115,6 +115,16 @@ impl Plugin for EchoTest {
         b.hangup(respond);
     }
 
+    /// The whole state is the backend handle: another proxy can take it over.
+    fn adoption(&self, b: &Rc<BackendHandle>) -> Option<Adoption> {
+        b.adoption()
+    }
+
+    fn adopt(&self, ctx: &HandleCtx, b: BackendHandle) -> Option<BackendHandle> {
+        debug!(server = %b.link.server.name, backend_handle = b.id, handle = ctx.handle_id, "echotest adopted");
+        Some(b)
+    }
+
     fn detach(&self, _ctx: &HandleCtx, b: Rc<BackendHandle>) {
         // Forgotten first, so the backend's own `detached` is not relayed.
         b.detach();

@@ -1,6 +1,7 @@
 //! store/: state kept outside the shards, behind traits: the backend server registry in
-//! memory or in Redis (spec 02 §5.1), the Redis user directories of multi-proxy calls, and
-//! the clock of every stored timestamp.
+//! memory or in Redis (spec 02 §5.1), the Redis user directories of multi-proxy calls, the
+//! cluster's session directory (heartbeats, adoption records), and the clock of every
+//! stored timestamp.
 //!
 //! Stores block: they are only called from their own threads (the admin thread, one
 //! thread per Redis directory), never from a shard. Must never know plugins or shards:
@@ -10,6 +11,7 @@ pub mod memory;
 pub mod record;
 pub mod redis_conn;
 pub mod redis_hash;
+pub mod redis_sessions;
 pub mod redis_store;
 pub mod redis_users;
 

@@ -15,7 +15,7 @@ use std::net::TcpListener as StdListener;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,10 +75,17 @@ pub struct ConnOptions {
     pub max_connections: usize,
     pub open: Arc<AtomicUsize>,
     pub disconnects: Arc<Disconnects>,
+    /// Set when the proxy drains: new connections are refused like over-capacity ones.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl ConnOptions {
-    pub fn new(config: &Config, open: Arc<AtomicUsize>, disconnects: Arc<Disconnects>) -> Self {
+    pub fn new(
+        config: &Config,
+        open: Arc<AtomicUsize>,
+        disconnects: Arc<Disconnects>,
+        draining: Arc<AtomicBool>,
+    ) -> Self {
         let l = &config.limits;
         ConnOptions {
             handshake_timeout: Duration::from_secs(l.handshake_timeout),
@@ -89,6 +96,7 @@ impl ConnOptions {
             max_connections: l.max_connections,
             open,
             disconnects,
+            draining,
         }
     }
 }
@@ -120,6 +128,13 @@ pub async fn accept_loop<H: Handler>(
     let (serve, tls) = (door.serve, door.tls);
     loop {
         match listener.accept().await {
+            Ok((stream, peer)) if opts.draining.load(Ordering::Relaxed) => {
+                debug!(%peer, "connection refused: draining");
+                opts.disconnects.count(Cut::OverCapacity);
+                if tls.is_none() {
+                    monoio::spawn(refuse(stream));
+                }
+            }
             Ok((stream, peer)) => match Slot::take(&opts.open, opts.max_connections) {
                 Some(slot) => {
                     debug!(%peer, "client connected");

@@ -1,0 +1,539 @@
+//! The cluster's session directory in Redis (`[cluster] session_db`): this proxy's
+//! heartbeat, the records other proxies need to adopt its client sessions, and the atomic
+//! adoption of a dead proxy's sessions.
+//!
+//! Keys (prefix `januscloud:cluster:`):
+//! - `proxy:<name>`: the heartbeat, the time of its last refresh (ms), with a TTL;
+//! - `session:<id>`: hash `owner` (proxy name), `h:<handle id>` (the handle's record, JSON
+//!   [`HandleRecord`]) and `b:<backend session key>` for each backend session its handles
+//!   use; refreshed TTL `record_ttl`;
+//! - `bsession:<server url>|<backend session id>`: hash `owner` and `s:<session id>` for
+//!   each client session with handles in it.
+//!
+//! Adoption is one Lua script: if the session's owner has no heartbeat, the script gives
+//! the session, every backend session it uses and every client session of those (the
+//! closure) to the caller, so that two proxies adopting at once cannot both win. All Redis
+//! work runs on the directory's own thread; shards queue writes (never waiting) and await
+//! adoptions. What a record means is the core's business.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use futures_channel::oneshot;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::redis_conn::RedisConn;
+use super::StoreError;
+
+const PREFIX: &str = "januscloud:cluster:";
+
+/// Most operations waiting for Redis; beyond, writes are dropped with a warning (a shard
+/// never waits).
+const QUEUE: usize = 65_536;
+
+/// Most client sessions one adoption takes.
+const MAX_ADOPTED: usize = 10_000;
+
+/// What another proxy needs to rebuild one client handle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandleRecord {
+    /// The Janus package the client attached to.
+    pub plugin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opaque_id: Option<String>,
+    /// The backend handle behind it, when its plugin says it can be adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendRecord>,
+}
+
+/// A handle on a backend Janus: server URL, Janus session and handle ids there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BackendRecord {
+    pub server: String,
+    pub session: u64,
+    pub handle: u64,
+}
+
+impl BackendRecord {
+    /// The backend session's key: `<url>|<id>`.
+    pub fn session_key(&self) -> String {
+        format!("{}|{}", self.server, self.session)
+    }
+}
+
+/// One adopted client session and its handles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: u64,
+    pub handles: Vec<(u64, HandleRecord)>,
+}
+
+/// The answer to an adoption request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adoption {
+    /// No record of that session.
+    Unknown,
+    /// This proxy owns it already (another claim adopted it).
+    Ours,
+    /// Its owner is alive; `stamp` is its heartbeat's last refresh.
+    OwnerAlive { owner: String, stamp: String },
+    /// Ours now: the sessions taken from the dead `from`.
+    Adopted {
+        from: String,
+        sessions: Vec<SessionRecord>,
+    },
+}
+
+enum Op {
+    Session {
+        id: u64,
+        up: bool,
+    },
+    Handle {
+        session: u64,
+        handle: u64,
+        record: Option<HandleRecord>,
+    },
+    ForgetBackendSession(String),
+    Adopt(u64, oneshot::Sender<Result<Adoption, StoreError>>),
+    Stop(crossbeam_channel::Sender<()>),
+}
+
+/// The handle shards use; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct SessionDirectory {
+    tx: Sender<Op>,
+    /// This proxy's name in the cluster.
+    pub name: String,
+}
+
+/// Returns {'none'}, {'mine'}, {'alive', owner, stamp} or {'adopted', owner, key...}.
+const ADOPT: &str = r#"
+local prefix = ARGV[2]
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if not owner then return {'none'} end
+if owner == ARGV[1] then return {'mine'} end
+local stamp = redis.call('GET', prefix .. 'proxy:' .. owner)
+if stamp then return {'alive', owner, stamp} end
+local out = {'adopted', owner}
+local queue = {KEYS[1]}
+local seen = {[KEYS[1]] = true}
+local i = 1
+while i <= #queue and i <= tonumber(ARGV[3]) do
+  local skey = queue[i]
+  i = i + 1
+  if redis.call('HGET', skey, 'owner') == owner then
+    redis.call('HSET', skey, 'owner', ARGV[1])
+    table.insert(out, skey)
+    for _, f in ipairs(redis.call('HKEYS', skey)) do
+      if string.sub(f, 1, 2) == 'b:' then
+        local bkey = prefix .. 'bsession:' .. string.sub(f, 3)
+        if not seen[bkey] then
+          seen[bkey] = true
+          if redis.call('HGET', bkey, 'owner') == owner then
+            redis.call('HSET', bkey, 'owner', ARGV[1])
+            for _, g in ipairs(redis.call('HKEYS', bkey)) do
+              if string.sub(g, 1, 2) == 's:' then
+                local s2 = prefix .. 'session:' .. string.sub(g, 3)
+                if not seen[s2] then
+                  seen[s2] = true
+                  table.insert(queue, s2)
+                end
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+return out
+"#;
+
+fn session_key(id: u64) -> String {
+    format!("{PREFIX}session:{id}")
+}
+
+fn bsession_key(key: &str) -> String {
+    format!("{PREFIX}bsession:{key}")
+}
+
+fn proxy_key(name: &str) -> String {
+    format!("{PREFIX}proxy:{name}")
+}
+
+struct Worker {
+    conn: RedisConn,
+    name: String,
+    heartbeat_ttl: u64,
+    record_ttl: u64,
+    /// Backend sessions each local client session was written into, to unlink it on
+    /// destroy.
+    backend_sessions: BTreeMap<u64, BTreeSet<String>>,
+}
+
+impl Worker {
+    fn heartbeat(&mut self) -> Result<(), StoreError> {
+        let key = proxy_key(&self.name);
+        let ttl = self.heartbeat_ttl;
+        self.conn.with(|c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(crate::store::now_ms())
+                .arg("EX")
+                .arg(ttl)
+                .query::<()>(c)
+        })
+    }
+
+    /// Applies a write; `Err` when Redis is away (the caller retries).
+    fn write(&mut self, op: &Op) -> Result<(), StoreError> {
+        let (name, ttl) = (self.name.clone(), self.record_ttl as i64);
+        match op {
+            Op::Session { id, up: true } => {
+                let key = session_key(*id);
+                self.conn.with(|c| {
+                    redis::pipe()
+                        .hset(&key, "owner", &name)
+                        .ignore()
+                        .expire(&key, ttl)
+                        .ignore()
+                        .query::<()>(c)
+                })
+            }
+            Op::Session { id, up: false } => {
+                let key = session_key(*id);
+                let linked = self.backend_sessions.get(id).cloned().unwrap_or_default();
+                let field = format!("s:{id}");
+                self.conn.with(|c| {
+                    let mut p = redis::pipe();
+                    p.del(&key).ignore();
+                    for b in &linked {
+                        p.hdel(bsession_key(b), &field).ignore();
+                    }
+                    p.query::<()>(c)
+                })?;
+                self.backend_sessions.remove(id);
+                Ok(())
+            }
+            Op::Handle {
+                session,
+                handle,
+                record: Some(r),
+            } => {
+                let key = session_key(*session);
+                let json = serde_json::to_string(r).unwrap_or_default();
+                let b = r.backend.as_ref().map(BackendRecord::session_key);
+                self.conn.with(|c| {
+                    let mut p = redis::pipe();
+                    p.hset(&key, "owner", &name)
+                        .ignore()
+                        .hset(&key, format!("h:{handle}"), &json)
+                        .ignore();
+                    if let Some(b) = &b {
+                        let bkey = bsession_key(b);
+                        p.hset(&key, format!("b:{b}"), 1)
+                            .ignore()
+                            .hset(&bkey, "owner", &name)
+                            .ignore()
+                            .hset(&bkey, format!("s:{session}"), 1)
+                            .ignore()
+                            .expire(&bkey, ttl)
+                            .ignore();
+                    }
+                    p.expire(&key, ttl).ignore().query::<()>(c)
+                })?;
+                if let Some(b) = b {
+                    self.backend_sessions.entry(*session).or_default().insert(b);
+                }
+                Ok(())
+            }
+            Op::Handle {
+                session,
+                handle,
+                record: None,
+            } => {
+                let key = session_key(*session);
+                self.conn.with(|c| {
+                    redis::cmd("HDEL")
+                        .arg(&key)
+                        .arg(format!("h:{handle}"))
+                        .query::<()>(c)
+                })
+            }
+            Op::ForgetBackendSession(b) => {
+                let bkey = bsession_key(b);
+                self.conn.with(|c| {
+                    let owner: Option<String> =
+                        redis::cmd("HGET").arg(&bkey).arg("owner").query(c)?;
+                    if owner.as_deref() == Some(name.as_str()) {
+                        redis::cmd("DEL").arg(&bkey).query::<()>(c)?;
+                    }
+                    Ok(())
+                })
+            }
+            Op::Adopt(..) | Op::Stop(_) => Ok(()),
+        }
+    }
+
+    fn adopt(&mut self, id: u64) -> Result<Adoption, StoreError> {
+        let key = session_key(id);
+        let name = self.name.clone();
+        let out: Vec<String> = self.conn.with(|c| {
+            redis::Script::new(ADOPT)
+                .key(&key)
+                .arg(&name)
+                .arg(PREFIX)
+                .arg(MAX_ADOPTED)
+                .invoke(c)
+        })?;
+        let bad = || StoreError::Unavailable("unexpected answer of the adoption script".into());
+        match out.first().map(String::as_str) {
+            Some("none") => Ok(Adoption::Unknown),
+            Some("mine") => Ok(Adoption::Ours),
+            Some("alive") => Ok(Adoption::OwnerAlive {
+                owner: out.get(1).cloned().ok_or_else(bad)?,
+                stamp: out.get(2).cloned().unwrap_or_default(),
+            }),
+            Some("adopted") => {
+                let from = out.get(1).cloned().ok_or_else(bad)?;
+                let mut sessions = Vec::new();
+                for skey in &out[2..] {
+                    let Some(sid) = skey
+                        .strip_prefix(PREFIX)
+                        .and_then(|k| k.strip_prefix("session:"))
+                        .and_then(|s| s.parse::<u64>().ok())
+                    else {
+                        continue;
+                    };
+                    let fields: Vec<(String, String)> = self
+                        .conn
+                        .with(|c| redis::cmd("HGETALL").arg(skey).query(c))?;
+                    let mut handles = Vec::new();
+                    for (f, v) in fields {
+                        if let Some(b) = f.strip_prefix("b:") {
+                            self.backend_sessions
+                                .entry(sid)
+                                .or_default()
+                                .insert(b.to_string());
+                        }
+                        let Some(hid) = f.strip_prefix("h:").and_then(|h| h.parse::<u64>().ok())
+                        else {
+                            continue;
+                        };
+                        match serde_json::from_str::<HandleRecord>(&v) {
+                            Ok(r) => handles.push((hid, r)),
+                            Err(e) => {
+                                warn!(session = sid, handle = hid, error = %e, "unreadable handle record skipped")
+                            }
+                        }
+                    }
+                    sessions.push(SessionRecord { id: sid, handles });
+                }
+                info!(from = %from, sessions = sessions.len(), "sessions adopted from a dead proxy");
+                Ok(Adoption::Adopted { from, sessions })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Op>, every: Duration) {
+        let mut next_beat = Instant::now();
+        let mut waiting: VecDeque<Op> = VecDeque::new();
+        let mut delay = Duration::from_millis(50);
+        loop {
+            if Instant::now() >= next_beat {
+                match self.heartbeat() {
+                    Ok(()) => next_beat = Instant::now() + every,
+                    Err(e) => {
+                        warn!(error = %e, "cluster heartbeat failed; retrying");
+                        next_beat = Instant::now() + Duration::from_millis(500).min(every);
+                    }
+                }
+            }
+            // Writes that failed wait in order; new ones queue behind them.
+            if let Some(op) = waiting.front() {
+                match self.write(op) {
+                    Ok(()) => {
+                        waiting.pop_front();
+                        delay = Duration::from_millis(50);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, queued = waiting.len(), "cluster record write failed; retrying");
+                        std::thread::sleep(
+                            delay.min(next_beat.saturating_duration_since(Instant::now())),
+                        );
+                        delay = (delay * 2).min(Duration::from_secs(1));
+                    }
+                }
+                // Serve adoptions and stops even while writes wait.
+                while let Ok(op) = rx.try_recv() {
+                    if self.serve(op, &mut waiting).is_some() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            match rx.recv_timeout(next_beat.saturating_duration_since(Instant::now())) {
+                Ok(op) => {
+                    if self.serve(op, &mut waiting).is_some() {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Handles one request; `Some` when the worker must stop.
+    fn serve(&mut self, op: Op, waiting: &mut VecDeque<Op>) -> Option<()> {
+        match op {
+            Op::Adopt(id, reply) => {
+                let _ = reply.send(self.adopt(id));
+            }
+            Op::Stop(done) => {
+                // The hand-off: without a heartbeat, other proxies adopt at once.
+                let key = proxy_key(&self.name);
+                for op in waiting.drain(..) {
+                    let _ = self.write(&op);
+                }
+                if let Err(e) = self
+                    .conn
+                    .with(|c| redis::cmd("DEL").arg(&key).query::<()>(c))
+                {
+                    warn!(error = %e, "cannot delete the cluster heartbeat; it expires by itself");
+                }
+                let _ = done.send(());
+                return Some(());
+            }
+            op if waiting.is_empty() => {
+                if self.write(&op).is_err() {
+                    waiting.push_back(op);
+                }
+            }
+            op => waiting.push_back(op),
+        }
+        None
+    }
+}
+
+impl SessionDirectory {
+    /// Starts the directory thread. `name` "" draws a random name.
+    ///
+    /// # Errors
+    /// A malformed URL, or Redis unreachable at start.
+    pub fn start(
+        url: &str,
+        name: &str,
+        heartbeat_ttl: Duration,
+        record_ttl: Duration,
+    ) -> Result<SessionDirectory, StoreError> {
+        let mut conn = RedisConn::new(url)?;
+        conn.ping()?;
+        let name = if name.is_empty() {
+            format!("proxy-{:016x}", fastrand::u64(..))
+        } else {
+            name.to_string()
+        };
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+        let ttl = heartbeat_ttl.as_secs().max(2);
+        let mut worker = Worker {
+            conn,
+            name: name.clone(),
+            heartbeat_ttl: ttl,
+            record_ttl: record_ttl.as_secs().max(60),
+            backend_sessions: BTreeMap::new(),
+        };
+        worker.heartbeat()?;
+        let every = Duration::from_millis(ttl * 1000 / 3);
+        std::thread::Builder::new()
+            .name("cluster-sessions".into())
+            .spawn(move || worker.run(rx, every))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(SessionDirectory { tx, name })
+    }
+
+    fn queue(&self, op: Op) {
+        match self.tx.try_send(op) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => warn!("cluster record writes backed up; one dropped"),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// A client session was created here (or is now owned here).
+    pub fn session_up(&self, id: u64) {
+        self.queue(Op::Session { id, up: true });
+    }
+
+    /// A client session is gone.
+    pub fn session_down(&self, id: u64) {
+        self.queue(Op::Session { id, up: false });
+    }
+
+    /// A handle was attached (`Some`) or is gone (`None`).
+    pub fn handle(&self, session: u64, handle: u64, record: Option<HandleRecord>) {
+        self.queue(Op::Handle {
+            session,
+            handle,
+            record,
+        });
+    }
+
+    /// A backend session this proxy owned is gone.
+    pub fn forget_backend_session(&self, key: String) {
+        self.queue(Op::ForgetBackendSession(key));
+    }
+
+    /// Adopts client session `id` if its owner is dead.
+    ///
+    /// # Errors
+    /// Redis unavailable, or the directory thread stopped.
+    pub async fn adopt(&self, id: u64) -> Result<Adoption, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .try_send(Op::Adopt(id, tx))
+            .map_err(|_| StoreError::Unavailable("session directory busy or stopped".into()))?;
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("session directory stopped".into())))
+    }
+
+    /// Writes what waits, deletes the heartbeat and stops the thread (the hand-off of a
+    /// drain); waits at most `within`.
+    pub fn stop(&self, within: Duration) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.tx.send_timeout(Op::Stop(tx), within).is_ok() {
+            let _ = rx.recv_timeout(within);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_records_round_trip() {
+        let r = HandleRecord {
+            plugin: "janus.plugin.echotest".into(),
+            opaque_id: None,
+            backend: Some(BackendRecord {
+                server: "ws://127.0.0.1:8188".into(),
+                session: 7,
+                handle: 9,
+            }),
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"plugin":"janus.plugin.echotest","backend":{"server":"ws://127.0.0.1:8188","session":7,"handle":9}}"#
+        );
+        assert_eq!(serde_json::from_str::<HandleRecord>(&json).unwrap(), r);
+        assert_eq!(r.backend.unwrap().session_key(), "ws://127.0.0.1:8188|7");
+        let bare: HandleRecord = serde_json::from_str(r#"{"plugin":"x"}"#).unwrap();
+        assert_eq!((bare.opaque_id, bare.backend), (None, None));
+    }
+}
