@@ -30,13 +30,13 @@ use super::backend_handle::BackendHandle;
 use super::host::HandleCtx;
 use super::plugin::AnyPlugin;
 use super::session::{ConnRef, Handle};
-use super::shard::{Shard, ShardMsg};
+use super::shard::Shard;
 use super::{dispatch, session_verbs};
 use crate::api::error::{Code, JanusError};
 use crate::api::reply;
 use crate::backend::link::Link;
 use crate::store::redis_sessions::{
-    Adoption, BackendRecord, HandleRecord, SessionDirectory, SessionRecord,
+    Adoption, BackendRecord, HandleRecord, SessionDirectory, SessionRecord, Written,
 };
 
 /// The cluster service every shard shares.
@@ -61,11 +61,23 @@ type EndedHandle = (u64, Option<Rc<str>>);
 
 // ------------------------------------------------------------------------ records
 
-/// A session was created here.
-pub fn session_created(shard: &Shard, id: u64) {
-    if let Some(c) = &shard.cluster {
-        c.directory.session_up(id);
+/// Most time an answer waits for its record to reach Redis: with Redis away the proxy
+/// goes on serving (the write waits in the queue), without the failover guarantee.
+const WRITE_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits (at most [`WRITE_WAIT`]) until a record is in Redis, so that what a client was
+/// told exists can be adopted if this proxy dies right after.
+pub async fn written(w: Option<Written>) {
+    if let Some(w) = w {
+        if monoio::time::timeout(WRITE_WAIT, w).await.is_err() {
+            warn!("cluster record not written in time; answering anyway");
+        }
     }
+}
+
+/// A session was created here: its record, to await before answering.
+pub fn session_created(shard: &Shard, id: u64) -> Option<Written> {
+    Some(shard.cluster.as_ref()?.directory.session_up(id))
 }
 
 /// A session of this shard is gone.
@@ -76,7 +88,7 @@ pub fn session_destroyed(shard: &Shard, id: u64) {
     }
 }
 
-/// A handle was attached (or adopted) here.
+/// A handle was attached here: its record, to await before answering.
 pub fn handle_attached(
     shard: &Shard,
     session: u64,
@@ -84,28 +96,28 @@ pub fn handle_attached(
     plugin: &'static dyn AnyPlugin,
     opaque_id: Option<&str>,
     state: &Rc<dyn std::any::Any>,
-) {
-    let Some(c) = &shard.cluster else { return };
+) -> Option<Written> {
+    let c = shard.cluster.as_ref()?;
     let backend = plugin.adoption(state).map(|a| BackendRecord {
         server: a.server,
         session: a.backend_session,
         handle: a.backend_handle,
     });
-    c.directory.handle(
+    Some(c.directory.handle_up(
         session,
         handle,
-        Some(HandleRecord {
+        HandleRecord {
             plugin: plugin.meta().package.to_string(),
             opaque_id: opaque_id.map(str::to_string),
             backend,
-        }),
-    );
+        },
+    ))
 }
 
 /// A handle is gone (its session lives on).
 pub fn handle_gone(shard: &Shard, session: u64, handle: u64) {
     if let Some(c) = &shard.cluster {
-        c.directory.handle(session, handle, None);
+        c.directory.handle_down(session, handle);
     }
 }
 
@@ -150,12 +162,7 @@ pub fn wants_adoption(shard: &Shard, session_id: u64) -> bool {
 /// its owner is dead, then claims it for `from` (or answers 458). The connection's later
 /// requests wait until then, as behind a request on another shard.
 pub fn adopt_then_claim(shard: &Rc<Shard>, session_id: u64, transaction: String, from: ConnRef) {
-    let local = from.shard as usize == shard.id;
-    if local {
-        if let Some(c) = shard.conns.borrow().get(&from.id) {
-            c.inflight.set(c.inflight.get() + 1);
-        }
-    }
+    dispatch::hold(shard, from);
     let shard = shard.clone();
     monoio::spawn(async move {
         let started = Instant::now();
@@ -168,11 +175,7 @@ pub fn adopt_then_claim(shard: &Rc<Shard>, session_id: u64, transaction: String,
             ms = started.elapsed().as_millis() as u64,
             "claim of a session unknown here answered"
         );
-        if local {
-            dispatch::forwarded_done(&shard, from.id);
-        } else {
-            shard.forward(from.shard as usize, ShardMsg::Done { conn: from.id });
-        }
+        dispatch::release(&shard, from);
     });
 }
 

@@ -109,6 +109,26 @@ pub fn forwarded_done(shard: &Rc<Shard>, conn: u64) {
     }
 }
 
+/// A request of `from` whose answer comes later, made here: the connection's next
+/// requests wait for it (see [`release`]), as behind a request on another shard.
+pub fn hold(shard: &Shard, from: ConnRef) {
+    if from.shard as usize == shard.id {
+        if let Some(c) = shard.conns.borrow().get(&from.id) {
+            c.inflight.set(c.inflight.get() + 1);
+        }
+    }
+}
+
+/// The answer of a held request (or of one forwarded here) went out: the connection's
+/// next requests go on.
+pub fn release(shard: &Rc<Shard>, from: ConnRef) {
+    if from.shard as usize == shard.id {
+        forwarded_done(shard, from.id);
+    } else {
+        shard.forward(from.shard as usize, ShardMsg::Done { conn: from.id });
+    }
+}
+
 /// Handles a request another shard forwarded here, then tells that shard it is done.
 pub fn handle_forwarded(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
     let done_now = match Request::parse(doc) {
@@ -118,7 +138,7 @@ pub fn handle_forwarded(shard: &Rc<Shard>, doc: &str, from: ConnRef) {
             true
         }
     };
-    // A claim that adopts a session from the cluster says `Done` itself when answered.
+    // A request answered later (`process` false) says `Done` itself when answered.
     if done_now {
         shard.forward(from.shard as usize, ShardMsg::Done { conn: from.id });
     }
@@ -173,8 +193,9 @@ fn route_request(shard: &Rc<Shard>, doc: &str, req: Request, from: ConnRef) {
 }
 
 /// Applies one request on the shard that owns its session. False when the answer comes
-/// later: a `claim` of a session this proxy does not know, looked for in the cluster
-/// (`cluster::adopt_then_claim`, which then ends the request as a forwarded one).
+/// later and then [`release`]s the connection: a `claim` of a session this proxy does not
+/// know, looked for in the cluster (`cluster::adopt_then_claim`), or a `create` whose
+/// record the cluster must hold first.
 pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) -> bool {
     if req.verb == Verb::Claim
         && req.session_id != 0
@@ -185,26 +206,34 @@ pub fn process(shard: &Rc<Shard>, req: Request, from: ConnRef) -> bool {
         cluster::adopt_then_claim(shard, req.session_id, req.transaction.to_owned(), from);
         return false;
     }
-    apply(shard, req, from);
-    true
+    apply(shard, req, from)
 }
 
-/// [`process`] for a request whose answer is made here and now.
-fn apply(shard: &Rc<Shard>, req: Request, from: ConnRef) {
+/// [`process`] once the cluster had its say.
+fn apply(shard: &Rc<Shard>, req: Request, from: ConnRef) -> bool {
     let fail = |e: JanusError| shard.reply_error(from, req.session_id, Some(req.transaction), &e);
     if req.session_id == 0 {
         if req.handle_id != 0 {
             // A handle without its session: Janus looks for session 0.
-            return fail(JanusError::no_session(0));
+            fail(JanusError::no_session(0));
+            return true;
         }
-        return match req.verb {
+        match req.verb {
             Verb::Info => shard.deliver(from, shard.server_info(req.transaction)),
             Verb::Ping => shard.deliver(from, reply::pong(req.transaction)),
             Verb::Create if !secret_ok(shard, &req) => fail(JanusError::unauthorized()),
-            Verb::Create => session_verbs::create(shard, &req, from),
+            Verb::Create => return session_verbs::create(shard, &req, from),
             _ => fail(JanusError::bad_path(&req.verb_text)),
-        };
+        }
+        return true;
     }
+    on_session(shard, req, from);
+    true
+}
+
+/// Applies a request naming a session.
+fn on_session(shard: &Rc<Shard>, req: Request, from: ConnRef) {
+    let fail = |e: JanusError| shard.reply_error(from, req.session_id, Some(req.transaction), &e);
     if !secret_ok(shard, &req) {
         return fail(JanusError::unauthorized());
     }

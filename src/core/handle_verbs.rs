@@ -78,21 +78,19 @@ pub fn attach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
                     );
                     drop(sessions);
                     shard.metrics.handles.inc();
-                    if let Some(h) = shard
-                        .sessions
-                        .borrow()
-                        .get(sid)
-                        .and_then(|s| s.handles.get(&handle_id))
-                    {
+                    // In a cluster the handle is announced once another proxy could
+                    // adopt it.
+                    let written = lookup(&shard, sid, handle_id).and_then(|(p, c, state)| {
                         super::cluster::handle_attached(
                             &shard,
                             sid,
                             handle_id,
-                            h.plugin,
-                            h.opaque_id.as_deref(),
-                            &h.state,
-                        );
-                    }
+                            p,
+                            c.opaque_id.as_deref(),
+                            &state,
+                        )
+                    });
+                    super::cluster::written(written).await;
                     shard.deliver(from, reply::attached(sid, &transaction, handle_id));
                 } else {
                     // The session went away while the backend attached.

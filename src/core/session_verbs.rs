@@ -33,8 +33,13 @@ pub fn requested_id(req: &Request) -> Result<Option<u64>, JanusError> {
     }
 }
 
-pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
-    let fail = |e: JanusError| shard.reply_error(from, 0, Some(req.transaction), &e);
+/// Creates a session. False when the answer comes later (the cluster must record the
+/// session first), and then releases the connection (`dispatch::release`).
+pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) -> bool {
+    let fail = |e: JanusError| {
+        shard.reply_error(from, 0, Some(req.transaction), &e);
+        true
+    };
     let requested = match requested_id(req) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -69,11 +74,22 @@ pub fn create(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         http_api::set_slot(shard, id, slot);
     }
     shard.metrics.sessions.inc();
-    super::cluster::session_created(shard, id);
-    shard.deliver(from, reply::created(req.transaction, id));
     if !from.is_http_request() {
         shard.sessions_changed(from, 1);
     }
+    let Some(written) = super::cluster::session_created(shard, id) else {
+        shard.deliver(from, reply::created(req.transaction, id));
+        return true;
+    };
+    // In a cluster the session is announced once another proxy could adopt it.
+    super::dispatch::hold(shard, from);
+    let (shard, transaction) = (shard.clone(), req.transaction.to_owned());
+    monoio::spawn(async move {
+        super::cluster::written(Some(written)).await;
+        shard.deliver(from, reply::created(&transaction, id));
+        super::dispatch::release(&shard, from);
+    });
+    false
 }
 
 pub fn destroy(shard: &Rc<Shard>, req: &Request, from: ConnRef) {

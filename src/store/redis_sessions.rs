@@ -86,15 +86,20 @@ pub enum Adoption {
     },
 }
 
+/// Fires once a write is in Redis (dropped if it never gets there).
+pub type Written = oneshot::Receiver<()>;
+
 enum Op {
     Session {
         id: u64,
         up: bool,
+        done: Option<oneshot::Sender<()>>,
     },
     Handle {
         session: u64,
         handle: u64,
         record: Option<HandleRecord>,
+        done: Option<oneshot::Sender<()>>,
     },
     ForgetBackendSession(String),
     Adopt(u64, oneshot::Sender<Result<Adoption, StoreError>>),
@@ -192,7 +197,7 @@ impl Worker {
     fn write(&mut self, op: &Op) -> Result<(), StoreError> {
         let (name, ttl) = (self.name.clone(), self.record_ttl as i64);
         match op {
-            Op::Session { id, up: true } => {
+            Op::Session { id, up: true, .. } => {
                 let key = session_key(*id);
                 self.conn.with(|c| {
                     redis::pipe()
@@ -203,7 +208,7 @@ impl Worker {
                         .query::<()>(c)
                 })
             }
-            Op::Session { id, up: false } => {
+            Op::Session { id, up: false, .. } => {
                 let key = session_key(*id);
                 let linked = self.backend_sessions.get(id).cloned().unwrap_or_default();
                 let field = format!("s:{id}");
@@ -222,6 +227,7 @@ impl Worker {
                 session,
                 handle,
                 record: Some(r),
+                ..
             } => {
                 let key = session_key(*session);
                 let json = serde_json::to_string(r).unwrap_or_default();
@@ -254,6 +260,7 @@ impl Worker {
                 session,
                 handle,
                 record: None,
+                ..
             } => {
                 let key = session_key(*session);
                 self.conn.with(|c| {
@@ -357,7 +364,9 @@ impl Worker {
             if let Some(op) = waiting.front() {
                 match self.write(op) {
                     Ok(()) => {
-                        waiting.pop_front();
+                        if let Some(op) = waiting.pop_front() {
+                            acknowledge(op);
+                        }
                         delay = Duration::from_millis(50);
                     }
                     Err(e) => {
@@ -398,7 +407,9 @@ impl Worker {
                 // The hand-off: without a heartbeat, other proxies adopt at once.
                 let key = proxy_key(&self.name);
                 for op in waiting.drain(..) {
-                    let _ = self.write(&op);
+                    if self.write(&op).is_ok() {
+                        acknowledge(op);
+                    }
                 }
                 if let Err(e) = self
                     .conn
@@ -409,14 +420,20 @@ impl Worker {
                 let _ = done.send(());
                 return Some(());
             }
-            op if waiting.is_empty() => {
-                if self.write(&op).is_err() {
-                    waiting.push_back(op);
-                }
-            }
+            op if waiting.is_empty() => match self.write(&op) {
+                Ok(()) => acknowledge(op),
+                Err(_) => waiting.push_back(op),
+            },
             op => waiting.push_back(op),
         }
         None
+    }
+}
+
+/// Tells whoever waits for a write that it is in Redis.
+fn acknowledge(op: Op) {
+    if let Op::Session { done: Some(d), .. } | Op::Handle { done: Some(d), .. } = op {
+        let _ = d.send(());
     }
 }
 
@@ -464,22 +481,45 @@ impl SessionDirectory {
         }
     }
 
-    /// A client session was created here (or is now owned here).
-    pub fn session_up(&self, id: u64) {
-        self.queue(Op::Session { id, up: true });
+    /// A client session was created here; the receiver fires once that is in Redis.
+    pub fn session_up(&self, id: u64) -> Written {
+        let (tx, rx) = oneshot::channel();
+        self.queue(Op::Session {
+            id,
+            up: true,
+            done: Some(tx),
+        });
+        rx
     }
 
     /// A client session is gone.
     pub fn session_down(&self, id: u64) {
-        self.queue(Op::Session { id, up: false });
+        self.queue(Op::Session {
+            id,
+            up: false,
+            done: None,
+        });
     }
 
-    /// A handle was attached (`Some`) or is gone (`None`).
-    pub fn handle(&self, session: u64, handle: u64, record: Option<HandleRecord>) {
+    /// A handle was attached; the receiver fires once its record is in Redis.
+    pub fn handle_up(&self, session: u64, handle: u64, record: HandleRecord) -> Written {
+        let (tx, rx) = oneshot::channel();
         self.queue(Op::Handle {
             session,
             handle,
-            record,
+            record: Some(record),
+            done: Some(tx),
+        });
+        rx
+    }
+
+    /// A handle is gone.
+    pub fn handle_down(&self, session: u64, handle: u64) {
+        self.queue(Op::Handle {
+            session,
+            handle,
+            record: None,
+            done: None,
         });
     }
 

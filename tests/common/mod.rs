@@ -31,6 +31,7 @@
 //! | videoroom-kill  | 19260-19262 | 18260-18262 | 17000-17899   | tests/videoroom.rs      |
 //! | videoroom-kill-media | 19270-19272 | 18270-18272 | 29200-29979 | tests/videoroom_media.rs |
 //! | (mediapeer)     | 19388       | 19389       | 40000-40999   | mediapeer/tests         |
+//! | failover        | 18078       | 17078       | 32000-32699   | tests/failover.rs       |
 //! | (loadtest-videoroom) | 19280-19281 | 18280-18281 | 27000-27999 | loadtest/tests/smoke.rs |
 //! | (bench-videoroom) | 19450-19452 (proxy 19455-19456) | 19460-19462 | 44000-48499 | scripts/bench-videoroom.sh (by hand) |
 //!
@@ -240,6 +241,19 @@ pub fn backends_with_span(
     rtp_base: u16,
     rtp_span: u16,
 ) -> Backends {
+    backends_with_env(set, n, base_port, rtp_base, rtp_span, &[])
+}
+
+/// [`backends_with_span`] with more `janus-backends.sh` settings (e.g.
+/// `JANUS_RECLAIM_SESSION_TIMEOUT`), applied when the set is (re)started.
+pub fn backends_with_env(
+    set: &str,
+    n: usize,
+    base_port: u16,
+    rtp_base: u16,
+    rtp_span: u16,
+    extra: &[(&str, String)],
+) -> Backends {
     let dir = test_dir();
     let workdir = dir.join(set);
     {
@@ -249,7 +263,7 @@ pub fn backends_with_span(
             if workdir.join("janus-0").exists() {
                 stop_set(&workdir);
             }
-            start_set(n, base_port, rtp_base, rtp_span, &workdir);
+            start_set_with(n, base_port, rtp_base, rtp_span, &workdir, extra);
         }
     }
     Backends {

@@ -1,0 +1,387 @@
+//! Proxy failover (`[cluster] session_db`, issue 13) against a real Janus 1.1.2 with
+//! `reclaim_session_timeout = 30` and a real redis-server: proxies sharing one Redis,
+//! one killed (kill -9) or drained (SIGTERM) while a client holds a session with an
+//! echotest handle whose PeerConnection (janus-mediapeer: real ICE, DTLS-SRTP, RTP) carries
+//! media; the client reconnects to another proxy and claims its session.
+//!
+//! Proves: the claim succeeds on the other proxy, the handle answers, and the echoed media
+//! keeps flowing across the switch (failover time and longest media gap printed); a claim
+//! of a live proxy's session is refused with 458 (nothing stolen); two proxies racing for
+//! one dead proxy's session: exactly one adopts it; a handle whose plugin cannot be adopted
+//! gets `hangup` and `detached` after the claim; SIGTERM drains then hands off.
+//!
+//! Janus set "failover": ws 18078, admin 17078, RTP 32000-32699 (see tests/common).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use janus_mediapeer::{Peer, Peers};
+use serde_json::{json, Value};
+
+const T: Duration = REPLY_TIMEOUT;
+const ECHO: &str = "janus.plugin.echotest";
+
+/// The Janus of these tests: it keeps a session whose WebSocket closed for 30 s.
+fn janus() -> Backends {
+    backends_with_env(
+        "failover",
+        1,
+        18078,
+        32000,
+        700,
+        &[("JANUS_RECLAIM_SESSION_TIMEOUT", "30".into())],
+    )
+}
+
+/// A proxy of the cluster: heartbeat 2 s, drain 2 s.
+fn cluster_proxy(janus: &Backends, redis: &RedisServer, name: &str) -> Proxy {
+    let cfg = ProxyConfig::new(janus.servers())
+        .set("general", "reclaim_session_timeout", "30")
+        .set_str("cluster", "session_db", &redis.url())
+        .set_str("cluster", "proxy_name", name)
+        .set("cluster", "heartbeat_ttl", "2")
+        .set("cluster", "adopt_timeout", "20")
+        .set("cluster", "drain_timeout", "2");
+    let p = Proxy::start(cfg);
+    p.wait_echotest_ready(T);
+    p
+}
+
+fn kill9(p: &mut Proxy) {
+    p.child.kill().expect("kill -9 the proxy");
+    p.child.wait().expect("reap the proxy");
+}
+
+/// The echotest `message` round trip: ack, then the event with `result: ok`.
+fn echo_ok(c: &mut Client, sid: u64, hid: u64, body: Value, jsep: Option<Value>) -> Value {
+    let mut req = json!({"janus": "message", "session_id": sid, "handle_id": hid, "body": body});
+    if let Some(j) = jsep {
+        req["jsep"] = j;
+    }
+    let (ack, ev) = c.request_async(req, T);
+    assert_eq!(ack["janus"], "ack", "{ack}");
+    assert_eq!(ev["janus"], "event", "{ev}");
+    assert_eq!(ev["sender"], hid, "{ev}");
+    assert_eq!(ev["plugindata"]["data"]["result"], "ok", "{ev}");
+    ev
+}
+
+fn claim(c: &mut Client, sid: u64) -> Value {
+    c.request(json!({"janus": "claim", "session_id": sid}))
+}
+
+fn mids(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .filter_map(|l| l.trim().strip_prefix("a=mid:"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn total(peer: &Peer) -> u64 {
+    peer.received().values().sum()
+}
+
+/// Samples a peer's received bytes every 5 ms until stopped; returns the longest time the
+/// total did not grow.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Duration>,
+}
+
+impl Sampler {
+    fn start(peer: Arc<Peer>) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut last = total(&peer);
+            let mut since = Instant::now();
+            let mut longest = Duration::ZERO;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+                let now_total = total(&peer);
+                if now_total > last {
+                    longest = longest.max(since.elapsed());
+                    last = now_total;
+                    since = Instant::now();
+                }
+            }
+            longest.max(since.elapsed())
+        });
+        Sampler { stop, thread }
+    }
+
+    fn stop(self) -> Duration {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("sampler thread")
+    }
+}
+
+/// A session with an echotest handle whose real PeerConnection is up and echoing.
+struct EchoCall {
+    sid: u64,
+    hid: u64,
+    peer: Arc<Peer>,
+    mids: Vec<String>,
+}
+
+fn echo_call(peers: &Peers, c: &mut Client) -> EchoCall {
+    let sid = c.create_session();
+    let hid = c.attach(sid, ECHO);
+    let (peer, offer) = peers.echo_publisher(true, true).expect("echo peer");
+    let ev = echo_ok(
+        c,
+        sid,
+        hid,
+        json!({"audio": true, "video": true}),
+        Some(json!({"type": "offer", "sdp": offer})),
+    );
+    let answer = ev["jsep"]["sdp"].as_str().expect("answer sdp").to_string();
+    peer.set_answer(&answer).expect("set answer");
+    peer.wait_connected(T).expect("peer connected");
+    c.recv_event(|e| e["janus"] == "webrtcup" && e["sender"] == hid, T);
+    let mids = mids(&answer);
+    let refs: Vec<&str> = mids.iter().map(String::as_str).collect();
+    peer.wait_received(&refs, 200, T).expect("echoed media");
+    EchoCall {
+        sid,
+        hid,
+        peer: Arc::new(peer),
+        mids,
+    }
+}
+
+#[test]
+fn echotest_media_survives_kill9_of_its_proxy() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = cluster_proxy(&janus, &redis, "a");
+    let b = cluster_proxy(&janus, &redis, "b");
+    let peers = Peers::new();
+    let mut c = a.client();
+    let call = echo_call(&peers, &mut c);
+    let sampler = Sampler::start(call.peer.clone());
+    // Media for a while before the kill, so the gap measure has a baseline.
+    let base = total(&call.peer);
+    let until = Instant::now() + T;
+    while total(&call.peer) < base + 2000 {
+        assert!(Instant::now() < until, "media does not flow");
+        poll_pause();
+    }
+
+    let killed = Instant::now();
+    kill9(&mut a);
+    drop(c);
+    let at_kill = call.peer.received();
+    let mut c = b.client();
+    let r = claim(&mut c, call.sid);
+    let failover = killed.elapsed();
+    assert_eq!(r["janus"], "success", "claim on the other proxy: {r}");
+    assert_eq!(r["session_id"], call.sid, "{r}");
+
+    // The adopted handle is relayed: an echotest request gets its answer.
+    echo_ok(&mut c, call.sid, call.hid, json!({"bitrate": 256000}), None);
+    // The echo keeps coming on every mid, well past what had arrived at the kill.
+    let want: Vec<(String, u64)> = call
+        .mids
+        .iter()
+        .map(|m| (m.clone(), at_kill.get(m).copied().unwrap_or(0)))
+        .collect();
+    let until = Instant::now() + T;
+    loop {
+        let now = call.peer.received();
+        if want
+            .iter()
+            .all(|(m, before)| now.get(m).copied().unwrap_or(0) > before + 300)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "media stopped after the failover: at kill {at_kill:?}, now {now:?}"
+        );
+        poll_pause();
+    }
+    let gap = sampler.stop();
+    println!(
+        "failover: kill -9 -> claim answered by the other proxy in {} ms; longest media gap {} ms",
+        failover.as_millis(),
+        gap.as_millis()
+    );
+    assert!(gap < Duration::from_secs(1), "media gap {gap:?}");
+
+    // The adopted session is an ordinary one now: detach and destroy as usual.
+    let d = c.request(json!({"janus": "detach", "session_id": call.sid, "handle_id": call.hid}));
+    assert_eq!(d["janus"], "success", "{d}");
+    c.recv_event(|e| e["janus"] == "detached" && e["sender"] == call.hid, T);
+    let d = c.request(json!({"janus": "destroy", "session_id": call.sid}));
+    assert_eq!(d["janus"], "success", "{d}");
+    call.peer.close();
+}
+
+#[test]
+fn claim_of_a_live_proxys_session_is_refused() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let a = cluster_proxy(&janus, &redis, "a");
+    let b = cluster_proxy(&janus, &redis, "b");
+    let mut ca = a.client();
+    let sid = ca.create_session();
+    let hid = ca.attach(sid, ECHO);
+
+    let mut cb = b.client();
+    let asked = Instant::now();
+    let r = claim(&mut cb, sid);
+    assert_error(&r, 458, None);
+    println!(
+        "claim of a live proxy's session refused in {} ms",
+        asked.elapsed().as_millis()
+    );
+    // Nothing was taken: the session still works where it is.
+    echo_ok(&mut ca, sid, hid, json!({"audio": true}), None);
+    // And a session nobody knows is 458 at once.
+    let r = claim(&mut cb, 4242);
+    assert_error(&r, 458, None);
+}
+
+#[test]
+fn two_proxies_racing_for_a_dead_proxys_session_one_adopts() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = cluster_proxy(&janus, &redis, "a");
+    let b = cluster_proxy(&janus, &redis, "b");
+    let c = cluster_proxy(&janus, &redis, "c");
+    let mut ca = a.client();
+    let sid = ca.create_session();
+    let hid = ca.attach(sid, ECHO);
+    kill9(&mut a);
+    drop(ca);
+
+    let start = Arc::new(Barrier::new(2));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = [b.url(), c.url()]
+        .into_iter()
+        .map(|url| {
+            let (start, results) = (start.clone(), results.clone());
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&url);
+                start.wait();
+                let r = claim(&mut client, sid);
+                let won = r["janus"] == "success";
+                results.lock().unwrap().push((url, r));
+                won.then_some(client)
+            })
+        })
+        .collect();
+    let mut winners: Vec<Client> = threads
+        .into_iter()
+        .filter_map(|t| t.join().expect("claim thread"))
+        .collect();
+    let results = results.lock().unwrap().clone();
+    assert_eq!(winners.len(), 1, "exactly one proxy adopts: {results:?}");
+    for (_, r) in &results {
+        if r["janus"] != "success" {
+            assert_error(r, 458, None);
+        }
+    }
+    echo_ok(&mut winners[0], sid, hid, json!({"audio": true}), None);
+}
+
+#[test]
+fn a_handle_that_cannot_be_adopted_is_detached() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = cluster_proxy(&janus, &redis, "a");
+    let b = cluster_proxy(&janus, &redis, "b");
+    let mut ca = a.client();
+    let sid = ca.create_session();
+    let echo = ca.attach(sid, ECHO);
+    let dummy = ca.attach(sid, "janus.plugin.dummytest");
+    kill9(&mut a);
+    drop(ca);
+
+    let mut cb = b.client();
+    let r = claim(&mut cb, sid);
+    assert_eq!(r["janus"], "success", "{r}");
+    let h = cb.recv_event(|e| e["janus"] == "hangup" && e["sender"] == dummy, T);
+    assert_eq!(h["session_id"], sid, "{h}");
+    cb.recv_event(|e| e["janus"] == "detached" && e["sender"] == dummy, T);
+    // The echotest handle was adopted; the dummytest one is gone.
+    echo_ok(&mut cb, sid, echo, json!({"audio": true}), None);
+    let r =
+        cb.request(json!({"janus": "message", "session_id": sid, "handle_id": dummy, "body": {}}));
+    assert_error(&r, 459, None);
+}
+
+#[test]
+fn sigterm_drains_then_hands_off() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = cluster_proxy(&janus, &redis, "a");
+    let b = cluster_proxy(&janus, &redis, "b");
+    let mut ca = a.client();
+    let sid = ca.create_session();
+    let hid = ca.attach(sid, ECHO);
+
+    let pid = a.child.id() as i32;
+    let termed = Instant::now();
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    // While it drains, the session keeps working and newcomers are turned away.
+    echo_ok(&mut ca, sid, hid, json!({"audio": true}), None);
+    let deadline = Instant::now() + T;
+    loop {
+        match Client::try_connect(&a.url(), Some("janus-protocol")) {
+            Err(_) => break,
+            Ok(mut probe) => {
+                // Accepted before the drain began: it must not be served for long.
+                if probe
+                    .try_request(json!({"janus": "info"}), Duration::from_millis(500))
+                    .is_none()
+                {
+                    break;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a draining proxy still accepts clients"
+        );
+        poll_pause();
+    }
+    // The deadline passes with the client still there: the proxy hands off and exits.
+    let status = loop {
+        if let Some(st) = a.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(termed.elapsed() < T, "the drained proxy did not exit");
+        poll_pause();
+    };
+    let drained = termed.elapsed();
+    assert!(status.success(), "drained proxy exit status {status}");
+    assert!(
+        drained >= Duration::from_secs(2),
+        "exited before the drain deadline: {drained:?}"
+    );
+    drop(ca);
+
+    // Its heartbeat is gone at once: the claim needs no wait for it to expire.
+    let mut cb = b.client();
+    let asked = Instant::now();
+    let r = claim(&mut cb, sid);
+    assert_eq!(r["janus"], "success", "{r}");
+    let took = asked.elapsed();
+    println!(
+        "drain: SIGTERM -> exit in {} ms, claim answered by the other proxy in {} ms",
+        drained.as_millis(),
+        took.as_millis()
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "claim after a drain took {took:?}"
+    );
+    echo_ok(&mut cb, sid, hid, json!({"audio": true}), None);
+}
