@@ -39,6 +39,15 @@ fn janus() -> Backends {
 
 /// A proxy of the cluster: heartbeat 2 s, drain 2 s.
 fn cluster_proxy(janus: &Backends, redis: &RedisServer, name: &str) -> Proxy {
+    cluster_proxy_with(janus, redis, name, |c| c)
+}
+
+fn cluster_proxy_with(
+    janus: &Backends,
+    redis: &RedisServer,
+    name: &str,
+    more: impl FnOnce(ProxyConfig) -> ProxyConfig,
+) -> Proxy {
     let cfg = ProxyConfig::new(janus.servers())
         .set("general", "reclaim_session_timeout", "30")
         .set_str("cluster", "session_db", &redis.url())
@@ -46,7 +55,7 @@ fn cluster_proxy(janus: &Backends, redis: &RedisServer, name: &str) -> Proxy {
         .set("cluster", "heartbeat_ttl", "2")
         .set("cluster", "adopt_timeout", "20")
         .set("cluster", "drain_timeout", "2");
-    let p = Proxy::start(cfg);
+    let p = Proxy::start(more(cfg));
     p.wait_echotest_ready(T);
     p
 }
@@ -384,4 +393,109 @@ fn sigterm_drains_then_hands_off() {
         "claim after a drain took {took:?}"
     );
     echo_ok(&mut cb, sid, hid, json!({"audio": true}), None);
+}
+
+/// The backend (Janus session, handle) of a client handle, as its proxy recorded it.
+fn backend_of(redis: &RedisServer, sid: u64, hid: u64) -> (u64, u64) {
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client.get_connection().expect("redis connection");
+    let record: String = redis::cmd("HGET")
+        .arg(format!("januscloud:cluster:session:{sid}"))
+        .arg(format!("h:{hid}"))
+        .query(&mut conn)
+        .expect("handle record");
+    let v: Value = serde_json::from_str(&record).expect("record JSON");
+    let b = &v["backend"];
+    (
+        b["session"].as_u64().expect("backend session"),
+        b["handle"].as_u64().expect("backend handle"),
+    )
+}
+
+/// A session id the proxy places on shard `shard` of 2.
+fn id_on_shard(shard: usize) -> u64 {
+    loop {
+        let id = fastrand::u64(1..MAX_ID);
+        if janus_cloud::runtime::jump_hash::jump_hash(id, 2) == shard {
+            return id;
+        }
+    }
+}
+
+/// Waits for `cond`, polling; panics with `what` after 15 s.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < until, "{what}");
+        poll_pause();
+    }
+}
+
+#[test]
+fn clients_sharing_a_backend_session_are_adopted_together() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = cluster_proxy(&janus, &redis, "a");
+    // Adopted sessions wait 3 s for their clients here.
+    let b = cluster_proxy_with(&janus, &redis, "b", |c| {
+        c.set("general", "reclaim_session_timeout", "0")
+            .set("cluster", "adopt_timeout", "3")
+    });
+    // Three sessions on one shard of A: one backend session holds their three handles.
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        let mut c = a.client();
+        let id = id_on_shard(0);
+        let r = c.request(json!({"janus": "create", "id": id}));
+        assert_eq!(r["data"]["id"], id, "{r}");
+        let hid = c.attach(id, ECHO);
+        calls.push((c, id, hid));
+    }
+    let backends: Vec<(u64, u64)> = calls
+        .iter()
+        .map(|(_, sid, hid)| backend_of(&redis, *sid, *hid))
+        .collect();
+    let x = backends[0].0;
+    assert!(backends.iter().all(|(s, _)| *s == x), "{backends:?}");
+    let mut admin = janus.admin(0);
+    kill9(&mut a);
+    let [(_, s1, h1), (_, s2, h2), (_, s3, _)] = <[_; 3]>::try_from(calls).ok().expect("three");
+
+    let mut d1 = b.client();
+    let r = claim(&mut d1, s1);
+    assert_eq!(r["janus"], "success", "{r}");
+    // The second client finds its session adopted already: no wait.
+    let mut d2 = b.client();
+    let asked = Instant::now();
+    let r = claim(&mut d2, s2);
+    assert_eq!(r["janus"], "success", "{r}");
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        asked.elapsed()
+    );
+    echo_ok(&mut d1, s1, h1, json!({"audio": true}), None);
+    echo_ok(&mut d2, s2, h2, json!({"audio": true}), None);
+    assert!(
+        admin.list_sessions().contains(&x),
+        "backend session {x} kept"
+    );
+
+    // The third client never comes back: its backend handle is detached after 3 s, and
+    // its session is gone.
+    let stray = backends[2].1;
+    eventually("the unclaimed handle is detached on the backend", || {
+        !admin.list_handles(x).contains(&stray)
+    });
+    let mut d3 = b.client();
+    assert_error(&claim(&mut d3, s3), 458, None);
+
+    // Once its last client leaves, the adopted backend session is destroyed.
+    for (d, s) in [(&mut d1, s1), (&mut d2, s2)] {
+        let r = d.request(json!({"janus": "destroy", "session_id": s}));
+        assert_eq!(r["janus"], "success", "{r}");
+    }
+    eventually("the adopted backend session is destroyed", || {
+        !admin.list_sessions().contains(&x)
+    });
 }

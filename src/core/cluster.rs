@@ -77,7 +77,7 @@ pub async fn written(w: Option<Written>) {
 
 /// A session was created here: its record, to await before answering.
 pub fn session_created(shard: &Shard, id: u64) -> Option<Written> {
-    Some(shard.cluster.as_ref()?.directory.session_up(id))
+    shard.cluster.as_ref()?.directory.session_up(id)
 }
 
 /// A session of this shard is gone.
@@ -103,7 +103,7 @@ pub fn handle_attached(
         session: a.backend_session,
         handle: a.backend_handle,
     });
-    Some(c.directory.handle_up(
+    c.directory.handle_up(
         session,
         handle,
         HandleRecord {
@@ -111,7 +111,7 @@ pub fn handle_attached(
             opaque_id: opaque_id.map(str::to_string),
             backend,
         },
-    ))
+    )
 }
 
 /// A handle is gone (its session lives on).

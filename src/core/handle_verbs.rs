@@ -65,40 +65,43 @@ pub fn attach(shard: &Rc<Shard>, req: &Request, from: ConnRef) {
         }
         match attached {
             Ok(state) => {
-                let mut sessions = shard.sessions.borrow_mut();
-                if let Some(s) = sessions.get_mut(sid) {
-                    s.handles.insert(
-                        handle_id,
-                        Handle {
-                            id: handle_id,
-                            plugin,
-                            opaque_id,
-                            state,
-                        },
-                    );
-                    drop(sessions);
-                    shard.metrics.handles.inc();
-                    // In a cluster the handle is announced once another proxy could
-                    // adopt it.
-                    let written = lookup(&shard, sid, handle_id).and_then(|(p, c, state)| {
-                        super::cluster::handle_attached(
-                            &shard,
-                            sid,
+                // Kept as a clone, for the cluster's record below.
+                let kept = state.clone();
+                let inserted = match shard.sessions.borrow_mut().get_mut(sid) {
+                    Some(s) => {
+                        s.handles.insert(
                             handle_id,
-                            p,
-                            c.opaque_id.as_deref(),
-                            &state,
-                        )
-                    });
-                    super::cluster::written(written).await;
-                    shard.deliver(from, reply::attached(sid, &transaction, handle_id));
-                } else {
+                            Handle {
+                                id: handle_id,
+                                plugin,
+                                opaque_id: opaque_id.clone(),
+                                state,
+                            },
+                        );
+                        None
+                    }
+                    None => Some(state),
+                };
+                if let Some(state) = inserted {
                     // The session went away while the backend attached.
-                    drop(sessions);
+                    drop(kept);
                     plugin.detach(&ctx, state);
                     let e = JanusError::new(Code::PluginAttach, "Session destroyed during attach");
-                    shard.reply_error(from, sid, Some(&transaction), &e);
+                    return shard.reply_error(from, sid, Some(&transaction), &e);
                 }
+                shard.metrics.handles.inc();
+                // In a cluster the handle is announced once another proxy could adopt it.
+                let written = super::cluster::handle_attached(
+                    &shard,
+                    sid,
+                    handle_id,
+                    plugin,
+                    opaque_id.as_deref(),
+                    &kept,
+                );
+                drop(kept);
+                super::cluster::written(written).await;
+                shard.deliver(from, reply::attached(sid, &transaction, handle_id));
             }
             Err(e) => shard.reply_error(from, sid, Some(&transaction), &e),
         }

@@ -17,6 +17,8 @@
 //! adoptions. What a record means is the core's business.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
@@ -110,6 +112,9 @@ enum Op {
 #[derive(Clone)]
 pub struct SessionDirectory {
     tx: Sender<Op>,
+    /// Whether the last Redis command worked: while it does not, callers do not wait for
+    /// their writes (they stay queued).
+    healthy: Arc<AtomicBool>,
     /// This proxy's name in the cluster.
     pub name: String,
 }
@@ -171,6 +176,7 @@ fn proxy_key(name: &str) -> String {
 
 struct Worker {
     conn: RedisConn,
+    healthy: Arc<AtomicBool>,
     name: String,
     heartbeat_ttl: u64,
     record_ttl: u64,
@@ -183,18 +189,26 @@ impl Worker {
     fn heartbeat(&mut self) -> Result<(), StoreError> {
         let key = proxy_key(&self.name);
         let ttl = self.heartbeat_ttl;
-        self.conn.with(|c| {
+        let r = self.conn.with(|c| {
             redis::cmd("SET")
                 .arg(&key)
                 .arg(crate::store::now_ms())
                 .arg("EX")
                 .arg(ttl)
                 .query::<()>(c)
-        })
+        });
+        self.healthy.store(r.is_ok(), Ordering::Relaxed);
+        r
     }
 
     /// Applies a write; `Err` when Redis is away (the caller retries).
     fn write(&mut self, op: &Op) -> Result<(), StoreError> {
+        let r = self.apply(op);
+        self.healthy.store(r.is_ok(), Ordering::Relaxed);
+        r
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), StoreError> {
         let (name, ttl) = (self.name.clone(), self.record_ttl as i64);
         match op {
             Op::Session { id, up: true, .. } => {
@@ -457,8 +471,10 @@ impl SessionDirectory {
         };
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
         let ttl = heartbeat_ttl.as_secs().max(2);
+        let healthy = Arc::new(AtomicBool::new(true));
         let mut worker = Worker {
             conn,
+            healthy: healthy.clone(),
             name: name.clone(),
             heartbeat_ttl: ttl,
             record_ttl: record_ttl.as_secs().max(60),
@@ -470,7 +486,7 @@ impl SessionDirectory {
             .name("cluster-sessions".into())
             .spawn(move || worker.run(rx, every))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(SessionDirectory { tx, name })
+        Ok(SessionDirectory { tx, healthy, name })
     }
 
     fn queue(&self, op: Op) {
@@ -481,15 +497,25 @@ impl SessionDirectory {
         }
     }
 
-    /// A client session was created here; the receiver fires once that is in Redis.
-    pub fn session_up(&self, id: u64) -> Written {
-        let (tx, rx) = oneshot::channel();
+    /// A client session was created here; the receiver fires once that is in Redis
+    /// (`None` while Redis is away: the write waits in the queue, nobody should).
+    pub fn session_up(&self, id: u64) -> Option<Written> {
+        let (tx, rx) = self.waiter();
         self.queue(Op::Session {
             id,
             up: true,
-            done: Some(tx),
+            done: tx,
         });
         rx
+    }
+
+    fn waiter(&self) -> (Option<oneshot::Sender<()>>, Option<Written>) {
+        if self.healthy.load(Ordering::Relaxed) {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        }
     }
 
     /// A client session is gone.
@@ -501,14 +527,14 @@ impl SessionDirectory {
         });
     }
 
-    /// A handle was attached; the receiver fires once its record is in Redis.
-    pub fn handle_up(&self, session: u64, handle: u64, record: HandleRecord) -> Written {
-        let (tx, rx) = oneshot::channel();
+    /// A handle was attached; as [`SessionDirectory::session_up`].
+    pub fn handle_up(&self, session: u64, handle: u64, record: HandleRecord) -> Option<Written> {
+        let (tx, rx) = self.waiter();
         self.queue(Op::Handle {
             session,
             handle,
             record: Some(record),
-            done: Some(tx),
+            done: tx,
         });
         rx
     }
