@@ -12,13 +12,15 @@
 //!   metrics, health, the routes plugins register.
 //! - [`plugins`]: echotest, dummytest, videocall, p2pcall: each owns its handle state,
 //!   shard slots and services, and sees the proxy only through the plugin host.
-//! - [`core`]: sessions, handles, request dispatch, the shard state, the plugin host.
+//! - [`core`]: sessions, handles, request dispatch, the shard state, the plugin host,
+//!   proxy failover (session records, adoption of a dead proxy's sessions).
 //! - [`backend`]: Janus servers: registry view, selection, links, backend messages.
 //! - [`runtime`]: shard threads, mailboxes, typed shard-local slots, per-shard
 //!   counters, jump hash: nothing Janus-specific.
 //! - [`transport`]: WebSocket framing, handshakes, client listener and connection tasks,
 //!   byte-bounded queues, the backend WebSocket client: hands whole messages to a handler.
-//! - [`store`]: memory/Redis stores behind traits, the stores' clock.
+//! - [`store`]: memory/Redis stores behind traits, the cluster's session directory, the
+//!   stores' clock.
 //! - [`api`]: the Janus wire model: request envelopes, replies, error codes.
 //! - [`logging`]: tracing set-up and the panic policy.
 //! - [`config`]: the TOML model, plain data and its validation.

@@ -260,6 +260,8 @@ fn run(config: Config, plugins: Vec<&'static dyn AnyPlugin>, files: Files) -> an
         metrics,
         info_json: serde_json::to_string_pretty(&info_json)?.into(),
         plugin_routes,
+        drainable: shared.cluster.is_some(),
+        draining: shared.draining.clone(),
     };
     let _admin_http = server::spawn(
         "admin-http",

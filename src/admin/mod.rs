@@ -20,6 +20,7 @@ pub mod routes;
 pub mod server;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,6 +163,10 @@ pub struct ProxyApi {
     pub info_json: Arc<str>,
     /// The routes the enabled plugins serve (proxy-to-proxy calls).
     pub plugin_routes: Vec<PluginRoute>,
+    /// Whether `POST /drain` may drain this proxy (it is in a `[cluster]`).
+    pub drainable: bool,
+    /// Set while the proxy drains: `/health` answers 503 so load balancers stop sending.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How long a plugin route may take (it may wait for a shard attaching a backend handle).
@@ -191,6 +196,24 @@ impl ProxyApi {
                 Err(_) => Reply::error(504, "Timeout", "the shard did not answer in time"),
             }
         })
+    }
+
+    /// `POST /drain`: the same as a SIGTERM (the signal is raised), for a proxy of a
+    /// cluster: it drains, hands off and exits.
+    fn drain(&self) -> Reply {
+        if !self.drainable {
+            return Reply::error(
+                409,
+                "Conflict",
+                "not in a cluster ([cluster] session_db is off): stop the proxy instead",
+            );
+        }
+        if !self.draining.load(Ordering::Relaxed) {
+            if let Err(e) = signal_hook::low_level::raise(signal_hook::consts::SIGTERM) {
+                return Reply::error(500, "InternalError", format!("cannot start the drain: {e}"));
+            }
+        }
+        Reply::json(202, &serde_json::json!({"draining": true}))
     }
 
     /// Hands a request to the control thread and waits for its answer.
@@ -236,8 +259,15 @@ impl server::Service for ProxyApi {
                 let body = self.info_json.to_string();
                 Box::pin(async move { Reply::raw_json(body) })
             }
+            (&Method::GET, "/health") if self.draining.load(Ordering::Relaxed) => {
+                Box::pin(async { Reply::error(503, "Draining", "the proxy is draining") })
+            }
             (&Method::GET, "/health") => {
                 let reply = health(&self.metrics, crate::store::now_ms());
+                Box::pin(async move { reply })
+            }
+            (&Method::POST, "/drain") => {
+                let reply = self.drain();
                 Box::pin(async move { reply })
             }
             (_, p) => {

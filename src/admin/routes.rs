@@ -14,7 +14,8 @@ use crate::store::record::parse_update;
 
 /// The routes and their methods, for CORS preflight answers; plugin routes (under
 /// `/plugins/`, each with its own methods) come on top.
-const ROUTES: [(&str, &str); 8] = [
+const ROUTES: [(&str, &str); 9] = [
+    ("/drain", "POST"),
     ("/plugins/", "GET,POST,DELETE"),
     ("/info", "GET"),
     ("/ping", "GET"),
