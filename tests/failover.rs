@@ -543,3 +543,36 @@ fn admin_drain_hands_off_like_sigterm() {
     );
     assert_eq!(r.status, 409, "{}", r.body);
 }
+
+#[test]
+fn records_are_written_back_after_a_redis_restart() {
+    let janus = janus();
+    let mut redis = RedisServer::start();
+    let mut a = cluster_proxy(&janus, &redis, "a");
+    let b = cluster_proxy(&janus, &redis, "b");
+    let mut ca = a.client();
+    let sid = ca.create_session();
+    let hid = ca.attach(sid, ECHO);
+    let before = backend_of(&redis, sid, hid);
+
+    // Redis comes back empty: A writes its sessions back at its next heartbeat.
+    redis.restart();
+    eventually("the session record is written back", || {
+        redis::Client::open(redis.url())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| {
+                redis::cmd("HEXISTS")
+                    .arg(format!("januscloud:cluster:session:{sid}"))
+                    .arg(format!("h:{hid}"))
+                    .query::<bool>(&mut c)
+            })
+            .unwrap_or(false)
+    });
+    assert_eq!(backend_of(&redis, sid, hid), before);
+    // Then A dies: the session is adopted as if Redis had never gone.
+    kill9(&mut a);
+    drop(ca);
+    let mut cb = b.client();
+    assert_eq!(claim(&mut cb, sid)["janus"], "success");
+    echo_ok(&mut cb, sid, hid, json!({"audio": true}), None);
+}

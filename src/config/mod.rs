@@ -285,8 +285,8 @@ impl Default for BackendConf {
 pub struct Cluster {
     /// `""` = off (single-proxy behaviour), or `redis://[user:password@]host:port/db`.
     pub session_db: String,
-    /// This proxy's name in the cluster, unique among the proxies sharing `session_db`;
-    /// `""` = a random one drawn at start.
+    /// This proxy's name in the cluster, unique among the proxies sharing `session_db`
+    /// (`""` = `proxy`); each run is `<proxy_name>#<random>` in Redis.
     pub proxy_name: String,
     /// Seconds the heartbeat lives in Redis; it is refreshed three times as often. A proxy
     /// whose heartbeat is gone is dead: its sessions can be adopted.

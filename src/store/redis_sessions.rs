@@ -2,13 +2,18 @@
 //! heartbeat, the records other proxies need to adopt its client sessions, and the atomic
 //! adoption of a dead proxy's sessions.
 //!
-//! Keys (prefix `januscloud:cluster:`):
+//! Keys (prefix `januscloud:cluster:`), where a proxy's name is `<proxy_name>#<random>`,
+//! drawn at each start:
 //! - `proxy:<name>`: the heartbeat, the time of its last refresh (ms), with a TTL;
 //! - `session:<id>`: hash `owner` (proxy name), `h:<handle id>` (the handle's record, JSON
 //!   [`HandleRecord`]) and `b:<backend session key>` for each backend session its handles
 //!   use; refreshed TTL `record_ttl`;
 //! - `bsession:<server url>|<backend session id>`: hash `owner` and `s:<session id>` for
 //!   each client session with handles in it.
+//!
+//! The worker keeps a copy of everything this proxy wrote: when its heartbeat key is found
+//! missing (Redis restarted without its data), it writes its sessions back (those no
+//! other proxy took meanwhile).
 //!
 //! Adoption is one Lua script: if the session's owner has no heartbeat, the script gives
 //! the session, every backend session it uses and every client session of those (the
@@ -95,12 +100,16 @@ enum Op {
     Session {
         id: u64,
         up: bool,
+        /// For a session going: the backend sessions it was written into (filled in by
+        /// the worker from its mirror).
+        linked: Vec<String>,
         done: Option<oneshot::Sender<()>>,
     },
     Handle {
         session: u64,
         handle: u64,
-        record: Option<HandleRecord>,
+        /// The record as JSON and its backend session key; `None` = the handle is gone.
+        record: Option<(String, Option<String>)>,
         done: Option<oneshot::Sender<()>>,
     },
     ForgetBackendSession(String),
@@ -180,25 +189,139 @@ struct Worker {
     name: String,
     heartbeat_ttl: u64,
     record_ttl: u64,
-    /// Backend sessions each local client session was written into, to unlink it on
-    /// destroy.
-    backend_sessions: BTreeMap<u64, BTreeSet<String>>,
+    /// Everything this proxy has in Redis, to write again if Redis loses it (a restart
+    /// without persistence): its sessions, their handle records and backend sessions.
+    mirror: BTreeMap<u64, Mirrored>,
+    /// Whether a heartbeat was written before: if its key is gone at the next one,
+    /// Redis lost its data and the mirror is written back.
+    beaten: bool,
+    /// The mirror must be written back (retried at each heartbeat until done).
+    restore_pending: bool,
 }
+
+/// One session of this proxy as it is in Redis.
+#[derive(Default)]
+struct Mirrored {
+    handles: BTreeMap<u64, String>,
+    backends: BTreeSet<String>,
+}
+
+/// Writes one session of this proxy back, unless another proxy owns it now. KEYS[1] is
+/// the session, KEYS[2..] its backend sessions; ARGV: name, TTL, session id, then field,
+/// value pairs.
+const RESTORE: &str = r#"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+for i = 2, #KEYS do
+  local o = redis.call('HGET', KEYS[i], 'owner')
+  if (not o) or o == ARGV[1] then
+    redis.call('HSET', KEYS[i], 'owner', ARGV[1], 's:' .. ARGV[3], 1)
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return 1
+"#;
 
 impl Worker {
     fn heartbeat(&mut self) -> Result<(), StoreError> {
         let key = proxy_key(&self.name);
         let ttl = self.heartbeat_ttl;
         let r = self.conn.with(|c| {
-            redis::cmd("SET")
+            redis::pipe()
+                .exists(&key)
+                .cmd("SET")
                 .arg(&key)
                 .arg(crate::store::now_ms())
                 .arg("EX")
                 .arg(ttl)
-                .query::<()>(c)
+                .ignore()
+                .query::<(bool,)>(c)
         });
         self.healthy.store(r.is_ok(), Ordering::Relaxed);
-        r
+        let (existed,) = r?;
+        if !existed && self.beaten {
+            warn!("cluster heartbeat was missing from Redis (restarted?): writing this proxy's sessions back");
+            self.restore_pending = true;
+        }
+        self.beaten = true;
+        if self.restore_pending {
+            self.restore()?;
+            self.restore_pending = false;
+        }
+        Ok(())
+    }
+
+    /// Writes every session of the mirror back (those no other proxy took meanwhile).
+    fn restore(&mut self) -> Result<(), StoreError> {
+        let (name, ttl) = (self.name.clone(), self.record_ttl);
+        let mut restored = 0usize;
+        for (sid, m) in &self.mirror {
+            let restored_one = self.conn.with(|c| {
+                let script = redis::Script::new(RESTORE);
+                let mut inv = script.key(session_key(*sid));
+                for b in &m.backends {
+                    inv.key(bsession_key(b));
+                }
+                inv.arg(&name).arg(ttl).arg(sid);
+                for (hid, json) in &m.handles {
+                    inv.arg(format!("h:{hid}")).arg(json);
+                }
+                for b in &m.backends {
+                    inv.arg(format!("b:{b}")).arg(1);
+                }
+                inv.invoke::<i64>(c)
+            })?;
+            restored += restored_one as usize;
+        }
+        info!(sessions = restored, "cluster records written back");
+        Ok(())
+    }
+
+    /// Keeps the mirror in step with a write about to be made.
+    fn mirror(&mut self, op: &mut Op) {
+        match op {
+            Op::Session { id, up: true, .. } => {
+                self.mirror.entry(*id).or_default();
+            }
+            Op::Session {
+                id,
+                up: false,
+                linked,
+                ..
+            } => {
+                if let Some(m) = self.mirror.remove(id) {
+                    *linked = m.backends.into_iter().collect();
+                }
+            }
+            Op::Handle {
+                session,
+                handle,
+                record: Some((json, b)),
+                ..
+            } => {
+                let m = self.mirror.entry(*session).or_default();
+                m.handles.insert(*handle, json.clone());
+                if let Some(b) = b {
+                    m.backends.insert(b.clone());
+                }
+            }
+            Op::Handle {
+                session,
+                handle,
+                record: None,
+                ..
+            } => {
+                if let Some(m) = self.mirror.get_mut(session) {
+                    m.handles.remove(handle);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Applies a write; `Err` when Redis is away (the caller retries).
@@ -222,37 +345,37 @@ impl Worker {
                         .query::<()>(c)
                 })
             }
-            Op::Session { id, up: false, .. } => {
+            Op::Session {
+                id,
+                up: false,
+                linked,
+                ..
+            } => {
                 let key = session_key(*id);
-                let linked = self.backend_sessions.get(id).cloned().unwrap_or_default();
                 let field = format!("s:{id}");
                 self.conn.with(|c| {
                     let mut p = redis::pipe();
                     p.del(&key).ignore();
-                    for b in &linked {
+                    for b in linked {
                         p.hdel(bsession_key(b), &field).ignore();
                     }
                     p.query::<()>(c)
-                })?;
-                self.backend_sessions.remove(id);
-                Ok(())
+                })
             }
             Op::Handle {
                 session,
                 handle,
-                record: Some(r),
+                record: Some((json, b)),
                 ..
             } => {
                 let key = session_key(*session);
-                let json = serde_json::to_string(r).unwrap_or_default();
-                let b = r.backend.as_ref().map(BackendRecord::session_key);
                 self.conn.with(|c| {
                     let mut p = redis::pipe();
                     p.hset(&key, "owner", &name)
                         .ignore()
                         .hset(&key, format!("h:{handle}"), &json)
                         .ignore();
-                    if let Some(b) = &b {
+                    if let Some(b) = b {
                         let bkey = bsession_key(b);
                         p.hset(&key, format!("b:{b}"), 1)
                             .ignore()
@@ -264,11 +387,7 @@ impl Worker {
                             .ignore();
                     }
                     p.expire(&key, ttl).ignore().query::<()>(c)
-                })?;
-                if let Some(b) = b {
-                    self.backend_sessions.entry(*session).or_default().insert(b);
-                }
-                Ok(())
+                })
             }
             Op::Handle {
                 session,
@@ -333,19 +452,20 @@ impl Worker {
                         .conn
                         .with(|c| redis::cmd("HGETALL").arg(skey).query(c))?;
                     let mut handles = Vec::new();
+                    let mirrored = self.mirror.entry(sid).or_default();
                     for (f, v) in fields {
                         if let Some(b) = f.strip_prefix("b:") {
-                            self.backend_sessions
-                                .entry(sid)
-                                .or_default()
-                                .insert(b.to_string());
+                            mirrored.backends.insert(b.to_string());
                         }
                         let Some(hid) = f.strip_prefix("h:").and_then(|h| h.parse::<u64>().ok())
                         else {
                             continue;
                         };
                         match serde_json::from_str::<HandleRecord>(&v) {
-                            Ok(r) => handles.push((hid, r)),
+                            Ok(r) => {
+                                mirrored.handles.insert(hid, v);
+                                handles.push((hid, r));
+                            }
                             Err(e) => {
                                 warn!(session = sid, handle = hid, error = %e, "unreadable handle record skipped")
                             }
@@ -434,11 +554,17 @@ impl Worker {
                 let _ = done.send(());
                 return Some(());
             }
-            op if waiting.is_empty() => match self.write(&op) {
-                Ok(()) => acknowledge(op),
-                Err(_) => waiting.push_back(op),
-            },
-            op => waiting.push_back(op),
+            mut op => {
+                self.mirror(&mut op);
+                if !waiting.is_empty() {
+                    waiting.push_back(op);
+                } else {
+                    match self.write(&op) {
+                        Ok(()) => acknowledge(op),
+                        Err(_) => waiting.push_back(op),
+                    }
+                }
+            }
         }
         None
     }
@@ -452,7 +578,9 @@ fn acknowledge(op: Op) {
 }
 
 impl SessionDirectory {
-    /// Starts the directory thread. `name` "" draws a random name.
+    /// Starts the directory thread. This process is known in the cluster as
+    /// `<name>#<random>` (`name` "" = `proxy`): a proxy restarted under the same name is
+    /// another owner, and adopts what its previous run left like any other proxy.
     ///
     /// # Errors
     /// A malformed URL, or Redis unreachable at start.
@@ -464,11 +592,8 @@ impl SessionDirectory {
     ) -> Result<SessionDirectory, StoreError> {
         let mut conn = RedisConn::new(url)?;
         conn.ping()?;
-        let name = if name.is_empty() {
-            format!("proxy-{:016x}", fastrand::u64(..))
-        } else {
-            name.to_string()
-        };
+        let base = if name.is_empty() { "proxy" } else { name };
+        let name = format!("{base}#{:012x}", fastrand::u64(..1 << 48));
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
         let ttl = heartbeat_ttl.as_secs().max(2);
         let healthy = Arc::new(AtomicBool::new(true));
@@ -478,7 +603,9 @@ impl SessionDirectory {
             name: name.clone(),
             heartbeat_ttl: ttl,
             record_ttl: record_ttl.as_secs().max(60),
-            backend_sessions: BTreeMap::new(),
+            mirror: BTreeMap::new(),
+            beaten: false,
+            restore_pending: false,
         };
         worker.heartbeat()?;
         let every = Duration::from_millis(ttl * 1000 / 3);
@@ -504,6 +631,7 @@ impl SessionDirectory {
         self.queue(Op::Session {
             id,
             up: true,
+            linked: Vec::new(),
             done: tx,
         });
         rx
@@ -523,6 +651,7 @@ impl SessionDirectory {
         self.queue(Op::Session {
             id,
             up: false,
+            linked: Vec::new(),
             done: None,
         });
     }
@@ -530,10 +659,12 @@ impl SessionDirectory {
     /// A handle was attached; as [`SessionDirectory::session_up`].
     pub fn handle_up(&self, session: u64, handle: u64, record: HandleRecord) -> Option<Written> {
         let (tx, rx) = self.waiter();
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        let b = record.backend.as_ref().map(BackendRecord::session_key);
         self.queue(Op::Handle {
             session,
             handle,
-            record: Some(record),
+            record: Some((json, b)),
             done: tx,
         });
         rx

@@ -966,6 +966,49 @@ impl RedisServer {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+
+    /// Kills this redis-server and starts an empty one on the same port (no persistence:
+    /// every key is lost, as in a restart of a cache without a dump).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = File::create(self.dir.path().join("redis.log")).expect("redis log");
+            let mut child = Command::new(&bin)
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(self.dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port is not free yet: try again
+                }
+                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+                    let mut buf = [0u8; 64];
+                    if s.write_all(b"PING\r\n").is_ok() {
+                        if let Ok(n) = s.read(&mut buf) {
+                            if buf[..n].starts_with(b"+PONG") {
+                                self.child = child;
+                                return;
+                            }
+                        }
+                    }
+                }
+                assert!(Instant::now() < deadline, "redis-server did not restart");
+                poll_pause();
+            }
+            assert!(Instant::now() < deadline, "redis-server did not restart");
+            poll_pause();
+        }
+    }
 }
 
 impl Drop for RedisServer {
