@@ -373,7 +373,7 @@ impl Worker {
                     let mut p = redis::pipe();
                     p.hset(&key, "owner", &name)
                         .ignore()
-                        .hset(&key, format!("h:{handle}"), &json)
+                        .hset(&key, format!("h:{handle}"), json)
                         .ignore();
                     if let Some(b) = b {
                         let bkey = bsession_key(b);
