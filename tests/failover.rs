@@ -255,6 +255,12 @@ fn claim_of_a_live_proxys_session_is_refused() {
     );
     // Nothing was taken: the session still works where it is.
     echo_ok(&mut ca, sid, hid, json!({"audio": true}), None);
+    let m = metrics(&b);
+    assert!(
+        m.lines()
+            .any(|l| l == "janus_proxy_claims_refused_owner_alive_total 1"),
+        "{m}"
+    );
     // And a session nobody knows is 458 at once.
     let r = claim(&mut cb, 4242);
     assert_error(&r, 458, None);
@@ -327,6 +333,25 @@ fn a_handle_that_cannot_be_adopted_is_detached() {
     let r =
         cb.request(json!({"janus": "message", "session_id": sid, "handle_id": dummy, "body": {}}));
     assert_error(&r, 459, None);
+    let m = metrics(&b);
+    for line in [
+        "janus_proxy_adopted_sessions_total 1",
+        "janus_proxy_adopted_handles_total 1",
+        "janus_proxy_unadoptable_handles_total 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
+    }
+}
+
+fn metrics(p: &Proxy) -> String {
+    let r = http(
+        "GET",
+        &format!("http://127.0.0.1:{}/metrics", p.admin_port),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
 }
 
 #[test]

@@ -202,6 +202,7 @@ async fn adopt(shard: &Rc<Shard>, id: u64) -> Result<(), JanusError> {
                     || Instant::now() >= alive_until
                 {
                     info!(session = id, %owner, "claim of a session of a live proxy refused");
+                    shard.metrics.failover.refused.inc();
                     return Err(JanusError::no_session(id));
                 }
                 first_stamp = Some(stamp);
@@ -356,6 +357,7 @@ async fn install(shard: &Rc<Shard>, work: Install, adopt_timeout: Duration) {
             .borrow_mut()
             .adopt(s.id, now, now + adopt_timeout.saturating_sub(reclaim));
         shard.metrics.sessions.inc();
+        shard.metrics.failover.sessions.inc();
         let mut ended = Vec::new();
         for (hid, r) in s.handles {
             let opaque: Option<Rc<str>> = r.opaque_id.as_deref().map(Rc::from);
@@ -396,8 +398,10 @@ async fn install(shard: &Rc<Shard>, work: Install, adopt_timeout: Duration) {
                         );
                     }
                     shard.metrics.handles.inc();
+                    shard.metrics.failover.handles.inc();
                 }
                 None => {
+                    shard.metrics.failover.ended.inc();
                     ended.push((hid, opaque));
                     // Its record goes: the next failover must not try it again.
                     handle_gone(shard, s.id, hid);

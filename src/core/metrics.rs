@@ -39,6 +39,21 @@ pub struct Metrics {
     pub disconnects: Arc<Disconnects>,
     /// What the plugins registered at start.
     pub plugin_gauges: Vec<PluginGauge>,
+    /// Failover (`[cluster]`): what this proxy adopted from dead proxies.
+    pub failover: Failover,
+}
+
+/// Failover counters.
+#[derive(Default)]
+pub struct Failover {
+    /// Client sessions adopted from dead proxies.
+    pub sessions: Counter,
+    /// Client handles adopted with them.
+    pub handles: Counter,
+    /// Handles of adopted sessions that could not be adopted (ended).
+    pub ended: Counter,
+    /// Claims refused because the session's proxy is alive.
+    pub refused: Counter,
 }
 
 impl Metrics {
