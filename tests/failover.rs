@@ -601,3 +601,58 @@ fn records_are_written_back_after_a_redis_restart() {
     assert_eq!(claim(&mut cb, sid)["janus"], "success");
     echo_ok(&mut cb, sid, hid, json!({"audio": true}), None);
 }
+
+#[test]
+fn a_proxy_with_more_shards_ends_handles_it_cannot_relay() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    // A has one shard: one backend session for all its clients; B has two.
+    let mut a = cluster_proxy_with(&janus, &redis, "a", |c| c.set("general", "shards", "1"));
+    let b = cluster_proxy(&janus, &redis, "b");
+    let mut ids = Vec::new();
+    for shard_on_b in [0, 1] {
+        let mut c = a.client();
+        let id = id_on_shard(shard_on_b);
+        let r = c.request(json!({"janus": "create", "id": id}));
+        assert_eq!(r["data"]["id"], id, "{r}");
+        let hid = c.attach(id, ECHO);
+        ids.push((c, id, hid));
+    }
+    let (x, stray) = backend_of(&redis, ids[1].1, ids[1].2);
+    assert_eq!(backend_of(&redis, ids[0].1, ids[0].2).0, x, "one backend session");
+    kill9(&mut a);
+    let [(_, s0, h0), (_, s1, h1)] = <[_; 2]>::try_from(ids).ok().expect("two");
+
+    // The first claim decides where the backend session lives on B: with s0, on shard 0.
+    let mut d0 = b.client();
+    assert_eq!(claim(&mut d0, s0)["janus"], "success");
+    echo_ok(&mut d0, s0, h0, json!({"audio": true}), None);
+    // s1 lives on B's other shard: its session is adopted, its handle ended.
+    let mut d1 = b.client();
+    assert_eq!(claim(&mut d1, s1)["janus"], "success");
+    d1.recv_event(|e| e["janus"] == "hangup" && e["sender"] == h1, T);
+    d1.recv_event(|e| e["janus"] == "detached" && e["sender"] == h1, T);
+    let mut admin = janus.admin(0);
+    eventually("the stray backend handle is detached", || {
+        !admin.list_handles(x).contains(&stray)
+    });
+    echo_ok(&mut d0, s0, h0, json!({"audio": true}), None);
+}
+
+#[test]
+fn a_client_of_the_http_api_claims_too() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = cluster_proxy(&janus, &redis, "a");
+    let b = cluster_proxy_with(&janus, &redis, "b", |c| c.set("http_transport", "http", "true"));
+    let mut ca = a.client();
+    let sid = ca.create_session();
+    let hid = ca.attach(sid, ECHO);
+    kill9(&mut a);
+    drop(ca);
+    // Janus's REST API: the claim is a POST, the events come from long polls.
+    let mut cb = b.client_over(Transport::Http);
+    let r = claim(&mut cb, sid);
+    assert_eq!(r["janus"], "success", "{r}");
+    echo_ok(&mut cb, sid, hid, json!({"audio": true}), None);
+}
