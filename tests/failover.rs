@@ -619,7 +619,11 @@ fn a_proxy_with_more_shards_ends_handles_it_cannot_relay() {
         ids.push((c, id, hid));
     }
     let (x, stray) = backend_of(&redis, ids[1].1, ids[1].2);
-    assert_eq!(backend_of(&redis, ids[0].1, ids[0].2).0, x, "one backend session");
+    assert_eq!(
+        backend_of(&redis, ids[0].1, ids[0].2).0,
+        x,
+        "one backend session"
+    );
     kill9(&mut a);
     let [(_, s0, h0), (_, s1, h1)] = <[_; 2]>::try_from(ids).ok().expect("two");
 
@@ -644,7 +648,9 @@ fn a_client_of_the_http_api_claims_too() {
     let janus = janus();
     let redis = RedisServer::start();
     let mut a = cluster_proxy(&janus, &redis, "a");
-    let b = cluster_proxy_with(&janus, &redis, "b", |c| c.set("http_transport", "http", "true"));
+    let b = cluster_proxy_with(&janus, &redis, "b", |c| {
+        c.set("http_transport", "http", "true")
+    });
     let mut ca = a.client();
     let sid = ca.create_session();
     let hid = ca.attach(sid, ECHO);
@@ -655,4 +661,42 @@ fn a_client_of_the_http_api_claims_too() {
     let r = claim(&mut cb, sid);
     assert_eq!(r["janus"], "success", "{r}");
     echo_ok(&mut cb, sid, hid, json!({"audio": true}), None);
+}
+
+/// What the records cost: `create` and `attach` are answered once their record is in
+/// Redis. Prints the mean latency with and without `[cluster]` (same Janus, same machine).
+#[test]
+fn records_cost_of_create_and_attach() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let clustered = cluster_proxy(&janus, &redis, "a");
+    let single = Proxy::start(ProxyConfig::new(janus.servers()));
+    single.wait_echotest_ready(T);
+    let measure = |p: &Proxy| {
+        let mut c = p.client();
+        let (mut create, mut attach) = (Duration::ZERO, Duration::ZERO);
+        const N: u32 = 30;
+        for _ in 0..N {
+            let t = Instant::now();
+            let sid = c.create_session();
+            create += t.elapsed();
+            let t = Instant::now();
+            c.attach(sid, ECHO);
+            attach += t.elapsed();
+            let r = c.request(json!({"janus": "destroy", "session_id": sid}));
+            assert_eq!(r["janus"], "success", "{r}");
+        }
+        (create / N, attach / N)
+    };
+    let (c0, a0) = measure(&single);
+    let (c1, a1) = measure(&clustered);
+    println!(
+        "records: create {:.2} ms -> {:.2} ms, attach {:.2} ms -> {:.2} ms (without -> with [cluster])",
+        c0.as_secs_f64() * 1e3,
+        c1.as_secs_f64() * 1e3,
+        a0.as_secs_f64() * 1e3,
+        a1.as_secs_f64() * 1e3
+    );
+    // One Redis round trip each on loopback; anything near the 1 s cap means waiting.
+    assert!(c1 < Duration::from_millis(100) && a1 < Duration::from_millis(100));
 }
