@@ -700,3 +700,34 @@ fn records_cost_of_create_and_attach() {
     // One Redis round trip each on loopback; anything near the 1 s cap means waiting.
     assert!(c1 < Duration::from_millis(100) && a1 < Duration::from_millis(100));
 }
+
+#[test]
+fn a_session_survives_two_failovers_in_a_row() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = cluster_proxy(&janus, &redis, "a");
+    let mut b = cluster_proxy(&janus, &redis, "b");
+    let c = cluster_proxy(&janus, &redis, "c");
+    let peers = Peers::new();
+    let mut client = a.client();
+    let call = echo_call(&peers, &mut client);
+    // A dies, B adopts; then B dies, and C adopts what B had adopted.
+    for (dying, next) in [(&mut a, b.url()), (&mut b, c.url())] {
+        kill9(dying);
+        drop(client);
+        client = Client::connect(&next);
+        let r = claim(&mut client, call.sid);
+        assert_eq!(r["janus"], "success", "claim on {next}: {r}");
+        echo_ok(
+            &mut client,
+            call.sid,
+            call.hid,
+            json!({"audio": true}),
+            None,
+        );
+    }
+    let before = total(&call.peer);
+    eventually("media still flows after two failovers", || {
+        total(&call.peer) > before + 2000
+    });
+}
