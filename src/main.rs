@@ -391,7 +391,7 @@ fn listeners_addr(l: &[std::net::TcpListener]) -> String {
 /// connections over the shards. A first probe bind without SO_REUSEPORT fails if another
 /// process already listens there (with SO_REUSEPORT it would silently share the port).
 fn bind_all(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    let probe = std::net::TcpListener::bind(addr).map_err(|e| {
+    let probe = probe_bind(addr).map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr}: {e} (is another janus-proxy running?)")
     })?;
     // Port 0 means "any": all shards must share the port the probe got.
@@ -410,6 +410,28 @@ fn bind_all(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListe
         })
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// How long a start waits for its port to be let go. A janus-proxy that just exited holds
+/// its listeners a little longer: the kernel tears its io_uring instance (and the accepts
+/// pending there) down after the process is gone, so a quick restart (systemd,
+/// a script) would otherwise fail with "address in use".
+const BIND_RETRY: Duration = Duration::from_secs(5);
+
+/// Binds `addr` alone (see [`bind_all`]), retrying for [`BIND_RETRY`] while it is in use.
+fn probe_bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let until = std::time::Instant::now() + BIND_RETRY;
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < until =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Waits for a signal to stop; SIGHUP reloads the TLS certificate and key meanwhile.

@@ -127,3 +127,54 @@ fn an_exposed_admin_api_needs_a_secret() {
     let (ok, text) = check_config(&base().set("admin_api", "cors_origins", "[\"*\"]").render());
     assert!(!ok && text.contains("admin_api.cors_origins"), "{text}");
 }
+
+/// A port still held when the proxy starts (as by a janus-proxy that has just exited: the
+/// kernel lets its io_uring listeners go a moment after the process) is waited for; one
+/// held for good is refused with a clear error.
+#[test]
+fn a_port_let_go_soon_after_start_is_waited_for_and_one_kept_is_refused() {
+    let held = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).expect("hold port");
+    let config = |port: u16| {
+        ProxyConfig::without_backends().set_str(
+            "ws_transport",
+            "ws_listen",
+            &format!("127.0.0.1:{port}"),
+        )
+    };
+
+    // let go 1 s after the start: the proxy comes up on it
+    let port = free_port();
+    let holder = held(port);
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        drop(holder);
+    });
+    let proxy = Proxy::start(config(port));
+    releaser.join().unwrap();
+    assert_eq!(proxy.port, port);
+    drop(proxy);
+
+    // kept: the start fails, naming the address
+    let port = free_port();
+    let _holder = held(port);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("janus-proxy.toml");
+    write_file(&path, &config(port).render());
+    let started = std::time::Instant::now();
+    let out = Command::new(proxy_bin())
+        .arg(&path)
+        .env_remove("JANUS_CLOUD_SECRET")
+        .output()
+        .expect("run janus-proxy");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started on a port in use: {text}");
+    assert!(
+        text.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{text}"
+    );
+    // it waited for the port before giving up
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(4),
+        "{text}"
+    );
+}
