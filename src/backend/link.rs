@@ -6,6 +6,11 @@
 //! creating one: the session of a dead proxy, whose handles this proxy adopts. It is
 //! never selected for new work, and gives up when Janus no longer has that session.
 //!
+//! A peer link ([`Link::peer`]) reaches another proxy of the cluster over its client
+//! API, as a client would: it is never selected for new work and serves one connection
+//! only (when it goes down its handles are lost and it retires; the next use makes a new
+//! one), so that the death of that proxy ends what went through it.
+//!
 //! Lifecycle: `Connecting` → `Up` (socket open, `info` read, session created) → on any
 //! failure `Down`, after which the supervisor retries with exponential backoff. A link
 //! that is `Down` is not selectable, so new work goes to other servers at once.
@@ -153,6 +158,8 @@ pub struct Link {
     claim: Option<u64>,
     /// Janus refused the claim: the session is gone, there is nothing to reconnect to.
     claim_refused: Cell<bool>,
+    /// One connection only (a peer link): retired when it goes down.
+    once: bool,
 }
 
 impl Link {
@@ -162,7 +169,18 @@ impl Link {
         counters: Arc<ShardCounters>,
         sink: Sink,
     ) -> Rc<Link> {
-        Self::build(server, conf, counters, sink, None)
+        Self::build(server, conf, counters, sink, None, false)
+    }
+
+    /// A link to another proxy's client API (see the module doc): one connection, then
+    /// retired.
+    pub fn peer(
+        server: Arc<ServerEntry>,
+        conf: LinkConf,
+        counters: Arc<ShardCounters>,
+        sink: Sink,
+    ) -> Rc<Link> {
+        Self::build(server, conf, counters, sink, None, true)
     }
 
     /// A link that claims backend session `session` (left by a dead proxy) instead of
@@ -174,7 +192,7 @@ impl Link {
         sink: Sink,
         session: u64,
     ) -> Rc<Link> {
-        Self::build(server, conf, counters, sink, Some(session))
+        Self::build(server, conf, counters, sink, Some(session), false)
     }
 
     fn build(
@@ -183,6 +201,7 @@ impl Link {
         counters: Arc<ShardCounters>,
         sink: Sink,
         claim: Option<u64>,
+        once: bool,
     ) -> Rc<Link> {
         Rc::new(Link {
             server,
@@ -200,6 +219,7 @@ impl Link {
             failed_before: Cell::new(false),
             claim,
             claim_refused: Cell::new(false),
+            once,
         })
     }
 
@@ -435,6 +455,10 @@ impl Link {
             self.go_down(&reason);
             if self.claim_refused.get() {
                 warn!(server = %self.server.name, session = ?self.claim, "adopted backend session is gone");
+                self.retired.set(true);
+                break;
+            }
+            if self.once {
                 self.retired.set(true);
                 break;
             }

@@ -29,6 +29,8 @@ pub struct Backends {
     links: RefCell<Vec<Rc<Link>>>,
     /// Links that claimed a dead proxy's backend session (never selected for new work).
     adopted: RefCell<Vec<Adopted>>,
+    /// Links to other proxies of the cluster (never selected for new work).
+    peers: RefCell<Vec<Rc<Link>>>,
     algorithm: Algorithm,
     /// Proxy-wide round-robin counter, shared by all shards (as the original's).
     counter: Arc<AtomicUsize>,
@@ -48,6 +50,7 @@ impl Backends {
         Backends {
             links: RefCell::new(Vec::new()),
             adopted: RefCell::new(Vec::new()),
+            peers: RefCell::new(Vec::new()),
             algorithm,
             counter,
         }
@@ -77,6 +80,17 @@ impl Backends {
             .iter()
             .find(|l| l.server.url == url && !l.server.is_removed())
             .cloned()
+    }
+
+    /// The live peer link to the proxy at `url` (retired ones are forgotten here).
+    pub fn peer(&self, url: &str) -> Option<Rc<Link>> {
+        let mut peers = self.peers.borrow_mut();
+        peers.retain(|l| !l.is_retired());
+        peers.iter().find(|l| l.server.url == url).cloned()
+    }
+
+    pub fn add_peer(&self, link: Rc<Link>) {
+        self.peers.borrow_mut().push(link);
     }
 
     /// The adopting link of backend session `key` (`<url>|<session id>`).

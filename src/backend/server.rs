@@ -62,6 +62,26 @@ impl ServerEntry {
         Some(e)
     }
 
+    /// The entry of another proxy of the cluster reached at `url` (a peer link's): never
+    /// selectable, in no registry.
+    pub fn peer(url: &str) -> Option<ServerEntry> {
+        let e = ServerEntry {
+            name: format!("proxy {url}"),
+            url: url.to_string(),
+            ws: WsUrl::parse(url)?,
+            status: AtomicU8::new(status::MAINTENANCE),
+            reported_handles: AtomicI64::new(-1),
+            proxy_handles: AtomicI64::new(0),
+            links_up: AtomicI64::new(0),
+            expire_s: AtomicU64::new(0),
+            utime_ms: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
+            kicks: AtomicU64::new(0),
+            start_time_ms: AtomicU64::new(0),
+        };
+        Some(e)
+    }
+
     /// Takes the mutable fields of a newer record of the same server.
     pub fn refresh(&self, r: &ServerRecord) {
         let old_status = self.status.swap(r.status, Ordering::Relaxed);

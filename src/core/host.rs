@@ -57,6 +57,13 @@ impl Host {
         self.shard.backends.by_url(url)
     }
 
+    /// This shard's link to another proxy of the cluster, reached at `url` over its client
+    /// API (`ws://…`): never selected for new work, one connection only (when it drops,
+    /// its handles are lost as with a dead backend, and the next call makes a new link).
+    pub fn peer_link(&self, url: &str) -> Option<Rc<Link>> {
+        self.shard.peer_link(url)
+    }
+
     /// The plugin's shard-local state of type `S`, created on first use.
     pub fn slot<S: Default + 'static>(&self) -> Rc<S> {
         self.shard.slots.get::<S>()

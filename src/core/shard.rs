@@ -224,6 +224,29 @@ impl Shard {
         link
     }
 
+    /// This shard's link to the other proxy of the cluster at `url` (its client API), made
+    /// on first use; `None` for a URL that is not `ws://host:port[/path]`.
+    pub fn peer_link(self: &Rc<Self>, url: &str) -> Option<Rc<Link>> {
+        if let Some(l) = self.backends.peer(url) {
+            return Some(l);
+        }
+        let server = Arc::new(ServerEntry::peer(url)?);
+        let me = Rc::downgrade(self);
+        let link = Link::peer(
+            server,
+            self.link_conf.clone(),
+            self.counters.clone(),
+            Box::new(move |link, ev| {
+                if let Some(shard) = me.upgrade() {
+                    events::on_link_event(&shard, link, ev);
+                }
+            }),
+        );
+        self.backends.add_peer(link.clone());
+        monoio::spawn(link.clone().supervise());
+        Some(link)
+    }
+
     /// The shard owning session `id`.
     pub fn owner_of(&self, id: u64) -> usize {
         jump_hash(id, self.count)

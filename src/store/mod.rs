@@ -1,5 +1,6 @@
 //! store/: state kept outside the shards, behind traits: the backend server registry in
 //! memory or in Redis (spec 02 §5.1), the Redis user directories of multi-proxy calls, the
+//! owners of ids shared by a cluster (`redis_owners`: a room's proxy), the
 //! cluster's session directory (heartbeats, adoption records), and the clock of every
 //! stored timestamp.
 //!
@@ -11,6 +12,7 @@ pub mod memory;
 pub mod record;
 pub mod redis_conn;
 pub mod redis_hash;
+pub mod redis_owners;
 pub mod redis_sessions;
 pub mod redis_store;
 pub mod redis_users;

@@ -1,0 +1,232 @@
+//! Owners in Redis: which proxy of a cluster serves each of a namespace's ids (the
+//! VideoRoom's rooms), so that every proxy sends the work of an id to the same one.
+//!
+//! Key `januscloud:<ns>_owner:<id>`: a string, the owner's address (how the others reach
+//! it), with a TTL of `ttl`, refreshed every `ttl/3` by the owner while it lives (and
+//! written again if Redis lost it). A proxy that dies stops refreshing: its ids are free
+//! once the TTL ran out, and the next claim takes them.
+//!
+//! A claim is one Lua script (read the owner; take the id if it has none and the caller
+//! may take it; refresh it if it is the caller's), so two proxies claiming at once cannot
+//! both win. All Redis work happens on one thread per namespace; shards send it requests
+//! and await the answers, and every request they wait for is one round trip (counted).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use futures_channel::oneshot;
+use tracing::{info, warn};
+
+use super::redis_conn::RedisConn;
+use super::StoreError;
+
+/// The owner of `KEYS[1]` ('' for none). With ARGV[3] = '1' an id without owner becomes
+/// ARGV[1]'s; an id of ARGV[1] has its TTL (ARGV[2] ms) renewed.
+const CLAIM: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v then
+  if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+  return v
+end
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return ''
+"#;
+
+/// 1 = still ours (renewed, or written again after Redis lost it), 0 = another's.
+const REFRESH: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+elseif v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+enum Op {
+    Claim(u64, bool, oneshot::Sender<Result<String, StoreError>>),
+    Release(u64),
+}
+
+/// The handle shards use; cheap to clone.
+#[derive(Clone)]
+pub struct RedisOwners {
+    tx: Sender<Op>,
+    /// This proxy's address, as the owner of its ids.
+    pub me: String,
+    /// Round trips made for requests someone waited for (claims and lookups).
+    pub round_trips: Arc<AtomicU64>,
+}
+
+struct Worker {
+    conn: RedisConn,
+    ns: &'static str,
+    me: String,
+    ttl_ms: u64,
+    /// Ids this proxy owns (shared with the shards, which need no round trip for them).
+    local: Arc<Mutex<BTreeSet<u64>>>,
+    round_trips: Arc<AtomicU64>,
+}
+
+impl Worker {
+    fn key(&self, id: u64) -> String {
+        format!("januscloud:{}_owner:{id}", self.ns)
+    }
+
+    fn claim(&mut self, id: u64, may_take: bool) -> Result<String, StoreError> {
+        let key = self.key(id);
+        let (me, ttl) = (self.me.clone(), self.ttl_ms);
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let owner = self.conn.with(|c| {
+            redis::Script::new(CLAIM)
+                .key(&key)
+                .arg(&me)
+                .arg(ttl)
+                .arg(if may_take { "1" } else { "0" })
+                .invoke::<String>(c)
+        })?;
+        if owner == self.me {
+            if let Ok(mut l) = self.local.lock() {
+                l.insert(id);
+            }
+        }
+        Ok(owner)
+    }
+
+    fn release(&mut self, id: u64) {
+        if !self.local.lock().is_ok_and(|mut l| l.remove(&id)) {
+            return;
+        }
+        let key = self.key(id);
+        let me = self.me.clone();
+        if let Err(e) = self.conn.with(|c| {
+            redis::Script::new(RELEASE)
+                .key(&key)
+                .arg(&me)
+                .invoke::<i64>(c)
+        }) {
+            warn!(ns = self.ns, id, error = %e, "could not release an owner key (it expires)");
+        }
+    }
+
+    fn refresh(&mut self) {
+        let ids: Vec<u64> = self
+            .local
+            .lock()
+            .map(|l| l.iter().copied().collect())
+            .unwrap_or_default();
+        for id in ids {
+            let key = self.key(id);
+            let (me, ttl) = (self.me.clone(), self.ttl_ms);
+            let mine = self.conn.with(|c| {
+                redis::Script::new(REFRESH)
+                    .key(&key)
+                    .arg(&me)
+                    .arg(ttl)
+                    .invoke::<i64>(c)
+            });
+            match mine {
+                Ok(1) => {}
+                Ok(_) => {
+                    info!(ns = self.ns, id, "id owned by another proxy now");
+                    if let Ok(mut l) = self.local.lock() {
+                        l.remove(&id);
+                    }
+                }
+                Err(e) => {
+                    warn!(ns = self.ns, error = %e, "owner refresh failed; retrying next round");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Op>, every: Duration) {
+        let mut next = Instant::now() + every;
+        loop {
+            if Instant::now() >= next {
+                self.refresh();
+                next = Instant::now() + every;
+            }
+            match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                Ok(Op::Claim(id, may_take, reply)) => {
+                    let _ = reply.send(self.claim(id, may_take));
+                }
+                Ok(Op::Release(id)) => self.release(id),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+impl RedisOwners {
+    /// Starts the owner thread of namespace `ns`; `me` is this proxy's address, `owned`
+    /// the set of ids it owns, kept up to date by the thread.
+    ///
+    /// # Errors
+    /// A malformed Redis URL, or Redis unreachable at start.
+    pub fn start(
+        url: &str,
+        ns: &'static str,
+        me: String,
+        ttl: Duration,
+        owned: Arc<Mutex<BTreeSet<u64>>>,
+    ) -> Result<RedisOwners, StoreError> {
+        let mut conn = RedisConn::new(url)?;
+        conn.ping()?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let round_trips = Arc::new(AtomicU64::new(0));
+        let ttl_ms = (ttl.as_millis() as u64).max(1000);
+        let worker = Worker {
+            conn,
+            ns,
+            me: me.clone(),
+            ttl_ms,
+            local: owned,
+            round_trips: round_trips.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("{ns}-owners"))
+            .spawn(move || worker.run(rx, Duration::from_millis(ttl_ms / 3)))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(RedisOwners {
+            tx,
+            me,
+            round_trips,
+        })
+    }
+
+    /// The owner of `id` ("" for none), taking it when it has none and `may_take`.
+    ///
+    /// # Errors
+    /// Redis unavailable.
+    pub async fn claim(&self, id: u64, may_take: bool) -> Result<String, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Claim(id, may_take, tx))
+            .map_err(|_| StoreError::Unavailable("owner thread stopped".into()))?;
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("owner thread stopped".into())))
+    }
+
+    /// Gives `id` up if this proxy owns it.
+    pub fn release(&self, id: u64) {
+        let _ = self.tx.send(Op::Release(id));
+    }
+}
