@@ -9,6 +9,9 @@
 //! id. Clients never see backend rooms or mirrors: the owner makes every room-level event
 //! itself, room ids and mirror mids are rewritten both ways.
 //!
+//! With a Redis `room_db` a room is served by one proxy of the cluster, its owner, and
+//! the other proxies relay their clients' handles of it there ([`relay`]).
+//!
 //! This module is the plugin's face: the handle state, which requests are synchronous,
 //! and the routing of backend events. [`requests`] serves the room-management requests,
 //! [`publisher`] and [`subscriber`] the two kinds of participant handles.
@@ -20,6 +23,7 @@ mod events;
 mod mirrors;
 mod participant;
 mod publisher;
+mod relay;
 mod requests;
 mod room;
 mod rooms;
@@ -68,6 +72,8 @@ pub enum Role {
     None,
     Publisher(publisher::PubRole),
     Subscriber(subscriber::SubRole),
+    /// Relayed to the room's owner, another proxy (its `peer_url`): see [`relay`].
+    Relay(Rc<str>),
 }
 
 /// A `message` waiting its turn.
@@ -159,6 +165,7 @@ impl Plugin for VideoRoom {
             start.rooms.push((*id, config.clone(), false));
         }
         let stored = store::open(&settings.room_db)?;
+        let mut round_trips = None;
         if let Some((db, rooms)) = stored {
             for (id, config) in rooms {
                 if !start.rooms.iter().any(|(s, _, _)| *s == id) {
@@ -166,6 +173,13 @@ impl Plugin for VideoRoom {
                 }
             }
             cx.services.insert(db);
+            let owners = relay::Owners::start(&settings, &cx.config.ws_transport.ws_listen)?;
+            tracing::info!(
+                peer_url = owners.me(),
+                "videoroom rooms shared with the cluster"
+            );
+            round_trips = Some(owners.round_trips());
+            cx.services.insert(owners);
         }
         tracing::info!(
             rooms = start.rooms.len(),
@@ -199,6 +213,13 @@ impl Plugin for VideoRoom {
                 |c| c.mirrors.load(std::sync::atomic::Ordering::Relaxed),
             ),
         ]);
+        if let Some(n) = round_trips {
+            cx.gauges.push(PluginGauge {
+                name: "videoroom_room_owner_round_trips",
+                help: "Redis round trips requests waited for to find or take a room's owner proxy",
+                read: Box::new(move || n.load(std::sync::atomic::Ordering::Relaxed) as i64),
+            });
+        }
         cx.services.insert(counts);
         cx.services.insert(start);
         cx.services.insert(settings);
@@ -231,6 +252,10 @@ impl Plugin for VideoRoom {
         };
         if SYNC_REQUESTS.contains(&request.as_str()) {
             let answer = msg.answer?;
+            if matches!(*h.role.borrow(), Role::Relay(_)) {
+                relay::sync(h, msg.body.get(), answer);
+                return None;
+            }
             requests::answer(ctx, request, body, answer);
             return None;
         }
@@ -326,6 +351,8 @@ impl Plugin for VideoRoom {
         }
         let role = h.role.borrow().clone();
         match role {
+            // The owner's events, as its client sees them, with this proxy's ids.
+            Role::Relay(_) => ctx.push(crate::api::reply::relay(msg, janus, ctx.addr(), None)),
             Role::Publisher(p) => publisher::backend_event(ctx, h, &p, msg, janus),
             Role::Subscriber(s) => subscriber::backend_event(ctx, h, &s, msg, janus),
             // Not joined yet (the join's answer is being awaited): core events only.
@@ -389,7 +416,14 @@ fn push_answer(ctx: &HandleCtx, transaction: &str, outcome: Outcome) {
 async fn run(ctx: &HandleCtx, h: &Rc<VrHandle>, job: Job) -> Outcome {
     let role = h.role.borrow().clone();
     match (job.request.as_str(), role) {
+        (_, Role::Relay(_)) => relay::forward(ctx, h, job).await,
         ("join", Role::None) | ("joinandconfigure", Role::None) => {
+            let room = job.body.get("room").and_then(Value::as_u64);
+            if let Some(room) = room.filter(|r| *r > 0) {
+                if let relay::Where::Proxy(url) = relay::owner_of(ctx.host(), room).await? {
+                    return relay::join(ctx, h, url, job).await;
+                }
+            }
             participant::join(ctx, h, job).await
         }
         ("join" | "joinandconfigure", Role::Publisher(_)) => Err(VrError::new(

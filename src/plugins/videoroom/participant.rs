@@ -95,7 +95,8 @@ pub fn release(host: &Host, h: &Rc<VrHandle>, loc: HandleLoc, end: End) {
             });
         }
         Role::Subscriber(s) => subscriber::release_all(host, &s),
-        Role::None => {}
+        // The owner's handle ends with the relayed one (detach) or by itself.
+        Role::Relay(_) | Role::None => {}
     }
     end_backend(h, end);
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::error::{VrError, VrResult, INVALID_REQUEST, NO_SUCH_FEED, UNAUTHORIZED};
+use super::error::{VrError, VrResult, INVALID_REQUEST, NO_SUCH_FEED, ROOM_EXISTS, UNAUTHORIZED};
 use super::participant::shard_gone;
+use super::relay::Where;
 use super::validate::{check, check_secret, opt, pos, req, req_pos, Ty};
 use super::{control, rooms, Settings};
 use crate::core::plugin::SyncAnswer;
@@ -39,6 +40,9 @@ pub async fn serve(host: &Host, request: &str, body: Map<String, Value>) -> VrRe
         | "listforwarders" | "rtp_forward" | "stop_rtp_forward" | "enable_recording" => {
             check(&body, &[req_pos("room")])?;
             let room = body.get("room").and_then(Value::as_u64).unwrap_or_default();
+            if let Where::Proxy(url) = super::relay::owner_of(host, room).await? {
+                return super::relay::request(host, &url, &body).await;
+            }
             let request = request.to_string();
             host.ask_async(rooms::owner(host, room), move |o| {
                 Box::pin(async move { on_owner(&o, &request, room, body).await })
@@ -75,11 +79,18 @@ async fn create(host: &Host, mut body: Map<String, Value>) -> VrResult<Value> {
             format!("Too many rooms (max {max})"),
         ));
     }
-    host.ask(rooms::owner(host, id), move |o| {
-        rooms::create(o, id, config, permanent)
-    })
-    .await
-    .unwrap_or_else(|| Err(shard_gone()))
+    // With rooms across proxies the id is taken in Redis first (427 if another has it).
+    super::relay::claim_new(host, id).await?;
+    let made = host
+        .ask(rooms::owner(host, id), move |o| {
+            rooms::create(o, id, config, permanent)
+        })
+        .await
+        .unwrap_or_else(|| Err(shard_gone()));
+    if made.as_ref().is_err_and(|e| e.code != ROOM_EXISTS) {
+        super::relay::release(host, id);
+    }
+    made
 }
 
 async fn list(host: &Host) -> VrResult<Value> {

@@ -396,6 +396,7 @@ pub fn destroy(host: &Host, id: u64, body: &Map<String, Value>) -> VrResult<Valu
     if room.permanent || permanent {
         super::store::delete(host, id);
     }
+    super::relay::release(host, id);
     let gone = json!({"videoroom": "destroyed", "room": id});
     let audience: Vec<HandleLoc> = room.participants.values().map(|p| p.loc).collect();
     push(host, &audience, &gone);

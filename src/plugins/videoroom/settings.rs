@@ -15,6 +15,8 @@ struct Raw {
     max_participants_per_room: usize,
     max_streams_per_request: usize,
     mirror_idle_timeout: u64,
+    peer_url: String,
+    owner_ttl: u64,
     rooms: Vec<toml::Table>,
 }
 
@@ -27,6 +29,8 @@ impl Default for Raw {
             max_participants_per_room: 1_000,
             max_streams_per_request: 256,
             mirror_idle_timeout: 60,
+            peer_url: String::new(),
+            owner_ttl: 10,
             rooms: Vec::new(),
         }
     }
@@ -48,6 +52,12 @@ pub struct Settings {
     pub max_streams_per_request: usize,
     /// Seconds an unused mirror is kept for the next subscriber before it is removed.
     pub mirror_idle_timeout: u64,
+    /// With a Redis `room_db`: the `ws://` URL other proxies reach this proxy's client API
+    /// at, for the rooms it owns ("" = `ws://` + `ws_transport.ws_listen`, with a wildcard
+    /// address made 127.0.0.1).
+    pub peer_url: String,
+    /// Seconds a room's owner key lives in Redis (refreshed every third of it).
+    pub owner_ttl: u64,
     /// `[[videoroom.rooms]]`, as `create` bodies make them.
     pub static_rooms: Vec<(u64, RoomConfig)>,
 }
@@ -76,6 +86,18 @@ impl Settings {
             return Err(format!(
                 "invalid value for `videoroom.mirror_idle_timeout`: {} (must be 1..86400)",
                 raw.mirror_idle_timeout
+            ));
+        }
+        if !raw.peer_url.is_empty() && crate::config::WsUrl::parse(&raw.peer_url).is_none() {
+            return Err(format!(
+                "invalid value for `videoroom.peer_url`: {:?} (must be \"\" or ws://host:port[/path])",
+                raw.peer_url
+            ));
+        }
+        if !(2..=3600).contains(&raw.owner_ttl) {
+            return Err(format!(
+                "invalid value for `videoroom.owner_ttl`: {} (must be 2..3600)",
+                raw.owner_ttl
             ));
         }
         for (key, v) in [
@@ -120,6 +142,8 @@ impl Settings {
             max_participants_per_room: raw.max_participants_per_room,
             max_streams_per_request: raw.max_streams_per_request,
             mirror_idle_timeout: raw.mirror_idle_timeout,
+            peer_url: raw.peer_url,
+            owner_ttl: raw.owner_ttl,
             static_rooms,
         })
     }
@@ -152,6 +176,12 @@ mod tests {
         assert!(parse("[videoroom]\nroom_db = \"file\"\n")
             .unwrap_err()
             .contains("room_db"));
+        assert!(parse("[videoroom]\npeer_url = \"http://x\"\n")
+            .unwrap_err()
+            .contains("peer_url"));
+        assert!(parse("[videoroom]\nowner_ttl = 1\n")
+            .unwrap_err()
+            .contains("owner_ttl"));
         assert!(parse("[videoroom]\nnope = 1\n")
             .unwrap_err()
             .contains("nope"));

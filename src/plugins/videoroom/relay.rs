@@ -1,0 +1,295 @@
+//! Rooms across proxies (`room_db = "redis://…"`). Each room is served by one proxy, its
+//! owner, named in Redis (`store::redis_owners`: key `januscloud:videoroom_owner:<room>`,
+//! value the owner's `peer_url`, TTL `owner_ttl`, refreshed while the owner lives). The
+//! owner holds the room as a single proxy does (participants, placement on backends,
+//! mirrors, every room event); the others relay to it.
+//!
+//! - A proxy takes a room it knows (static, stored or created here) that has no owner the
+//!   first time a request names it (one Lua script: one Redis round trip; none when this
+//!   proxy already owns it). `create` takes the new id, or answers 427 when another proxy
+//!   owns it; `destroy` gives it back.
+//! - A handle whose `join` names a room owned elsewhere becomes a relay: it attaches a
+//!   VideoRoom handle on the owner through a peer link (the owner's client API, as any
+//!   client: `Host::peer_link`), and from then on every request, candidate and hangup goes
+//!   there untouched and every answer and event comes back with this proxy's session and
+//!   handle ids. The client sees exactly what a client of the owner sees (same room and
+//!   feed ids, same events in the same order); its PeerConnection is with the backend the
+//!   owner placed it on.
+//! - A room-level synchronous request (`exists`, `listparticipants`, `kick`, …) for a room
+//!   owned elsewhere goes to the owner on a shard-wide control handle.
+//! - The owner dies: the peer link drops, and every relayed handle ends as one whose
+//!   backend died (`hangup`, then `detached`). Its room key runs out after `owner_ttl`;
+//!   until then joins of the room fail with 503, then the next join takes the room (a new,
+//!   empty room: nothing of the dead owner's is taken over).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use ahash::AHashMap;
+use futures_channel::oneshot;
+use serde_json::{Map, Value};
+
+use super::error::{VrError, VrResult, ROOM_EXISTS};
+use super::participant::{on_owner, shard_gone};
+use super::{error_text, event_data, flush_candidates, rooms, Job, Outcome, Role, VrHandle};
+use super::{Settings, PACKAGE};
+use crate::api::reply;
+use crate::plugins::{BackendHandle, HandleCtx, Host};
+use crate::store::redis_owners::RedisOwners;
+
+/// The room owners in Redis (a service, with a Redis `room_db` only).
+pub struct Owners {
+    db: RedisOwners,
+    /// Rooms this proxy owns (what the owner thread keeps refreshing).
+    owned: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+impl Owners {
+    /// Starts the owner thread. `peer_url` is this proxy's address ("" = derived from
+    /// `ws_listen`).
+    ///
+    /// # Errors
+    /// Redis unreachable.
+    pub fn start(settings: &Settings, ws_listen: &str) -> Result<Owners, String> {
+        let me = if settings.peer_url.is_empty() {
+            default_peer_url(ws_listen)
+        } else {
+            settings.peer_url.clone()
+        };
+        let owned = Arc::new(Mutex::new(BTreeSet::new()));
+        let db = RedisOwners::start(
+            &settings.room_db,
+            "videoroom",
+            me,
+            std::time::Duration::from_secs(settings.owner_ttl),
+            owned.clone(),
+        )
+        .map_err(|e| format!("videoroom.room_db: {e}"))?;
+        Ok(Owners { db, owned })
+    }
+
+    pub fn me(&self) -> &str {
+        &self.db.me
+    }
+
+    /// Redis round trips made for requests that waited for them (a counter).
+    pub fn round_trips(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.db.round_trips.clone()
+    }
+
+    fn owns(&self, room: u64) -> bool {
+        self.owned.lock().is_ok_and(|o| o.contains(&room))
+    }
+}
+
+/// `ws://` + the listen address, a wildcard address made loopback.
+fn default_peer_url(ws_listen: &str) -> String {
+    let addr = if let Some(port) = ws_listen.strip_prefix("0.0.0.0:") {
+        format!("127.0.0.1:{port}")
+    } else if let Some(port) = ws_listen.strip_prefix("[::]:") {
+        format!("[::1]:{port}")
+    } else {
+        ws_listen.to_string()
+    };
+    format!("ws://{addr}")
+}
+
+/// Which proxy serves a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Where {
+    /// This one (or no proxy has it and this one does not know it: the local answer is
+    /// 426).
+    Here,
+    /// The proxy at this `peer_url`.
+    Proxy(String),
+}
+
+fn directory_error(e: impl std::fmt::Display) -> VrError {
+    VrError::new(503, format!("Room directory unavailable: {e}"))
+}
+
+/// Which proxy serves room `id`, taking it when nobody does and this proxy knows it.
+///
+/// # Errors
+/// 503 when Redis cannot be reached.
+pub async fn owner_of(host: &Host, id: u64) -> VrResult<Where> {
+    let Some(owners) = host.service::<Owners>() else {
+        return Ok(Where::Here);
+    };
+    if owners.owns(id) {
+        return Ok(Where::Here);
+    }
+    let (db, me) = (owners.db.clone(), owners.me().to_string());
+    let known = on_owner(host, id, move |o| {
+        Ok(rooms::rooms(o).map.borrow().contains_key(&id))
+    })
+    .await?;
+    let owner = db.claim(id, known).await.map_err(directory_error)?;
+    Ok(if owner.is_empty() || owner == me {
+        Where::Here
+    } else {
+        Where::Proxy(owner)
+    })
+}
+
+/// Takes id `id` for a room `create` makes here.
+///
+/// # Errors
+/// 427 when another proxy owns it; 503 when Redis cannot be reached.
+pub async fn claim_new(host: &Host, id: u64) -> VrResult<()> {
+    let Some(owners) = host.service::<Owners>() else {
+        return Ok(());
+    };
+    let (db, me) = (owners.db.clone(), owners.me().to_string());
+    let owner = db.claim(id, true).await.map_err(directory_error)?;
+    if owner != me {
+        return Err(VrError::new(
+            ROOM_EXISTS,
+            format!("Room {id} already exists"),
+        ));
+    }
+    Ok(())
+}
+
+/// Gives room `id` up (destroyed here, or never made).
+pub fn release(host: &Host, id: u64) {
+    if let Some(owners) = host.service::<Owners>() {
+        owners.db.release(id);
+    }
+}
+
+/// A join of a room owned by the proxy at `url`: the handle becomes a relay to a handle
+/// of that proxy, and the join goes there.
+pub async fn join(ctx: &HandleCtx, h: &Rc<VrHandle>, url: String, job: Job) -> Outcome {
+    let link = ctx
+        .host()
+        .peer_link(&url)
+        .ok_or_else(|| VrError::new(503, format!("Room owner {url} not reachable")))?;
+    let b = BackendHandle::attach(&link, PACKAGE, ctx).await?;
+    if !ctx.is_attached() {
+        b.detach();
+        return Ok(None);
+    }
+    *h.backend.borrow_mut() = Some(b.clone());
+    *h.role.borrow_mut() = Role::Relay(url.into());
+    flush_candidates(h, &b);
+    forward(ctx, h, job).await
+}
+
+/// An asynchronous request of a relayed handle: sent to the owner in order, its answer
+/// pushed to the client as it arrives (in order with the owner's later events).
+pub async fn forward(ctx: &HandleCtx, h: &Rc<VrHandle>, job: Job) -> Outcome {
+    let Some(b) = h.backend.borrow().clone() else {
+        return Err(shard_gone());
+    };
+    let body = Value::Object(job.body).to_string();
+    let mut fields = vec![("body", body.as_str())];
+    if let Some(j) = job.jsep.as_deref() {
+        fields.push(("jsep", j));
+    }
+    let (tx, rx) = oneshot::channel();
+    let (c, transaction) = (ctx.clone(), job.transaction.clone());
+    b.send_in_order(
+        &fields,
+        Box::new(move |r| {
+            let out = match r {
+                Ok(m) => {
+                    if c.is_attached() {
+                        c.push(reply::relay(m, "event", c.addr(), Some(&transaction)));
+                    }
+                    Ok(None)
+                }
+                Err(e) => Err(VrError::from(e)),
+            };
+            let _ = tx.send(out);
+        }),
+    );
+    rx.await.unwrap_or_else(|_| Err(shard_gone()))
+}
+
+/// A synchronous request of a relayed handle: answered by the owner.
+pub fn sync(h: &VrHandle, body: &str, answer: crate::core::plugin::SyncAnswer) {
+    let Some(b) = h.backend.borrow().clone() else {
+        answer(&error_text(&shard_gone()));
+        return;
+    };
+    b.link.send(
+        "message",
+        Some(b.id),
+        &[("body", body)],
+        false,
+        Box::new(move |r| {
+            let data = match r {
+                Ok(m) => event_data(m).unwrap_or(Value::Null).to_string(),
+                Err(e) => error_text(&VrError::from(e)),
+            };
+            answer(&data);
+        }),
+    );
+}
+
+/// This shard's control handles on other proxies, by `peer_url` (a shard-local slot).
+#[derive(Default)]
+pub struct Controls {
+    by_url: RefCell<AHashMap<String, BackendHandle>>,
+}
+
+/// A room-level synchronous request for a room the proxy at `url` owns: its answer
+/// there (`plugindata.data`, an error object included).
+///
+/// # Errors
+/// 503/504 when that proxy cannot be reached.
+pub async fn request(host: &Host, url: &str, body: &Map<String, Value>) -> VrResult<Value> {
+    let controls = host.slot::<Controls>();
+    let cached = controls
+        .by_url
+        .borrow()
+        .get(url)
+        .filter(|b| !b.link.is_retired() && !b.link.is_down())
+        .cloned();
+    let b = match cached {
+        Some(b) => b,
+        None => {
+            let link = host
+                .peer_link(url)
+                .ok_or_else(|| VrError::new(503, format!("Room owner {url} not reachable")))?;
+            let capacity = host.config().limits.max_queued_requests_per_handle;
+            let b = BackendHandle::attach_own(&link, PACKAGE, Box::new(|_| {}), capacity).await?;
+            controls
+                .by_url
+                .borrow_mut()
+                .insert(url.to_string(), b.clone());
+            b
+        }
+    };
+    let text = Value::Object(body.clone()).to_string();
+    let (tx, rx) = oneshot::channel();
+    b.link.send(
+        "message",
+        Some(b.id),
+        &[("body", &text)],
+        false,
+        Box::new(move |r| {
+            let _ = tx.send(r.map(|m| event_data(m).unwrap_or(Value::Null)));
+        }),
+    );
+    match rx.await {
+        Ok(Ok(data)) => Ok(data),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(shard_gone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_url_from_the_listen_address() {
+        assert_eq!(default_peer_url("0.0.0.0:8288"), "ws://127.0.0.1:8288");
+        assert_eq!(default_peer_url("[::]:8288"), "ws://[::1]:8288");
+        assert_eq!(default_peer_url("10.0.0.5:9000"), "ws://10.0.0.5:9000");
+    }
+}

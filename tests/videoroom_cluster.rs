@@ -1,0 +1,379 @@
+//! One VideoRoom conference across two proxies sharing a Redis (`room_db`), over three real
+//! Janus backends, with real media (janus-mediapeer): the room's owner proxy (A, where it
+//! was created) holds it; participants of the other proxy (B) are relayed there. A
+//! subscriber on B receives the publishers of A (and one of B) in one PeerConnection; what
+//! B's participants see is what A's see (same events, same ids); a publisher leaving on A
+//! is seen on B; the owner killed ends B's participants (`hangup`, `detached`) and the
+//! room is taken over by B once the owner's key ran out.
+//!
+//! Ports: Janus ws 18300-18302 (admin 17300-17302), RTP 33000-33899.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::vr::*;
+use common::*;
+use janus_mediapeer::{Peer, Peers};
+use serde_json::{json, Value};
+
+const T: Duration = REPLY_TIMEOUT;
+/// Long enough for Opus silence (about 150 bytes a second) to show.
+const AUDIO_BYTES: u64 = 150;
+/// The room owner key's TTL in these tests (seconds).
+const OWNER_TTL: u64 = 2;
+/// A room both proxies know from their config.
+const STATIC_ROOM: u64 = 4321;
+
+fn janus() -> Backends {
+    backends_with_span("vr-cluster", 3, 18300, 33000, 300)
+}
+
+fn cluster_proxy(be: &Backends, redis: &RedisServer) -> Proxy {
+    let cfg = proxy_config(be)
+        .set_str("videoroom", "room_db", &redis.url())
+        .set("videoroom", "owner_ttl", &OWNER_TTL.to_string())
+        .raw(&format!(
+            "[[videoroom.rooms]]\nroom = {STATIC_ROOM}\ndescription = \"both\"\npublishers = 6\n"
+        ));
+    Proxy::start(cfg)
+}
+
+/// A publisher with real media.
+struct Pub {
+    v: Vr,
+    h: u64,
+    _peer: Peer,
+}
+
+fn publish(peers: &Peers, url: &str, room: u64, id: u64) -> Pub {
+    let mut v = Vr::connect(url);
+    let h = v.handle();
+    let (j, _) = v.call(h, json!({"request": "join", "room": room, "ptype": "publisher", "id": id, "display": format!("p{id}")}), None);
+    assert_eq!(j["videoroom"], "joined", "{j}");
+    let (peer, offer) = peers.publisher(true, true).expect("publisher peer");
+    let (c, jsep) = v.call(
+        h,
+        json!({"request": "configure", "audio": true, "video": true}),
+        Some(json!({"type": "offer", "sdp": offer})),
+    );
+    assert_eq!(c["configured"], "ok", "{c}");
+    peer.set_answer(jsep["sdp"].as_str().expect("answer sdp"))
+        .expect("set answer");
+    peer.wait_connected(T).expect("publisher connected");
+    v.c.recv_event(|e| e["janus"] == "webrtcup" && e["sender"] == h, T);
+    Pub { v, h, _peer: peer }
+}
+
+/// The subscriber mids of each feed in an `attached`/`updated` stream list (active only).
+fn mids_by_feed(data: &Value) -> BTreeMap<u64, Vec<String>> {
+    let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for s in data["streams"].as_array().into_iter().flatten() {
+        if s["active"] == false {
+            continue;
+        }
+        if let (Some(f), Some(m)) = (s["feed_id"].as_u64(), s["mid"].as_str()) {
+            out.entry(f).or_default().push(m.to_string());
+        }
+    }
+    out
+}
+
+/// Waits until every mid of `mids` received `more` bytes beyond `base`.
+fn wait_growth(peer: &Peer, mids: &[String], more: u64, within: Duration) {
+    let base = peer.received();
+    let deadline = Instant::now() + within;
+    loop {
+        let now = peer.received();
+        let short: Vec<&String> = mids
+            .iter()
+            .filter(|m| {
+                now.get(*m).copied().unwrap_or(0) < base.get(*m).copied().unwrap_or(0) + more
+            })
+            .collect();
+        if short.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new media on {short:?}: {now:?} (was {base:?})"
+        );
+        poll_pause();
+    }
+}
+
+fn round_trips(p: &Proxy) -> f64 {
+    metric(p, "janus_proxy_videoroom_room_owner_round_trips").unwrap_or(0.0)
+}
+
+/// A publisher-type participant that does not publish: it only watches the room's events.
+fn watcher(url: &str, room: u64, id: u64) -> (Vr, u64, Value) {
+    let mut v = Vr::connect(url);
+    let h = v.handle();
+    let (j, _) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "publisher", "id": id, "display": format!("w{id}")}),
+        None,
+    );
+    assert_eq!(j["videoroom"], "joined", "{j}");
+    (v, h, j)
+}
+
+/// `joined` without what differs between two participants (their own id and private id).
+fn joined_shape(j: &Value) -> Value {
+    let mut j = j.clone();
+    if let Some(m) = j.as_object_mut() {
+        m.remove("id");
+        m.remove("private_id");
+    }
+    j
+}
+
+#[test]
+fn a_subscriber_on_b_receives_publishers_of_a_in_one_peerconnection() {
+    let be = janus();
+    let redis = RedisServer::start();
+    let a = cluster_proxy(&be, &redis);
+    let b = cluster_proxy(&be, &redis);
+    let peers = Peers::new();
+    let room = fresh_room();
+
+    // The room is created through A: A owns it; B knows of it through Redis.
+    let mut admin = Vr::connect(&a.url());
+    let ha = admin.handle();
+    let c = admin.sync(
+        ha,
+        json!({"request": "create", "room": room, "publishers": 10}),
+    );
+    assert_eq!(c["videoroom"], "created", "{c}");
+    let mut admin_b = Vr::connect(&b.url());
+    let hb = admin_b.handle();
+    let e = admin_b.sync(hb, json!({"request": "exists", "room": room}));
+    assert_eq!(
+        e,
+        json!({"videoroom": "success", "room": room, "exists": true})
+    );
+    let again = admin_b.sync(hb, json!({"request": "create", "room": room}));
+    assert_eq!(again["error_code"], 427, "{again}");
+
+    // Two watchers, one per proxy, see the room from the first event on.
+    let (mut wa, wha, ja) = watcher(&a.url(), room, 901);
+    let rt_b = round_trips(&b);
+    let rt_a = round_trips(&a);
+    let (mut wb, whb, jb) = watcher(&b.url(), room, 902);
+    let join_cost_b = round_trips(&b) - rt_b;
+    let join_cost_a = round_trips(&a) - rt_a;
+    eprintln!(
+        "Redis round trips of one join through B (room owned by A): {join_cost_b} on B, {join_cost_a} on A"
+    );
+    assert_eq!(join_cost_b, 1.0, "one claim script on B");
+    assert_eq!(join_cost_a, 0.0, "the owner knows its room");
+    assert_eq!(joined_shape(&ja), joined_shape(&jb), "joined on A and on B");
+    assert_eq!(jb["room"], room, "{jb}");
+
+    // Three publishers through A, one through B, with media.
+    let p1 = publish(&peers, &a.url(), room, 1);
+    let _p2 = publish(&peers, &a.url(), room, 2);
+    let _p3 = publish(&peers, &a.url(), room, 3);
+    let rt_b = round_trips(&b);
+    let _p4 = publish(&peers, &b.url(), room, 4);
+    eprintln!(
+        "Redis round trips of a publisher's join and configure through B: {}",
+        round_trips(&b) - rt_b
+    );
+    let mut at = placement(&be, room, &[1, 2, 3, 4]);
+    at.sort_unstable();
+    at.dedup();
+    assert_eq!(at, vec![0, 1, 2], "the publishers span the three backends");
+
+    // Both watchers saw the same announcements, in the same order.
+    for id in [1u64, 2, 3, 4] {
+        let on_a = wa.event(wha, |d| {
+            d["publishers"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|p| p["id"] == id))
+        });
+        let on_b = wb.event(whb, |d| {
+            d["publishers"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|p| p["id"] == id))
+        });
+        assert_eq!(on_a, on_b, "announcement of {id} on A and on B");
+        assert_eq!(on_b["room"], room, "{on_b}");
+    }
+
+    // One PeerConnection on B receives the four feeds.
+    let mut v = Vr::connect(&b.url());
+    let h = v.handle();
+    let streams: Vec<Value> = [1u64, 2, 3, 4].iter().map(|f| json!({"feed": f})).collect();
+    let subscribed_at = Instant::now();
+    let (attached, jsep) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
+        None,
+    );
+    assert_eq!(attached["videoroom"], "attached", "{attached}");
+    assert_eq!(attached["room"], room, "{attached}");
+    let (peer, answer) = peers
+        .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
+        .expect("subscriber peer");
+    let (s, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(s["started"], "ok", "{s}");
+    peer.wait_connected(T).expect("subscriber connected");
+    let by_feed = mids_by_feed(&attached);
+    assert_eq!(by_feed.len(), 4, "{attached}");
+    for st in attached["streams"].as_array().unwrap() {
+        let expected = if st["type"] == "audio" { "0" } else { "1" };
+        assert_eq!(st["feed_mid"], expected, "publisher mids: {st}");
+    }
+    let all: Vec<String> = by_feed.values().flatten().cloned().collect();
+    peer.wait_received(
+        &all.iter().map(String::as_str).collect::<Vec<_>>(),
+        AUDIO_BYTES,
+        T,
+    )
+    .expect("media of every feed");
+    let got = peer.received();
+    eprintln!(
+        "subscriber on B, bytes per mid {:?} ({:?} after its join)",
+        got,
+        subscribed_at.elapsed()
+    );
+    for (feed, mids) in &by_feed {
+        for m in mids {
+            assert!(
+                got.get(m).copied().unwrap_or(0) >= AUDIO_BYTES,
+                "feed {feed} mid {m}: {got:?}"
+            );
+        }
+    }
+
+    // listparticipants through B is the owner's.
+    let lp_a = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
+    let lp_b = admin_b.sync(hb, json!({"request": "listparticipants", "room": room}));
+    assert_eq!(lp_a, lp_b);
+    assert_eq!(
+        lp_b["participants"].as_array().map(Vec::len),
+        Some(6),
+        "{lp_b}"
+    );
+
+    // Publisher 1 leaves on A: B's watcher and subscriber are told as A's watcher is.
+    let mut p1 = p1;
+    let (l, _) = p1.v.call(p1.h, json!({"request": "leave"}), None);
+    assert_eq!(l["leaving"], "ok", "{l}");
+    for w in [(&mut wa, wha), (&mut wb, whb)] {
+        let (vw, hw) = w;
+        let u = vw.event(hw, |d| d.get("unpublished").is_some());
+        assert_eq!(
+            u,
+            json!({"videoroom": "event", "room": room, "unpublished": 1})
+        );
+        let lv = vw.event(hw, |d| d.get("leaving").is_some());
+        assert_eq!(
+            lv,
+            json!({"videoroom": "event", "room": room, "leaving": 1})
+        );
+    }
+    let upd = v.c.recv_event(
+        |e| {
+            e["sender"] == h
+                && e["plugindata"]["data"]["videoroom"] == "updated"
+                && e.get("jsep").is_some()
+        },
+        T,
+    );
+    let updated = data_of(&upd);
+    assert_eq!(updated["room"], room, "{updated}");
+    assert!(
+        !mids_by_feed(&updated).contains_key(&1),
+        "feed 1 is gone from the subscription: {updated}"
+    );
+    let answer = peer
+        .renegotiate(upd["jsep"]["sdp"].as_str().expect("offer sdp"))
+        .expect("renegotiate");
+    let (st, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(st["started"], "ok", "{st}");
+    let keep: Vec<String> = [2u64, 3, 4]
+        .iter()
+        .flat_map(|f| by_feed[f].clone())
+        .collect();
+    wait_growth(&peer, &keep, AUDIO_BYTES, T);
+
+    // B's watcher leaves: A's watcher sees it leave.
+    let (l, _) = wb.call(whb, json!({"request": "leave"}), None);
+    assert_eq!(l["leaving"], "ok", "{l}");
+    let lv = wa.event(wha, |d| d.get("leaving").is_some());
+    assert_eq!(
+        lv,
+        json!({"videoroom": "event", "room": room, "leaving": 902})
+    );
+}
+
+#[test]
+fn the_owner_killed_ends_the_relayed_participants_and_the_room_is_taken_over() {
+    let be = janus();
+    let redis = RedisServer::start();
+    let mut a = cluster_proxy(&be, &redis);
+    let b = cluster_proxy(&be, &redis);
+    let room = STATIC_ROOM;
+    // A takes the static room first (both know it).
+    let (_wa, _wha, _) = watcher(&a.url(), room, 11);
+    let (mut wb, whb, jb) = watcher(&b.url(), room, 12);
+    assert_eq!(jb["room"], room, "{jb}");
+    let mut sb = Vr::connect(&b.url());
+    let hs = sb.handle();
+    let e = sb.sync(hs, json!({"request": "listparticipants", "room": room}));
+    assert_eq!(e["participants"].as_array().map(Vec::len), Some(2), "{e}");
+
+    let killed = Instant::now();
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    // B's participant of A's room ends as one whose backend died.
+    let hangup =
+        wb.c.recv_event(|e| e["janus"] == "hangup" && e["sender"] == whb, T);
+    eprintln!(
+        "owner killed -> relayed participant hung up in {:?}: {hangup}",
+        killed.elapsed()
+    );
+    wb.c.recv_event(|e| e["janus"] == "detached" && e["sender"] == whb, T);
+    // A join through B fails cleanly while the dead owner's key lives, then B takes the
+    // room: a new, empty room.
+    let deadline = Instant::now() + Duration::from_secs(OWNER_TTL * 5);
+    let mut refused = 0;
+    let joined = loop {
+        let h = wb.handle();
+        let (j, _) = wb.call(
+            h,
+            json!({"request": "join", "room": room, "ptype": "publisher", "id": 13}),
+            None,
+        );
+        if j["videoroom"] == "joined" {
+            break j;
+        }
+        assert_eq!(j["error_code"], 503, "{j}");
+        refused += 1;
+        assert!(Instant::now() < deadline, "room never taken over: {j}");
+        poll_pause();
+    };
+    eprintln!(
+        "room taken over by B {:?} after the kill ({refused} joins refused with 503 meanwhile)",
+        killed.elapsed()
+    );
+    assert_eq!(joined["publishers"], json!([]), "{joined}");
+    let lp = sb.sync(hs, json!({"request": "listparticipants", "room": room}));
+    assert_eq!(
+        lp["participants"],
+        json!([{"id": 13, "publisher": false}]),
+        "{lp}"
+    );
+}
