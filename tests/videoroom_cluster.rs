@@ -377,3 +377,30 @@ fn the_owner_killed_ends_the_relayed_participants_and_the_room_is_taken_over() {
         "{lp}"
     );
 }
+
+#[test]
+fn a_relaying_proxy_killed_its_participants_leave_the_owners_room() {
+    let be = janus();
+    let redis = RedisServer::start();
+    let a = cluster_proxy(&be, &redis);
+    let mut b = cluster_proxy(&be, &redis);
+    let room = fresh_room();
+    let mut admin = Vr::connect(&a.url());
+    let ha = admin.handle();
+    admin.sync(ha, json!({"request": "create", "room": room}));
+    let (mut wa, wha, _) = watcher(&a.url(), room, 21);
+    let (_wb, _whb, _) = watcher(&b.url(), room, 22);
+    let killed = Instant::now();
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    // A's session of B's peer link closed (reclaim_session_timeout 0): its handle goes,
+    // and the participant leaves as a client of A that disconnected would.
+    let lv = wa.event(wha, |d| d.get("leaving").is_some());
+    assert_eq!(lv, json!({"videoroom": "event", "room": room, "leaving": 22}));
+    eprintln!(
+        "relaying proxy killed -> its participant left the owner's room in {:?}",
+        killed.elapsed()
+    );
+    let lp = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
+    assert_eq!(lp["participants"], json!([{"id": 21, "display": "w21", "publisher": false}]));
+}

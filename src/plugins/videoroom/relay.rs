@@ -54,7 +54,12 @@ impl Owners {
     /// Redis unreachable.
     pub fn start(settings: &Settings, ws_listen: &str) -> Result<Owners, String> {
         let me = if settings.peer_url.is_empty() {
-            default_peer_url(ws_listen)
+            default_peer_url(ws_listen).ok_or_else(|| {
+                format!(
+                    "videoroom.peer_url: required with a Redis room_db when ws_transport.ws_listen \
+                     ({ws_listen}) is a wildcard address: other proxies must reach this one there"
+                )
+            })?
         } else {
             settings.peer_url.clone()
         };
@@ -84,16 +89,11 @@ impl Owners {
     }
 }
 
-/// `ws://` + the listen address, a wildcard address made loopback.
-fn default_peer_url(ws_listen: &str) -> String {
-    let addr = if let Some(port) = ws_listen.strip_prefix("0.0.0.0:") {
-        format!("127.0.0.1:{port}")
-    } else if let Some(port) = ws_listen.strip_prefix("[::]:") {
-        format!("[::1]:{port}")
-    } else {
-        ws_listen.to_string()
-    };
-    format!("ws://{addr}")
+/// `ws://` + the listen address; `None` for a wildcard address, which other proxies
+/// cannot use (every proxy would call itself `ws://127.0.0.1:…` and own every room).
+fn default_peer_url(ws_listen: &str) -> Option<String> {
+    let wildcard = ws_listen.starts_with("0.0.0.0:") || ws_listen.starts_with("[::]:");
+    (!wildcard).then(|| format!("ws://{ws_listen}"))
 }
 
 /// Which proxy serves a room.
@@ -288,8 +288,11 @@ mod tests {
 
     #[test]
     fn peer_url_from_the_listen_address() {
-        assert_eq!(default_peer_url("0.0.0.0:8288"), "ws://127.0.0.1:8288");
-        assert_eq!(default_peer_url("[::]:8288"), "ws://[::1]:8288");
-        assert_eq!(default_peer_url("10.0.0.5:9000"), "ws://10.0.0.5:9000");
+        assert_eq!(default_peer_url("0.0.0.0:8288"), None);
+        assert_eq!(default_peer_url("[::]:8288"), None);
+        assert_eq!(
+            default_peer_url("10.0.0.5:9000").as_deref(),
+            Some("ws://10.0.0.5:9000")
+        );
     }
 }

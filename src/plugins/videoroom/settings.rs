@@ -53,8 +53,8 @@ pub struct Settings {
     /// Seconds an unused mirror is kept for the next subscriber before it is removed.
     pub mirror_idle_timeout: u64,
     /// With a Redis `room_db`: the `ws://` URL other proxies reach this proxy's client API
-    /// at, for the rooms it owns ("" = `ws://` + `ws_transport.ws_listen`, with a wildcard
-    /// address made 127.0.0.1).
+    /// at, for the rooms it owns ("" = `ws://` + `ws_transport.ws_listen`, which must then
+    /// not be a wildcard address).
     pub peer_url: String,
     /// Seconds a room's owner key lives in Redis (refreshed every third of it).
     pub owner_ttl: u64,
