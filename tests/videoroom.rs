@@ -601,7 +601,15 @@ fn static_rooms_from_config() {
 fn permanent_rooms_survive_a_restart_with_a_redis_room_db() {
     let be = vr_backends();
     let redis = RedisServer::start();
-    let cfg = proxy_config(&be).set_str("videoroom", "room_db", &redis.url());
+    // The same address across restarts, as a proxy restarted with its config has: with a
+    // Redis room_db, rooms are owned by a proxy's address (`peer_url`).
+    let cfg = proxy_config(&be)
+        .set_str("videoroom", "room_db", &redis.url())
+        .set_str(
+            "ws_transport",
+            "ws_listen",
+            &format!("127.0.0.1:{}", free_port()),
+        );
     let room = fresh_room();
     {
         let proxy = Proxy::start(cfg.clone());
@@ -657,7 +665,8 @@ fn permanent_rooms_survive_a_restart_with_a_redis_room_db() {
 
 #[test]
 fn a_killed_backend_takes_its_publishers_out_of_the_room() {
-    let be = Backends::own_with_span("videoroom-kill", 3, 19260, 17000, 300);
+    let (set, ws, rtp) = vr_ports("videoroom-kill", 19260, 17000, 18410, 8000);
+    let be = Backends::own_with_span(&set, 3, ws, rtp, 300);
     let proxy = Proxy::start(proxy_config(&be));
     let room = fresh_room();
     let mut admin = Vr::connect(&proxy.url());

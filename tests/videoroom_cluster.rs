@@ -396,11 +396,17 @@ fn a_relaying_proxy_killed_its_participants_leave_the_owners_room() {
     // A's session of B's peer link closed (reclaim_session_timeout 0): its handle goes,
     // and the participant leaves as a client of A that disconnected would.
     let lv = wa.event(wha, |d| d.get("leaving").is_some());
-    assert_eq!(lv, json!({"videoroom": "event", "room": room, "leaving": 22}));
+    assert_eq!(
+        lv,
+        json!({"videoroom": "event", "room": room, "leaving": 22})
+    );
     eprintln!(
         "relaying proxy killed -> its participant left the owner's room in {:?}",
         killed.elapsed()
     );
     let lp = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
-    assert_eq!(lp["participants"], json!([{"id": 21, "display": "w21", "publisher": false}]));
+    assert_eq!(
+        lp["participants"],
+        json!([{"id": 21, "display": "w21", "publisher": false}])
+    );
 }

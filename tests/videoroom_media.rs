@@ -358,7 +358,8 @@ fn the_publishers_limit_counts_publishers_whose_media_flows() {
 
 #[test]
 fn a_backend_killed_mid_conference_leaves_the_others_media_flowing() {
-    let be = Backends::own_with_span("videoroom-kill-media", 3, 19270, 29200, 260);
+    let (set, ws, rtp) = vr_ports("videoroom-kill-media", 19270, 29200, 18420, 9000);
+    let be = Backends::own_with_span(&set, 3, ws, rtp, 260);
     let proxy = Proxy::start(proxy_config(&be));
     let peers = Peers::new();
     let room = fresh_room();

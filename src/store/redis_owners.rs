@@ -23,10 +23,16 @@ use tracing::{info, warn};
 use super::redis_conn::RedisConn;
 use super::StoreError;
 
-/// The owner of `KEYS[1]` ('' for none). With ARGV[3] = '1' an id without owner becomes
-/// ARGV[1]'s; an id of ARGV[1] has its TTL (ARGV[2] ms) renewed.
+/// The owner of `KEYS[1]` ('' for none). With ARGV[3] = '1' (the caller may own it) an id
+/// without owner becomes ARGV[1]'s, and an id of ARGV[1] has its TTL (ARGV[2] ms)
+/// renewed; without, an id of ARGV[1] is a leftover of its previous run (same address)
+/// and is freed.
 const CLAIM: &str = r#"
 local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] and ARGV[3] ~= '1' then
+  redis.call('DEL', KEYS[1])
+  return ''
+end
 if v then
   if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
   return v
@@ -212,7 +218,8 @@ impl RedisOwners {
         })
     }
 
-    /// The owner of `id` ("" for none), taking it when it has none and `may_take`.
+    /// The owner of `id` ("" for none), taking it when it has none and `may_take` (without
+    /// `may_take`, a key naming this proxy is a leftover of an earlier run: it is freed).
     ///
     /// # Errors
     /// Redis unavailable.

@@ -11,9 +11,21 @@ const T: Duration = REPLY_TIMEOUT;
 
 pub const PACKAGE: &str = "janus.plugin.videoroom";
 
+/// The ports of a VideoRoom backend set: `(set, ws base, RTP base)`, or the alternative
+/// ones when `JANUS_CLOUD_VR_ALT_PORTS` is set (ws 18400+, RTP 6000-9999: for a machine
+/// where something else uses 19000-19700 or UDP 40000-45000).
+pub fn vr_ports(set: &str, ws: u16, rtp: u16, alt_ws: u16, alt_rtp: u16) -> (String, u16, u16) {
+    if std::env::var_os("JANUS_CLOUD_VR_ALT_PORTS").is_some() {
+        (format!("{set}-alt"), alt_ws, alt_rtp)
+    } else {
+        (set.to_string(), ws, rtp)
+    }
+}
+
 /// The shared set of the VideoRoom tests: three Janus instances.
 pub fn vr_backends() -> Backends {
-    backends_with_span("videoroom", 3, 19250, 41000, 600)
+    let (set, ws, rtp) = vr_ports("videoroom", 19250, 41000, 18400, 6000);
+    backends_with_span(&set, 3, ws, rtp, 600)
 }
 
 /// A proxy config over `be` serving the VideoRoom only.
