@@ -317,6 +317,29 @@ fn a_subscriber_on_b_receives_publishers_of_a_in_one_peerconnection() {
         lv,
         json!({"videoroom": "event", "room": room, "leaving": 902})
     );
+
+    // What the relay costs a join: the join's answer time through the owner and through B.
+    let join_time = |url: &str, id: u64| -> Duration {
+        let mut v = Vr::connect(url);
+        let h = v.handle();
+        let t = Instant::now();
+        let (j, _) = v.call(
+            h,
+            json!({"request": "join", "room": room, "ptype": "publisher", "id": id}),
+            None,
+        );
+        let took = t.elapsed();
+        assert_eq!(j["videoroom"], "joined", "{j}");
+        took
+    };
+    let mut on_a: Vec<Duration> = (0..5).map(|i| join_time(&a.url(), 700 + i)).collect();
+    let mut on_b: Vec<Duration> = (0..5).map(|i| join_time(&b.url(), 800 + i)).collect();
+    on_a.sort_unstable();
+    on_b.sort_unstable();
+    eprintln!(
+        "publisher join answered, median of 5: through the owner A {:?}, relayed through B {:?}",
+        on_a[2], on_b[2]
+    );
 }
 
 #[test]
@@ -409,4 +432,66 @@ fn a_relaying_proxy_killed_its_participants_leave_the_owners_room() {
         lp["participants"],
         json!([{"id": 21, "display": "w21", "publisher": false}])
     );
+}
+
+#[test]
+fn redis_away_gives_clean_errors_and_the_room_comes_back_with_it() {
+    let be = janus();
+    let mut redis = RedisServer::start();
+    let a = cluster_proxy(&be, &redis);
+    let b = cluster_proxy(&be, &redis);
+    let room = fresh_room();
+    let mut admin = Vr::connect(&a.url());
+    let ha = admin.handle();
+    admin.sync(ha, json!({"request": "create", "room": room}));
+    let (_wa, _wha, _) = watcher(&a.url(), room, 31);
+    let (_wb, _whb, _) = watcher(&b.url(), room, 32);
+
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    // The owner serves its room without Redis; another proxy cannot find the owner.
+    let (_wa2, _, _) = watcher(&a.url(), room, 33);
+    let mut vb = Vr::connect(&b.url());
+    let h = vb.handle();
+    let (e, _) = vb.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "publisher", "id": 34}),
+        None,
+    );
+    assert_eq!(e["error_code"], 503, "{e}");
+    eprintln!("join through B while Redis is away: {e}");
+    // The relayed participant joined before is still there and still hears the room.
+    let lp = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
+    assert_eq!(lp["participants"].as_array().map(Vec::len), Some(3), "{lp}");
+
+    // Redis back, empty: the owner writes its rooms back at its next refresh, and joins
+    // through B reach it again.
+    let back = Instant::now();
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(OWNER_TTL * 3);
+    let joined = loop {
+        let h = vb.handle();
+        let (j, _) = vb.call(
+            h,
+            json!({"request": "join", "room": room, "ptype": "publisher", "id": 34}),
+            None,
+        );
+        if j["videoroom"] == "joined" {
+            break j;
+        }
+        // Before the owner's refresh, B finds no owner and does not know the room.
+        assert!(
+            j["error_code"] == 426 || j["error_code"] == 503,
+            "only clean errors meanwhile: {j}"
+        );
+        assert!(Instant::now() < deadline, "the room never came back: {j}");
+        poll_pause();
+    };
+    eprintln!(
+        "join through B works again {:?} after Redis came back",
+        back.elapsed()
+    );
+    assert_eq!(joined["room"], room, "{joined}");
+    let lp = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
+    assert_eq!(lp["participants"].as_array().map(Vec::len), Some(4), "{lp}");
 }
