@@ -495,3 +495,52 @@ fn redis_away_gives_clean_errors_and_the_room_comes_back_with_it() {
     let lp = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
     assert_eq!(lp["participants"].as_array().map(Vec::len), Some(4), "{lp}");
 }
+
+/// Sends one inline command to `redis` and returns its first reply line.
+fn redis_cmd(redis: &RedisServer, cmd: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", redis.port)).expect("redis");
+    s.set_read_timeout(Some(T)).expect("timeout");
+    s.write_all(format!("{cmd}\r\n").as_bytes()).expect("write");
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).expect("read");
+    String::from_utf8_lossy(&buf[..n]).trim().to_string()
+}
+
+#[test]
+fn an_owner_whose_room_was_taken_ends_it_as_destroyed() {
+    let be = janus();
+    let redis = RedisServer::start();
+    let a = cluster_proxy(&be, &redis);
+    let b = cluster_proxy(&be, &redis);
+    let room = STATIC_ROOM;
+    let (mut wa, wha, _) = watcher(&a.url(), room, 41);
+    let (mut wb, whb, _) = watcher(&b.url(), room, 42);
+    // What a proxy taking the room while Redis had lost A's key leaves in Redis.
+    let key = format!("januscloud:videoroom_owner:{room}");
+    assert_eq!(
+        redis_cmd(&redis, &format!("GET {key}")).lines().nth(1),
+        Some(format!("ws://127.0.0.1:{}", a.port).as_str())
+    );
+    let taken = Instant::now();
+    assert_eq!(
+        redis_cmd(&redis, &format!("SET {key} ws://127.0.0.1:9 PX 60000")),
+        "+OK"
+    );
+    // A notices at its next refresh: its participants, relayed ones too, are told.
+    let d = wa.event(wha, |d| d["videoroom"] == "destroyed");
+    assert_eq!(d, json!({"videoroom": "destroyed", "room": room}));
+    let d = wb.event(whb, |d| d["videoroom"] == "destroyed");
+    assert_eq!(d, json!({"videoroom": "destroyed", "room": room}));
+    eprintln!(
+        "room taken -> ended on its former owner in {:?}",
+        taken.elapsed()
+    );
+    // The room is the new owner's: joins go there (here: nobody listens, 503).
+    let (j, _) = wa.call(
+        wha,
+        json!({"request": "join", "room": room, "ptype": "publisher", "id": 43}),
+        None,
+    );
+    assert_eq!(j["error_code"], 503, "{j}");
+}

@@ -64,6 +64,10 @@ end
 return 0
 "#;
 
+/// Called (on the owner thread) for ids another proxy took from this one; the callback
+/// must only post work to the shards.
+pub type OnLost = Box<dyn Fn(u64) + Send>;
+
 enum Op {
     Claim(u64, bool, oneshot::Sender<Result<String, StoreError>>),
     Release(u64),
@@ -87,6 +91,7 @@ struct Worker {
     /// Ids this proxy owns (shared with the shards, which need no round trip for them).
     local: Arc<Mutex<BTreeSet<u64>>>,
     round_trips: Arc<AtomicU64>,
+    on_lost: OnLost,
 }
 
 impl Worker {
@@ -153,6 +158,7 @@ impl Worker {
                     if let Ok(mut l) = self.local.lock() {
                         l.remove(&id);
                     }
+                    (self.on_lost)(id);
                 }
                 Err(e) => {
                     warn!(ns = self.ns, error = %e, "owner refresh failed; retrying next round");
@@ -183,7 +189,8 @@ impl Worker {
 
 impl RedisOwners {
     /// Starts the owner thread of namespace `ns`; `me` is this proxy's address, `owned`
-    /// the set of ids it owns, kept up to date by the thread.
+    /// the set of ids it owns, kept up to date by the thread; `on_lost` hears of the ids
+    /// another proxy took.
     ///
     /// # Errors
     /// A malformed Redis URL, or Redis unreachable at start.
@@ -193,6 +200,7 @@ impl RedisOwners {
         me: String,
         ttl: Duration,
         owned: Arc<Mutex<BTreeSet<u64>>>,
+        on_lost: OnLost,
     ) -> Result<RedisOwners, StoreError> {
         let mut conn = RedisConn::new(url)?;
         conn.ping()?;
@@ -206,6 +214,7 @@ impl RedisOwners {
             ttl_ms,
             local: owned,
             round_trips: round_trips.clone(),
+            on_lost,
         };
         std::thread::Builder::new()
             .name(format!("{ns}-owners"))

@@ -173,7 +173,8 @@ impl Plugin for VideoRoom {
                 }
             }
             cx.services.insert(db);
-            let owners = relay::Owners::start(&settings, &cx.config.ws_transport.ws_listen)?;
+            let owners =
+                relay::Owners::start(&settings, &cx.config.ws_transport.ws_listen, cx.peers)?;
             tracing::info!(
                 peer_url = owners.me(),
                 "videoroom rooms shared with the cluster"

@@ -17,6 +17,9 @@
 //!   owner placed it on.
 //! - A room-level synchronous request (`exists`, `listparticipants`, `kick`, …) for a room
 //!   owned elsewhere goes to the owner on a shard-wide control handle.
+//! - An owner that finds its key taken by another proxy (Redis restarted empty, or away for
+//!   `owner_ttl`, and another proxy took the room meanwhile) ends the room here as a
+//!   destroyed one (`destroyed` to its participants): the room is the new owner's.
 //! - The owner dies: the peer link drops, and every relayed handle ends as one whose
 //!   backend died (`hangup`, then `detached`). Its room key runs out after `owner_ttl`;
 //!   until then joins of the room fail with 503, then the next join takes the room (a new,
@@ -36,7 +39,8 @@ use super::participant::{on_owner, shard_gone};
 use super::{error_text, event_data, flush_candidates, rooms, Job, Outcome, Role, VrHandle};
 use super::{Settings, PACKAGE};
 use crate::api::reply;
-use crate::plugins::{BackendHandle, HandleCtx, Host};
+use crate::plugins::{BackendHandle, HandleCtx, Host, Peers};
+use crate::runtime::jump_hash::jump_hash;
 use crate::store::redis_owners::RedisOwners;
 
 /// The room owners in Redis (a service, with a Redis `room_db` only).
@@ -52,7 +56,7 @@ impl Owners {
     ///
     /// # Errors
     /// Redis unreachable.
-    pub fn start(settings: &Settings, ws_listen: &str) -> Result<Owners, String> {
+    pub fn start(settings: &Settings, ws_listen: &str, peers: &Peers) -> Result<Owners, String> {
         let me = if settings.peer_url.is_empty() {
             default_peer_url(ws_listen).ok_or_else(|| {
                 format!(
@@ -70,6 +74,13 @@ impl Owners {
             me,
             std::time::Duration::from_secs(settings.owner_ttl),
             owned.clone(),
+            {
+                let peers = peers.clone();
+                Box::new(move |id| {
+                    let shard = jump_hash(id, peers.count());
+                    peers.run_on(shard, move |h| rooms::lost(h, id));
+                })
+            },
         )
         .map_err(|e| format!("videoroom.room_db: {e}"))?;
         Ok(Owners { db, owned })

@@ -397,7 +397,14 @@ pub fn destroy(host: &Host, id: u64, body: &Map<String, Value>) -> VrResult<Valu
         super::store::delete(host, id);
     }
     super::relay::release(host, id);
-    let gone = json!({"videoroom": "destroyed", "room": id});
+    end(host, room);
+    Ok(json!({"videoroom": "destroyed", "room": id, "permanent": permanent}))
+}
+
+/// The end of a room's life here: its participants are told `destroyed` and are out, its
+/// mirrors and backend rooms go.
+fn end(host: &Host, room: Room) {
+    let gone = json!({"videoroom": "destroyed", "room": room.id});
     let audience: Vec<HandleLoc> = room.participants.values().map(|p| p.loc).collect();
     push(host, &audience, &gone);
     for loc in audience {
@@ -406,7 +413,40 @@ pub fn destroy(host: &Host, id: u64, body: &Map<String, Value>) -> VrResult<Valu
         });
     }
     teardown_backends(host, room);
-    Ok(json!({"videoroom": "destroyed", "room": id, "permanent": permanent}))
+}
+
+/// Another proxy owns room `id` now (this one's key was lost: Redis restarted empty, or
+/// could not be reached for `owner_ttl`, and another proxy took the room meanwhile). What
+/// this proxy held of it ends as a destroyed room ends, so that nobody stays in a room
+/// the others no longer reach; the room stays known here, empty, and its joins go to the
+/// new owner.
+pub fn lost(host: &Host, id: u64) {
+    let old = {
+        let rooms = rooms(host);
+        let mut map = rooms.map.borrow_mut();
+        let busy = map
+            .get(&id)
+            .is_some_and(|r| !r.participants.is_empty() || !r.backends.is_empty());
+        if !busy {
+            return;
+        }
+        let Some(old) = map.remove(&id) else {
+            return;
+        };
+        let mut fresh = Room::new(id, old.config.clone());
+        fresh.permanent = old.permanent;
+        map.insert(id, fresh);
+        old
+    };
+    warn!(
+        room = id,
+        participants = old.participants.len(),
+        "room taken by another proxy: ended here"
+    );
+    if let Some(c) = counts(host) {
+        c.participants.fetch_sub(old.participants.len(), Relaxed);
+    }
+    end(host, old);
 }
 
 /// Removes a room's mirrors, then its backend rooms (Janus 1.1.2 leaves a remote
