@@ -183,6 +183,10 @@ pub async fn join(ctx: &HandleCtx, h: &Rc<VrHandle>, url: String, job: Job) -> O
         b.detach();
         return Ok(None);
     }
+    let retired = h.retired.borrow_mut().take();
+    if let Some(old) = retired {
+        old.detach();
+    }
     *h.backend.borrow_mut() = Some(b.clone());
     *h.role.borrow_mut() = Role::Relay(url.into());
     flush_candidates(h, &b);
