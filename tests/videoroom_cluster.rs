@@ -215,6 +215,15 @@ fn a_subscriber_on_b_receives_publishers_of_a_in_one_peerconnection() {
     );
     assert_eq!(attached["videoroom"], "attached", "{attached}");
     assert_eq!(attached["room"], room, "{attached}");
+    // The same subscription through the owner answers the same (wherever each is placed).
+    let mut va = Vr::connect(&a.url());
+    let hsa = va.handle();
+    let (attached_a, _) = va.call(
+        hsa,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
+        None,
+    );
+    assert_eq!(attached_a, attached, "attached through A and through B");
     let (peer, answer) = peers
         .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
         .expect("subscriber peer");
