@@ -1,5 +1,5 @@
-//! Owners in Redis: which proxy of a cluster serves each of a namespace's ids (the
-//! VideoRoom's rooms), so that every proxy sends the work of an id to the same one.
+//! Owners in Redis: which proxy of a cluster serves each of a namespace's ids (a plugin's
+//! rooms, say), so that every proxy sends the work of an id to the same one.
 //!
 //! Key `januscloud:<ns>_owner:<id>`: a string, the owner's address (how the others reach
 //! it), with a TTL of `ttl`, refreshed every `ttl/3` by the owner while it lives (and
