@@ -9,6 +9,9 @@
 //                               wss://host:8289 on an https page (janus-proxy's defaults)
 //   otherwise                   Janus's HTTP API of this page's origin: <origin>/janus
 //                               (janus-proxy serves these pages on its HTTP listener)
+//
+// ?reconnect=1 makes the page reconnect and claim its session when the connection is lost,
+// as an application of a proxy cluster does (see reconnect() below).
 
 import Janus from './vendor/janus.es.js';
 
@@ -83,19 +86,56 @@ export function initJanus(page, ready) {
         return;
       }
       page.status('connecting');
+      let up = false;
       const janus = new Janus({
         server: page.state.server,
         success: () => {
+          up = true;
           page.state.sessionId = janus.getSessionId();
           page.status('connected');
           ready(janus);
         },
-        error: (err) => page.fail('session', err),
+        error: (err) => {
+          if (up && params.get('reconnect')) reconnect(page, janus, err);
+          else page.fail('session', err);
+        },
         destroyed: () => page.log('session destroyed'),
       });
       window.janusSession = janus;
     },
   });
+}
+
+/**
+ * `?reconnect=1`: what an application does when janus.js reports the connection lost
+ * (its server died, or a proxy of a cluster behind a load balancer died or drained):
+ * `janus.reconnect()`, which opens a new connection to the same URL and `claim`s the
+ * session, retried every 250 ms for up to 60 s. Handles and PeerConnections are kept.
+ * Each loss is recorded in `state.reconnects`: { lostAt, reason, attempts, claimedAt }.
+ */
+function reconnect(page, janus, reason) {
+  const { state } = page;
+  state.reconnects = state.reconnects || [];
+  const open = state.reconnects.at(-1);
+  if (open && !open.claimedAt) return; // already reconnecting
+  const entry = { lostAt: Date.now(), reason: String(reason), attempts: 0, claimedAt: null };
+  state.reconnects.push(entry);
+  page.status(`connection lost (${reason}): reconnecting`);
+  const attempt = () => {
+    entry.attempts += 1;
+    janus.reconnect({
+      success: () => {
+        entry.claimedAt = Date.now();
+        page.status(`session ${janus.getSessionId()} claimed again after ${entry.claimedAt - entry.lostAt} ms`);
+      },
+      error: (err) => {
+        page.log(`reconnect attempt ${entry.attempts} failed: ${err}`);
+        if (Date.now() - entry.lostAt > 60000) page.fail('reconnect', err);
+        else setTimeout(attempt, 250);
+      },
+    });
+  };
+  attempt();
 }
 
 /** Plays `stream` in `video` and counts its frames into `state[counter]`. */

@@ -36,6 +36,7 @@ initJanus(page, (janus) => {
     opaqueId: `echotest-${Janus.randomString(12)}`,
     success: (handle) => {
       echo = handle;
+      window.echoHandle = handle; // for the tests (getStats of its PeerConnection)
       state.attached = true;
       state.handleId = handle.getId();
       page.status('attached');

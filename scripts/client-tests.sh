@@ -8,10 +8,15 @@
 #   clients/test/janusjs.test.mjs  janus.js 1.4 in headless Chromium (html/echotest.html): an
 #                                  EchoTest with real audio/video over 127.0.0.1, signalling
 #                                  through the proxy
+#   clients/test/failover.test.mjs janus.js echotest through a TCP load balancer in front of
+#                                  two proxies sharing a redis-server: kill -9 of its proxy,
+#                                  janus.reconnect() claims the session on the other, media
+#                                  keeps flowing (failover time and media gap reported)
 #
 # 1. Installs what is missing: Debian's chromium (apt, when /usr/bin/chromium is missing;
 #    root or sudo; with a temporary policy-rc.d so that no package starts a service), g++,
-#    make and python3 when the npm packages need building, and the npm packages of clients/
+#    make and python3 when the npm packages need building, redis-server (failover.test.mjs),
+#    and the npm packages of clients/
 #    with `npm ci` when clients/node_modules is missing, older than clients/package-lock.json
 #    or lacks janode's native unix-dgram addon. node and npm must be on PATH.
 # 2. Builds target/debug/janus-proxy and janus-sentinel (first-run.test.mjs runs
@@ -70,6 +75,15 @@ stop_leftovers() {
   local d pid cmdline pids=()
   for d in "$JANUS_CLOUD_TEST_DIR"/clients-*/; do
     [[ -d "$d" ]] || continue
+    # the redis-server of failover.test.mjs (its pid file; the process renames itself)
+    if [[ -f "${d}redis/redis.pid" ]]; then
+      pid=$(cat "${d}redis/redis.pid" 2>/dev/null || true)
+      if [[ "$pid" =~ ^[0-9]+$ && "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server ]]; then
+        log "killing leftover client-test redis-server $pid"
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      rm -f "${d}redis/redis.pid"
+    fi
     compgen -G "${d}janus-*/janus.pid" >/dev/null || continue
     "$JANUS_BACKENDS_SCRIPT" stop "${d%/}" || log "WARNING: stopping the Janus instances in $d failed"
   done
@@ -122,6 +136,7 @@ need_native_build() {
 install_missing() {
   local pkgs=()
   [[ -x "$CHROMIUM" ]] || pkgs+=(chromium)
+  command -v "${REDIS_SERVER:-redis-server}" >/dev/null 2>&1 || pkgs+=(redis-server)
   if need_native_build; then
     command -v c++ >/dev/null 2>&1 || pkgs+=(g++)
     command -v make >/dev/null 2>&1 || pkgs+=(make)

@@ -12,6 +12,8 @@
 //   clients-janode    19188-19189   19198-19199   34000-35999
 //   clients-janusjs   19190-19191   19200-19201   36000-37999   (Janus HTTP 19210-19211)
 //   clients-firstrun  19192-19193   19202-19203   38000-39999   (scripts/run-cluster.sh)
+//   clients-failover  18520         18530         49000-49299   (failover.test.mjs; its own
+//                                                                redis-server, free port)
 //
 // The proxies listen on free ports picked at start.
 //
@@ -129,7 +131,7 @@ function backendsScript() {
  * Start `n` Janus instances (echotest and videocall only) as the set `name`:
  * WS ports wsBase.., admin adminBase.., RTP rtpBase + i*rtpSpan.
  */
-export async function startBackends({ name, n = 2, wsBase, adminBase, rtpBase, rtpSpan = 1000, sessionTimeout = 60, httpBase = null, plugins = 'echotest videocall' }) {
+export async function startBackends({ name, n = 2, wsBase, adminBase, rtpBase, rtpSpan = 1000, sessionTimeout = 60, httpBase = null, plugins = 'echotest videocall', env = {} }) {
   const workdir = path.join(testDir(), name);
   const script = backendsScript();
   // leftovers of an earlier run killed hard
@@ -141,6 +143,7 @@ export async function startBackends({ name, n = 2, wsBase, adminBase, rtpBase, r
     JANUS_RTP_SPAN: String(rtpSpan),
     JANUS_SESSION_TIMEOUT: String(sessionTimeout),
     ...(httpBase ? { JANUS_HTTP_BASE_PORT: String(httpBase) } : {}),
+    ...env,
   });
   const set = new Backends(name, n, wsBase, workdir);
   set.httpBase = httpBase;
@@ -206,6 +209,13 @@ export class Proxy {
     }
   }
 
+  /** kill -9, as a crash or a lost host: no clean-up of any kind. */
+  async kill9() {
+    if (this.exited) return;
+    this.child.kill('SIGKILL');
+    await this.exitPromise;
+  }
+
   async stop() {
     if (this.exited) return;
     this.child.kill('SIGTERM');
@@ -225,10 +235,11 @@ export class Proxy {
 /**
  * Start target/debug/janus-proxy with a generated config serving `plugins` in front of
  * `backendUrls`; `general` / `ws_transport` add keys to those sections; `http: true` also
- * opens the HTTP listener (Janus's REST API, and html/ as static pages). Resolves once the
- * proxy accepts WebSocket connections.
+ * opens the HTTP listener (Janus's REST API, and html/ as static pages); `sections` adds
+ * whole sections ({ cluster: { session_db: '"redis://…"' } }: values are TOML as written).
+ * Resolves once the proxy accepts WebSocket connections.
  */
-export async function startProxy({ name, backendUrls, plugins = ['echotest', 'videocall'], general = {}, wsTransport = {}, http = false }) {
+export async function startProxy({ name, backendUrls, plugins = ['echotest', 'videocall'], general = {}, wsTransport = {}, http = false, sections = {} }) {
   const bin = process.env.JANUS_PROXY_BIN || path.join(ROOT, 'target', 'debug', 'janus-proxy');
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build the workspace first (cargo build)`);
   const parent = path.join(testDir(), 'proxies');
@@ -252,6 +263,9 @@ export async function startProxy({ name, backendUrls, plugins = ['echotest', 'vi
     const wst = { ws_listen: quote(`127.0.0.1:${port}`), ...wsTransport };
     lines.push('[ws_transport]', ...Object.entries(wst).map(([k, v]) => `${k} = ${v}`), '');
     lines.push('[admin_api]', `http_listen = ${quote(`127.0.0.1:${adminPort}`)}`, '');
+    for (const [section, keys] of Object.entries(sections)) {
+      lines.push(`[${section}]`, ...Object.entries(keys).map(([k, v]) => `${k} = ${v}`), '');
+    }
     if (http) {
       lines.push('[http_transport]', 'http = true', `http_listen = ${quote(`127.0.0.1:${httpPort}`)}`,
         `static_folder = ${quote(path.join(ROOT, 'html'))}`, '');

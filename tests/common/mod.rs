@@ -25,6 +25,7 @@
 //! | videocall-kill  | 18988-18989 | 17988-17989 | 14000-15999   | tests/videocall.rs      |
 //! | cluster-release | 18698       | 17698       | 19000-19999   | tests/cluster.rs        |
 //! | (clients-*)     | 19188-19193 | 19198-19203 | 34000-39999   | clients/test (node)     |
+//! | (clients-failover) | 18520    | 18530       | 49000-49299   | clients/test/failover.test.mjs |
 //! | http-compare    | 19498 (HTTP 19508) | 18498 | 26000-26999 | tests/http_api.rs  |
 //! | (clients-videoroom) | 19230-19232 | 19240-19242 | 43000-43899 | clients/test/videoroom.test.mjs |
 //! | videoroom       | 19250-19252 | 18250-18252 | 41000-42799   | tests/videoroom*.rs     |

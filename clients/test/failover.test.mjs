@@ -1,0 +1,317 @@
+// janus.js 1.4 (html/echotest.html, unchanged library) in headless Chromium survives the
+// death of its proxy (issue 13, acceptance 2): the realistic topology of a cluster.
+//
+//   Chromium (janus.js, ?reconnect=1) -> TCP load balancer -> janus-proxy A | janus-proxy B
+//                                                               \  one redis-server  /
+//                                                                 one real Janus (reclaim 30 s)
+//
+// The load balancer (a few lines of Node below) forwards each new connection to the first
+// proxy that accepts it, as HAProxy with `option redispatch` or a DNS list would. The page
+// runs an EchoTest with real audio and video (Chromium's fake devices) through proxy A; A is
+// killed with SIGKILL; janus.js reports the lost connection on its `error` callback and the
+// page does what an application does: `janus.reconnect()`, which connects again through the
+// load balancer (now to B) and sends `claim`. B adopts the session from Redis, and the
+// echoed media, measured in the page with getStats (inbound-rtp bytesReceived, every 20 ms),
+// keeps growing through the switch. Prints the failover time (kill -> claim answered) and the
+// longest pause of the inbound bytes around the switch, next to the longest pause in the 2 s
+// before it.
+//
+// Port plan (see clients/lib/fixtures.mjs): Janus WS 18520, admin 18530, RTP UDP 49000-49299;
+// proxies, redis-server, the load balancer and the page server on free ports.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+import { startBackends, startProxy, waitFor, waitEchotestReady, freePort, tail, testDir, ROOT, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SET = 'clients-failover';
+const HEARTBEAT_TTL = 2;
+
+let backends;
+let redis;
+let proxies = [];
+let balancer;
+let server;
+let browser;
+
+// ------------------------------------------------------------------ redis-server
+
+/** A redis-server of this test only (no persistence), its pid in <dir>/redis.pid. */
+async function startRedis() {
+  const dir = path.join(testDir(), SET, 'redis');
+  mkdirSync(dir, { recursive: true });
+  const bin = process.env.REDIS_SERVER || 'redis-server';
+  const port = await freePort();
+  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir, '--pidfile', path.join(dir, 'redis.pid'), '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' });
+  let exited = null;
+  child.once('exit', (code, signal) => { exited = { code, signal }; });
+  child.once('error', (e) => { exited = { error: e.message }; });
+  await waitFor(`redis-server on ${port}`, async () => {
+    if (exited) throw Object.assign(new Error(`redis-server exited: ${JSON.stringify(exited)} (install redis-server)`), { fatal: true });
+    return ping(port);
+  });
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    stop: async () => {
+      if (!exited) {
+        await new Promise((resolve) => {
+          child.once('exit', resolve);
+          child.kill('SIGKILL');
+        });
+      }
+      rmSync(path.join(dir, 'redis.pid'), { force: true });
+    },
+  };
+}
+
+function ping(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => s.write('PING\r\n'));
+    s.once('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+// ------------------------------------------------------------------ load balancer
+
+/**
+ * A TCP load balancer: each new connection goes to the first of `ports` that accepts it
+ * (a dead proxy refuses: the next one is tried). Both directions are piped untouched; when
+ * one side closes, so does the other. `routed` lists where each connection went.
+ */
+function startBalancer(ports) {
+  const routed = [];
+  const open = new Set();
+  const srv = net.createServer((client) => {
+    open.add(client);
+    client.once('close', () => open.delete(client));
+    client.on('error', () => {});
+    client.pause();
+    let i = 0;
+    const next = () => {
+      if (i >= ports.length || client.destroyed) {
+        client.destroy();
+        return;
+      }
+      const port = ports[i++];
+      const up = net.connect({ host: '127.0.0.1', port });
+      up.once('error', next);
+      up.once('connect', () => {
+        up.removeListener('error', next);
+        up.on('error', () => {});
+        routed.push({ at: Date.now(), port });
+        open.add(up);
+        up.once('close', () => { open.delete(up); client.destroy(); });
+        client.once('close', () => up.destroy());
+        client.pipe(up);
+        up.pipe(client);
+        client.resume();
+      });
+    };
+    next();
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({
+    port: srv.address().port,
+    routed,
+    close: () => new Promise((r) => {
+      for (const s of open) s.destroy();
+      srv.close(r);
+    }),
+  })));
+}
+
+// ------------------------------------------------------------------ pages
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css', '.map': 'application/json' };
+
+/** html/ served by node: the page must not depend on the proxy that is going to die. */
+function serveStatic() {
+  const dir = path.join(ROOT, 'html');
+  const srv = http.createServer((req, res) => {
+    const { pathname } = new URL(req.url, 'http://x');
+    const file = path.normalize(path.join(dir, decodeURIComponent(pathname)));
+    if (!file.startsWith(dir + path.sep) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
+}
+
+// ------------------------------------------------------------------ set-up
+
+function clusterProxy(name) {
+  return startProxy({
+    name: `${SET}-${name}`,
+    backendUrls: backends.urls(),
+    plugins: ['echotest'],
+    general: { reclaim_session_timeout: 30 },
+    sections: {
+      cluster: {
+        session_db: JSON.stringify(redis.url),
+        proxy_name: JSON.stringify(name),
+        heartbeat_ttl: HEARTBEAT_TTL,
+        adopt_timeout: 20,
+        drain_timeout: 0,
+      },
+    },
+  });
+}
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium; scripts/client-tests.sh does it)`);
+  const browserReady = chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  [backends, redis, browser, server] = await Promise.all([
+    startBackends({
+      name: SET, n: 1, wsBase: 18520, adminBase: 18530, rtpBase: 49000, rtpSpan: 300, plugins: 'echotest',
+      env: { JANUS_RECLAIM_SESSION_TIMEOUT: '30' },
+    }),
+    startRedis(),
+    browserReady,
+    serveStatic(),
+  ]);
+  proxies = [await clusterProxy('a'), await clusterProxy('b')];
+  for (const p of proxies) await waitEchotestReady(p.url);
+  balancer = await startBalancer(proxies.map((p) => p.port));
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  if (balancer) await balancer.close();
+  if (server) await new Promise((r) => server.close(r));
+  for (const p of proxies) await p.stop();
+  if (redis) await redis.stop();
+  if (backends) await backends.stop();
+});
+
+// ------------------------------------------------------------------ the test
+
+/** In the page: samples the inbound bytes of the echo PeerConnection every 20 ms. */
+function startSampler() {
+  const pc = window.echoHandle.webrtcStuff.pc;
+  window.inbound = [];
+  const tick = async () => {
+    const stats = await pc.getStats();
+    const s = { t: Date.now(), audio: 0, video: 0 };
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && (r.kind === 'audio' || r.kind === 'video')) s[r.kind] += r.bytesReceived || 0;
+    });
+    window.inbound.push(s);
+  };
+  window.samplerTimer = setInterval(() => { tick().catch(() => {}); }, 20);
+}
+
+/** The longest time within [from, to] the inbound bytes of `kind` did not grow, in ms. */
+function longestPause(samples, kind, from, to) {
+  let longest = 0;
+  let since = null;
+  let last = null;
+  for (const s of samples) {
+    if (s.t < from || s.t > to) continue;
+    if (last === null) {
+      last = s[kind];
+      since = s.t;
+      continue;
+    }
+    if (s[kind] > last) {
+      longest = Math.max(longest, s.t - since);
+      last = s[kind];
+      since = s.t;
+    }
+  }
+  if (since !== null) longest = Math.max(longest, Math.min(to, samples.at(-1).t) - since);
+  return longest;
+}
+
+test('janus.js echotest through a load balancer: kill -9 of its proxy, reconnect + claim on the other, inbound media never stops', async (t) => {
+  const started = Date.now();
+  const [a, b] = proxies;
+  const page = await browser.newPage();
+  const consoleLines = [];
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  const state = () => page.evaluate(() => JSON.parse(JSON.stringify(window.echotest)));
+  const until = (what, pred, within = 20000) => waitFor(what, async () => {
+    const s = await state();
+    if (s && s.errors.length) throw Object.assign(new Error(`page error: ${s.errors.join('; ')}`), { fatal: true });
+    return s && pred(s);
+  }, { within, every: 50 });
+  const inbound = () => page.evaluate(() => window.inbound);
+  try {
+    const q = new URLSearchParams({ server: `ws://127.0.0.1:${balancer.port}`, reconnect: '1' });
+    await page.goto(`http://127.0.0.1:${server.address().port}/echotest.html?${q}`);
+    await until('the echoed video playing (10 frames)', (s) => s.remotePlaying && s.remoteFrames >= 10);
+    assert.equal(balancer.routed.length, 1, JSON.stringify(balancer.routed));
+    assert.equal(balancer.routed[0].port, a.port, 'the first connection goes to proxy A');
+    const sid = (await state()).sessionId;
+
+    await page.evaluate(startSampler);
+    // 2 s of media before the kill: the pauses of an undisturbed echo, to compare.
+    const sampling = Date.now();
+    await waitFor('2 s of inbound samples', async () => {
+      const s = await inbound();
+      return s.length > 0 && s.at(-1).t - sampling >= 2000 && s.at(-1).video > s[0].video && s.at(-1).audio > s[0].audio;
+    }, { within: 10000 });
+
+    const killedAt = Date.now();
+    await a.kill9();
+    await until('the session claimed again (janus.reconnect)', (s) => s.reconnects && s.reconnects[0] && s.reconnects[0].claimedAt, 30000);
+    const r = (await state()).reconnects[0];
+    const atClaim = (await inbound()).at(-1);
+    // The echo keeps coming after the claim: well past what had arrived then, both kinds.
+    await waitFor('inbound audio and video growing after the claim', async () => {
+      const last = (await inbound()).at(-1);
+      return last.video > atClaim.video + 20000 && last.audio > atClaim.audio + 2000;
+    }, { within: 10000 });
+    // The adopted handle answers through proxy B: an echotest request gets its "ok".
+    const oks = (await state()).echoResults.length;
+    await page.evaluate(() => window.echoHandle.send({ message: { bitrate: 256000 } }));
+    await until('the echotest answer through proxy B', (s) => s.echoResults.length > oks && s.echoResults.at(-1) === 'ok', 10000);
+    await page.evaluate(() => clearInterval(window.samplerTimer));
+
+    const samples = await inbound();
+    const end = samples.at(-1).t;
+    const baseline = Math.max(longestPause(samples, 'audio', sampling, killedAt), longestPause(samples, 'video', sampling, killedAt));
+    const gapAudio = longestPause(samples, 'audio', killedAt, end);
+    const gapVideo = longestPause(samples, 'video', killedAt, end);
+    const failover = r.claimedAt - killedAt;
+    const report = `failover (janus.js in Chromium, via a load balancer): kill -9 -> connection lost seen by janus.js ${r.lostAt - killedAt} ms, ` +
+      `session claimed on proxy B ${failover} ms (${r.attempts} reconnect attempt(s)); longest pause of inbound bytes after the kill: ` +
+      `audio ${gapAudio} ms, video ${gapVideo} ms (${baseline} ms in 2 s before it); ${samples.length} getStats samples`;
+    t.diagnostic(report);
+
+    const s = await state();
+    assert.deepEqual(s.errors, []);
+    assert.equal(s.sessionId, sid, 'the same session');
+    assert.equal(s.reconnects.length, 1, JSON.stringify(s.reconnects));
+    assert.ok(balancer.routed.some((x) => x.port === b.port && x.at >= killedAt), `reconnected through the balancer to B: ${JSON.stringify(balancer.routed)}`);
+    assert.ok(failover < HEARTBEAT_TTL * 1000 + 5000, `claimed ${failover} ms after the kill`);
+    assert.ok(gapAudio < 1000 && gapVideo < 1000, `inbound media paused audio ${gapAudio} ms, video ${gapVideo} ms`);
+
+    await page.evaluate(() => new Promise((resolve, reject) => {
+      window.janusSession.destroy({ success: resolve, error: reject });
+    }));
+  } catch (e) {
+    console.error(`FAILED after ${Date.now() - started} ms: ${e.message}`);
+    console.error(`--- page state ---\n${JSON.stringify(await state().catch(() => null), null, 1)}`);
+    console.error(`--- browser console (last 40) ---\n${consoleLines.slice(-40).join('\n')}`);
+    console.error(`--- balancer ---\n${JSON.stringify(balancer.routed)}`);
+    for (const p of proxies) console.error(`--- proxy output (${p.logPath}) ---\n${tail(p.logPath, 40)}`);
+    for (const f of backends.logs()) console.error(`--- ${f} ---\n${tail(f, 25)}`);
+    throw e;
+  } finally {
+    await page.close().catch(() => {});
+  }
+});
