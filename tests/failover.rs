@@ -10,7 +10,8 @@
 //! one dead proxy's session: exactly one adopts it; a handle whose plugin cannot be adopted
 //! gets `hangup` and `detached` after the claim; SIGTERM drains then hands off.
 //!
-//! Janus set "failover": ws 18078, admin 17078, RTP 32000-32699 (see tests/common).
+//! Janus set "failover": ws 18078, admin 17078, RTP 32000-32699 (see tests/common);
+//! `JANUS_CLOUD_FAILOVER_PORT`/`JANUS_CLOUD_FAILOVER_RTP` move it.
 
 mod common;
 
@@ -26,12 +27,23 @@ const T: Duration = REPLY_TIMEOUT;
 const ECHO: &str = "janus.plugin.echotest";
 
 /// The Janus of these tests: it keeps a session whose WebSocket closed for 30 s.
+/// `JANUS_CLOUD_FAILOVER_PORT` (its ws port) and `JANUS_CLOUD_FAILOVER_RTP` (its first RTP
+/// port) move it, for a second test tree on the same machine (set `failover-<port>`).
 fn janus() -> Backends {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u16>().ok());
+    let (set, port, rtp) = match env("JANUS_CLOUD_FAILOVER_PORT") {
+        Some(port) => (
+            format!("failover-{port}"),
+            port,
+            env("JANUS_CLOUD_FAILOVER_RTP").unwrap_or(32000),
+        ),
+        None => ("failover".to_string(), 18078, 32000),
+    };
     backends_with_env(
-        "failover",
+        &set,
         1,
-        18078,
-        32000,
+        port,
+        rtp,
         700,
         &[("JANUS_RECLAIM_SESSION_TIMEOUT", "30".into())],
     )
@@ -730,4 +742,247 @@ fn a_session_survives_two_failovers_in_a_row() {
     eventually("media still flows after two failovers", || {
         total(&call.peer) > before + 2000
     });
+}
+
+// ------------------------------------------------------------------ videocall
+
+const VC: &str = "janus.plugin.videocall";
+
+/// A proxy of the cluster serving videocall with its users in the same Redis (names live
+/// 3 s past their proxy's death).
+fn videocall_proxy(janus: &Backends, redis: &RedisServer, name: &str) -> Proxy {
+    let url = redis.url();
+    cluster_proxy_with(janus, redis, name, |c| {
+        let mut c = c
+            .set_str("videocall", "user_db", &url)
+            .set("videocall", "refresh_interval", "1")
+            .set_str("admin_api", "public_url", "");
+        c.plugins = vec!["echotest".into(), "dummytest".into(), "videocall".into()];
+        c
+    })
+}
+
+fn caller_of(p: &Proxy, prefix: &str) -> CallParty {
+    let mut c = CallParty::attach(&p.url(), VC, &unique_name(prefix));
+    c.register();
+    c
+}
+
+/// The party's client reconnects to `p` and claims its session, as janus.js does.
+fn reclaim(party: &mut CallParty, p: &Proxy) {
+    party.c = p.client();
+    let r = claim(&mut party.c, party.sid);
+    assert_eq!(
+        r["janus"],
+        "success",
+        "{}: claim on {}: {r}",
+        party.name,
+        p.url()
+    );
+}
+
+/// `caller` calls `callee` with real media (caller: a sendonly publisher, callee: a
+/// receive-only peer answering Janus's offer); returns both peers once the callee receives
+/// media on every mid.
+fn media_call(peers: &Peers, caller: &mut CallParty, callee: &mut CallParty) -> (Peer, Arc<Peer>) {
+    let (caller_peer, offer) = peers.publisher(true, true).expect("caller peer");
+    let r = caller.ok(
+        json!({"request": "call", "username": callee.name}),
+        Some(json!({"type": "offer", "sdp": offer})),
+    );
+    assert_eq!(r, json!({"event": "calling"}));
+    let inc = callee.wait_result("incomingcall", Some(&caller.name), T);
+    let (callee_peer, answer) = peers
+        .subscriber(inc["jsep"]["sdp"].as_str().expect("incomingcall offer"))
+        .expect("callee peer");
+    let r = callee.ok(
+        json!({"request": "accept"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(r["event"], "accepted", "{r}");
+    let acc = caller.wait_result("accepted", Some(&callee.name), T);
+    caller_peer
+        .set_answer(acc["jsep"]["sdp"].as_str().expect("accepted answer"))
+        .expect("caller answer");
+    caller_peer.wait_connected(T).expect("caller connected");
+    callee_peer.wait_connected(T).expect("callee connected");
+    let mids = mids(&answer);
+    let refs: Vec<&str> = mids.iter().map(String::as_str).collect();
+    callee_peer
+        .wait_received(&refs, 200, T)
+        .expect("the caller's media at the callee");
+    (caller_peer, Arc::new(callee_peer))
+}
+
+/// Waits until `peer` has received `more` bytes past `from` (media still flows).
+fn media_grows(peer: &Peer, more: u64, what: &str) {
+    let from = total(peer);
+    eventually(what, || total(peer) > from + more);
+}
+
+/// `a` hangs up; `b` hears it from Janus, through its own proxy.
+fn hangup_reaches(a: &mut CallParty, b: &mut CallParty) {
+    let r = a.ok(json!({"request": "hangup"}), None);
+    assert_eq!(
+        r,
+        json!({"event": "hangup", "username": a.name, "reason": "Explicit hangup"})
+    );
+    b.wait_result("hangup", Some(&a.name), T);
+}
+
+/// A call without media (synthetic SDPs) between two parties, then hung up by the caller.
+fn short_call(caller: &mut CallParty, callee: &mut CallParty) {
+    let r = caller.ok(
+        json!({"request": "call", "username": callee.name}),
+        Some(call_jsep("offer")),
+    );
+    assert_eq!(r, json!({"event": "calling"}));
+    callee.wait_result("incomingcall", Some(&caller.name), T);
+    let r = callee.ok(json!({"request": "accept"}), Some(call_jsep("answer")));
+    assert_eq!(r["event"], "accepted", "{r}");
+    caller.wait_result("accepted", Some(&callee.name), T);
+    hangup_reaches(caller, callee);
+}
+
+#[test]
+fn videocall_in_progress_survives_kill9_of_one_partys_proxy() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = videocall_proxy(&janus, &redis, "a");
+    let b = videocall_proxy(&janus, &redis, "b");
+    let peers = Peers::new();
+    // Alice on A calls Bob on B (a call across proxies), with media.
+    let mut alice = caller_of(&a, "alice");
+    let mut bob = caller_of(&b, "bob");
+    let (alice_peer, bob_peer) = media_call(&peers, &mut alice, &mut bob);
+    let sampler = Sampler::start(bob_peer.clone());
+
+    let killed = Instant::now();
+    kill9(&mut a);
+    reclaim(&mut alice, &b);
+    let failover = killed.elapsed();
+    // Alice's handle is relayed by B: a `set` reaches her backend handle and is answered.
+    let r = alice.ok(json!({"request": "set", "bitrate": 256000}), None);
+    assert_eq!(r["event"], "set", "{r}");
+    media_grows(
+        &bob_peer,
+        20_000,
+        "the call's media flows after the failover",
+    );
+    let gap = sampler.stop();
+    println!(
+        "videocall failover: kill -9 of the caller's proxy -> claim answered in {} ms; longest \
+         pause of the callee's inbound media {} ms",
+        failover.as_millis(),
+        gap.as_millis()
+    );
+    assert!(gap < Duration::from_secs(1), "media gap {gap:?}");
+    // Her name moved with her: Bob's proxy finds her on B.
+    let alice_name = alice.name.clone();
+    assert!(bob.exists(&alice_name));
+    // Bob hangs up: Janus tells Alice's adopted backend handle, B relays it to her.
+    hangup_reaches(&mut bob, &mut alice);
+    alice_peer.close();
+    bob_peer.close();
+    // And they can call each other again, both on B now.
+    short_call(&mut bob, &mut alice);
+    let m = metrics(&b);
+    for line in [
+        "janus_proxy_adopted_handles_total 1",
+        "janus_proxy_unadoptable_handles_total 0",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
+    }
+}
+
+#[test]
+fn videocall_with_both_parties_on_the_dead_proxy_keeps_its_media() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = videocall_proxy(&janus, &redis, "a");
+    let b = videocall_proxy(&janus, &redis, "b");
+    let peers = Peers::new();
+    let mut alice = caller_of(&a, "alice");
+    let mut bob = caller_of(&a, "bob");
+    let (alice_peer, bob_peer) = media_call(&peers, &mut alice, &mut bob);
+    let sampler = Sampler::start(bob_peer.clone());
+
+    kill9(&mut a);
+    reclaim(&mut bob, &b);
+    reclaim(&mut alice, &b);
+    media_grows(
+        &bob_peer,
+        20_000,
+        "the call's media flows after the failover",
+    );
+    let gap = sampler.stop();
+    println!(
+        "videocall failover, both parties on the dead proxy: longest pause of the callee's \
+         inbound media {} ms",
+        gap.as_millis()
+    );
+    assert!(gap < Duration::from_secs(1), "media gap {gap:?}");
+    let mut names = bob.list();
+    names.sort();
+    let mut want = vec![alice.name.clone(), bob.name.clone()];
+    want.sort();
+    assert!(
+        want.iter().all(|n| names.contains(n)),
+        "{want:?} in {names:?}"
+    );
+    hangup_reaches(&mut alice, &mut bob);
+    alice_peer.close();
+    bob_peer.close();
+    short_call(&mut alice, &mut bob);
+}
+
+#[test]
+fn a_ringing_callee_accepts_after_the_failover_of_its_proxy() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let a = videocall_proxy(&janus, &redis, "a");
+    let mut b = videocall_proxy(&janus, &redis, "b");
+    let mut alice = caller_of(&a, "alice");
+    let mut bob = caller_of(&b, "bob");
+    let r = alice.ok(
+        json!({"request": "call", "username": bob.name}),
+        Some(call_jsep("offer")),
+    );
+    assert_eq!(r, json!({"event": "calling"}));
+    bob.wait_result("incomingcall", Some(&alice.name), T);
+    // Bob's proxy dies while his phone rings; he answers through A.
+    kill9(&mut b);
+    reclaim(&mut bob, &a);
+    let r = bob.ok(json!({"request": "accept"}), Some(call_jsep("answer")));
+    assert_eq!(r["event"], "accepted", "{r}");
+    alice.wait_result("accepted", Some(&bob.name), T);
+    hangup_reaches(&mut alice, &mut bob);
+}
+
+#[test]
+fn a_videocall_handle_whose_name_was_taken_meanwhile_is_ended() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = videocall_proxy(&janus, &redis, "a");
+    let b = videocall_proxy(&janus, &redis, "b");
+    let mut alice = caller_of(&a, "alice");
+    let name = alice.name.clone();
+    kill9(&mut a);
+    // Alice stays away past her name's TTL (3 s); someone else takes it on B.
+    let mut other = CallParty::attach(&b.url(), VC, &name);
+    eventually("the dead proxy's name expires and is taken on B", || {
+        let d = other.msg(json!({"request": "register", "username": name}), None);
+        d.get("error_code").is_none()
+    });
+    reclaim(&mut alice, &b);
+    alice
+        .c
+        .recv_event(|e| e["janus"] == "hangup" && e["sender"] == alice.hid, T);
+    alice
+        .c
+        .recv_event(|e| e["janus"] == "detached" && e["sender"] == alice.hid, T);
+    // The name stays with its new owner.
+    let mut probe = caller_of(&b, "probe");
+    assert!(probe.exists(&name));
+    short_call(&mut probe, &mut other);
 }

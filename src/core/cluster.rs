@@ -59,6 +59,14 @@ struct Ended(RefCell<AHashMap<u64, Vec<EndedHandle>>>);
 /// A handle id and its opaque id.
 type EndedHandle = (u64, Option<Rc<str>>);
 
+/// Frames for the clients of adopted sessions, to push once they claim them
+/// ([`push_when_claimed`]; a shard-local slot).
+#[derive(Default)]
+struct Pending(RefCell<AHashMap<u64, Vec<Vec<u8>>>>);
+
+/// Most frames kept for one session until its claim.
+const MAX_PENDING: usize = 64;
+
 // ------------------------------------------------------------------------ records
 
 /// Most time an answer waits for its record to reach Redis: with Redis away the proxy
@@ -85,12 +93,13 @@ pub fn session_destroyed(shard: &Shard, id: u64) {
     if let Some(c) = &shard.cluster {
         c.directory.session_down(id);
         shard.slots.get::<Ended>().0.borrow_mut().remove(&id);
+        shard.slots.get::<Pending>().0.borrow_mut().remove(&id);
     }
 }
 
 /// A handle was attached here: its record, to await before answering.
 pub fn handle_attached(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     session: u64,
     handle: u64,
     plugin: &'static dyn AnyPlugin,
@@ -98,20 +107,74 @@ pub fn handle_attached(
     state: &Rc<dyn std::any::Any>,
 ) -> Option<Written> {
     let c = shard.cluster.as_ref()?;
-    let backend = plugin.adoption(state).map(|a| BackendRecord {
-        server: a.server,
-        session: a.backend_session,
-        handle: a.backend_handle,
-    });
-    c.directory.handle_up(
-        session,
-        handle,
-        HandleRecord {
-            plugin: plugin.meta().package.to_string(),
-            opaque_id: opaque_id.map(str::to_string),
-            backend,
-        },
-    )
+    let ctx = HandleCtx::new(shard, session, handle, opaque_id.map(Rc::from));
+    c.directory
+        .handle_up(session, handle, record_of(&ctx, plugin, state))
+}
+
+/// What another proxy needs to adopt the handle of `ctx`, as its plugin describes it.
+fn record_of(
+    ctx: &HandleCtx,
+    plugin: &'static dyn AnyPlugin,
+    state: &Rc<dyn std::any::Any>,
+) -> HandleRecord {
+    let a = plugin.adoption(ctx, state).unwrap_or_default();
+    HandleRecord {
+        plugin: plugin.meta().package.to_string(),
+        opaque_id: ctx.opaque_id.as_deref().map(str::to_string),
+        backend: a.backend.map(|b| BackendRecord {
+            server: b.server,
+            session: b.backend_session,
+            handle: b.backend_handle,
+        }),
+        state: a.state,
+    }
+}
+
+/// The plugin of a handle says its adoption record changed (a call began or ended, a
+/// name was registered): it is written again (not awaited).
+pub fn handle_changed(shard: &Rc<Shard>, session: u64, handle: u64) {
+    let Some(c) = &shard.cluster else { return };
+    let found = {
+        let sessions = shard.sessions.borrow();
+        sessions
+            .get(session)
+            .and_then(|s| s.handles.get(&handle))
+            .map(|h| (h.plugin, h.opaque_id.clone(), h.state.clone()))
+    };
+    let Some((plugin, opaque_id, state)) = found else {
+        return;
+    };
+    let ctx = HandleCtx::new(shard, session, handle, opaque_id);
+    drop(
+        c.directory
+            .handle_up(session, handle, record_of(&ctx, plugin, &state)),
+    );
+}
+
+/// Pushes a frame to the client of session `id` now, or, while the session waits for its
+/// client's claim after an adoption, once it is claimed (at most [`MAX_PENDING`] frames).
+pub fn push_when_claimed(shard: &Rc<Shard>, id: u64, frame: Vec<u8>) {
+    let orphaned = shard
+        .sessions
+        .borrow()
+        .get(id)
+        .is_none_or(|s| s.owner.is_none() && s.http.is_none());
+    if !orphaned || shard.cluster.is_none() {
+        shard.push_to_session(id, frame);
+        return;
+    }
+    let pending = shard.slots.get::<Pending>();
+    let mut pending = pending.0.borrow_mut();
+    let frames = pending.entry(id).or_default();
+    if frames.len() < MAX_PENDING {
+        frames.push(frame);
+    } else {
+        warn!(
+            session = id,
+            "too many events for an adopted session's claim; dropped"
+        );
+    }
 }
 
 /// A handle is gone (its session lives on).
@@ -137,6 +200,10 @@ pub fn sweep(shard: &Shard) {
 pub fn claimed(shard: &Shard, id: u64) {
     if shard.cluster.is_none() {
         return;
+    }
+    let pending = shard.slots.get::<Pending>().0.borrow_mut().remove(&id);
+    for frame in pending.unwrap_or_default() {
+        shard.push_to_session(id, frame);
     }
     let ended = shard.slots.get::<Ended>().0.borrow_mut().remove(&id);
     for (hid, opaque_id) in ended.unwrap_or_default() {
@@ -344,20 +411,13 @@ async fn install(shard: &Rc<Shard>, work: Install, adopt_timeout: Duration) {
             }
         }
     }
-    let now = Instant::now();
     for s in work.sessions {
         if shard.sessions.borrow().contains(s.id) {
             continue;
         }
-        // Orphaned until its client claims it, for the longer of adopt_timeout and the
-        // reclaim window (the expiry counts the window from `orphaned_at`).
-        let reclaim = session_verbs::reclaim_window(shard);
-        shard
-            .sessions
-            .borrow_mut()
-            .adopt(s.id, now, now + adopt_timeout.saturating_sub(reclaim));
-        shard.metrics.sessions.inc();
-        shard.metrics.failover.sessions.inc();
+        // The handles first, the session then with all of them: a client claiming it
+        // meanwhile (its claim waits for the session to appear) finds it whole.
+        let mut adopted = Vec::new();
         let mut ended = Vec::new();
         for (hid, r) in s.handles {
             let opaque: Option<Rc<str>> = r.opaque_id.as_deref().map(Rc::from);
@@ -367,38 +427,25 @@ async fn install(shard: &Rc<Shard>, work: Install, adopt_timeout: Duration) {
                 let link = links.get(&b.session_key())?.as_ref()?;
                 Some(BackendHandle::adopted(link, b.handle, &ctx))
             });
-            let state = match (plugin, backend) {
-                (Some(p), Some(b)) => {
-                    let spare = b.clone();
-                    match p.adopt(&ctx, b) {
-                        Some(state) => Some((p, state)),
-                        None => {
-                            spare.detach();
-                            None
-                        }
+            // A record with a backend handle that could not be claimed is not adoptable.
+            let whole = r.adoptable() && (r.backend.is_none() || backend.is_some());
+            let state = match plugin {
+                Some(p) if whole => p
+                    .adopt(ctx.clone(), backend, r.state.clone())
+                    .await
+                    .map(|state| (p, state)),
+                _ => {
+                    if let Some(b) = backend {
+                        b.detach();
                     }
-                }
-                (None, Some(b)) => {
-                    b.detach();
                     None
                 }
-                _ => None,
             };
             match state {
                 Some((plugin, state)) => {
-                    if let Some(sess) = shard.sessions.borrow_mut().get_mut(s.id) {
-                        sess.handles.insert(
-                            hid,
-                            Handle {
-                                id: hid,
-                                plugin,
-                                opaque_id: opaque,
-                                state,
-                            },
-                        );
-                    }
-                    shard.metrics.handles.inc();
-                    shard.metrics.failover.handles.inc();
+                    // Written again if the plugin's view of it changed in the adoption.
+                    let now = record_of(&ctx, plugin, &state);
+                    adopted.push((hid, plugin, opaque, state, now != r));
                 }
                 None => {
                     shard.metrics.failover.ended.inc();
@@ -407,6 +454,38 @@ async fn install(shard: &Rc<Shard>, work: Install, adopt_timeout: Duration) {
                     handle_gone(shard, s.id, hid);
                 }
             }
+        }
+        // Orphaned until its client claims it, for the longer of adopt_timeout and the
+        // reclaim window (the expiry counts the window from `orphaned_at`).
+        let now = Instant::now();
+        let reclaim = session_verbs::reclaim_window(shard);
+        shard
+            .sessions
+            .borrow_mut()
+            .adopt(s.id, now, now + adopt_timeout.saturating_sub(reclaim));
+        shard.metrics.sessions.inc();
+        shard.metrics.failover.sessions.inc();
+        let mut changed = Vec::new();
+        for (hid, plugin, opaque_id, state, rewrite) in adopted {
+            if let Some(sess) = shard.sessions.borrow_mut().get_mut(s.id) {
+                sess.handles.insert(
+                    hid,
+                    Handle {
+                        id: hid,
+                        plugin,
+                        opaque_id,
+                        state,
+                    },
+                );
+            }
+            if rewrite {
+                changed.push(hid);
+            }
+            shard.metrics.handles.inc();
+            shard.metrics.failover.handles.inc();
+        }
+        for hid in changed {
+            handle_changed(shard, s.id, hid);
         }
         if !ended.is_empty() {
             shard

@@ -204,6 +204,18 @@ impl HandleCtx {
         self.host.push_to_session(self.session_id, frame);
     }
 
+    /// Sends a frame to the session's client now or, for a handle being adopted from a
+    /// dead proxy (its session not yet claimed by its client), right after the claim.
+    pub fn push_when_claimed(&self, frame: Vec<u8>) {
+        super::cluster::push_when_claimed(self.host.shard(), self.session_id, frame);
+    }
+
+    /// The handle's adoption record changed ([`super::plugin::Plugin::adoption`] would
+    /// answer otherwise now): with `[cluster]`, it is written again for other proxies.
+    pub fn adoption_changed(&self) {
+        super::cluster::handle_changed(self.host.shard(), self.session_id, self.handle_id);
+    }
+
     /// Whether the client still has this handle (it was not detached meanwhile).
     pub fn is_attached(&self) -> bool {
         self.host.has_handle(self.session_id, self.handle_id)

@@ -85,6 +85,26 @@ pub struct Adoption {
     pub backend_handle: u64,
 }
 
+/// What another proxy of the cluster needs to adopt a handle (see [`Plugin::adoption`]):
+/// its backend handle, when it has one that another proxy can take over, and the plugin's
+/// own state as it chooses to write it (JSON, given back to [`Plugin::adopt`]). A handle
+/// with neither is not adoptable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Adoptable {
+    pub backend: Option<Adoption>,
+    pub state: Option<String>,
+}
+
+impl Adoptable {
+    /// A handle whose whole state is one backend handle (echotest).
+    pub fn backend(b: Adoption) -> Adoptable {
+        Adoptable {
+            backend: Some(b),
+            state: None,
+        }
+    }
+}
+
 /// Answers one client request (ack/success or a core error).
 pub type Respond = Box<dyn FnOnce(Result<(), JanusError>)>;
 
@@ -171,21 +191,32 @@ pub trait Plugin: Send + Sync + 'static {
         true
     }
 
-    /// Whether another proxy may adopt this handle if this proxy dies (`[cluster]`), and
-    /// which backend handle carries it: the core records it (at attach) where other
-    /// proxies find it. Only for a handle whose whole state is that one backend handle,
-    /// which stays the same for the handle's life. Default: `None`, not adoptable (after a
-    /// failover the client gets `hangup` and `detached` for it).
-    fn adoption(&self, _h: &Rc<Self::Handle>) -> Option<Adoption> {
+    /// Whether another proxy may adopt this handle if this proxy dies (`[cluster]`): its
+    /// backend handle and what else the plugin needs to rebuild it ([`Adoptable`]). The
+    /// core records it where other proxies find it when the handle is attached, and again
+    /// whenever the plugin says it changed ([`HandleCtx::adoption_changed`]). Default:
+    /// `None`, not adoptable (after a failover the client gets `hangup` and `detached`).
+    fn adoption(&self, _ctx: &HandleCtx, _h: &Rc<Self::Handle>) -> Option<Adoptable> {
         None
     }
 
-    /// Rebuilds the state of an adopted handle (one this plugin's [`Plugin::adoption`]
-    /// described on a dead proxy) around `b`, its backend handle, already bound to the
-    /// client handle of `ctx` on a link that claimed the dead proxy's backend session.
-    /// `None` refuses: the handle is ended. Default: `None`.
-    fn adopt(&self, _ctx: &HandleCtx, _b: BackendHandle) -> Option<Self::Handle> {
-        None
+    /// Rebuilds an adopted handle (one this plugin's [`Plugin::adoption`] described on a
+    /// dead proxy) from its record: `b`, its backend handle, already bound to the client
+    /// handle of `ctx` on a link that claimed the dead proxy's backend session, and
+    /// `state`, the plugin's own part. Runs before the session's client has claimed it:
+    /// what the client must be told goes through [`HandleCtx::push_when_claimed`]. `None`
+    /// refuses: the plugin has released `b` (the handle is ended: `hangup` and `detached`
+    /// after the claim). Default: `b` detached, `None`.
+    fn adopt(
+        &self,
+        _ctx: HandleCtx,
+        b: Option<BackendHandle>,
+        _state: Option<String>,
+    ) -> LocalFuture<Option<Self::Handle>> {
+        if let Some(b) = b {
+            b.detach();
+        }
+        Box::pin(async { None })
     }
 
     /// An unsolicited message from backend handle `from`, bound to this handle.
@@ -230,8 +261,13 @@ pub trait AnyPlugin: Send + Sync {
         msg: &RawObject,
         janus: &str,
     );
-    fn adoption(&self, h: &Rc<dyn Any>) -> Option<Adoption>;
-    fn adopt(&self, ctx: &HandleCtx, b: BackendHandle) -> Option<Rc<dyn Any>>;
+    fn adoption(&self, ctx: &HandleCtx, h: &Rc<dyn Any>) -> Option<Adoptable>;
+    fn adopt(
+        &self,
+        ctx: HandleCtx,
+        b: Option<BackendHandle>,
+        state: Option<String>,
+    ) -> LocalFuture<Option<Rc<dyn Any>>>;
 }
 
 /// The plugin's own state of a handle. The core only ever gives a plugin the state its
@@ -317,12 +353,18 @@ impl<P: Plugin> AnyPlugin for P {
         }
     }
 
-    fn adoption(&self, h: &Rc<dyn Any>) -> Option<Adoption> {
-        Plugin::adoption(self, &own::<P>(h)?)
+    fn adoption(&self, ctx: &HandleCtx, h: &Rc<dyn Any>) -> Option<Adoptable> {
+        Plugin::adoption(self, ctx, &own::<P>(h)?)
     }
 
-    fn adopt(&self, ctx: &HandleCtx, b: BackendHandle) -> Option<Rc<dyn Any>> {
-        Plugin::adopt(self, ctx, b).map(|h| Rc::new(h) as Rc<dyn Any>)
+    fn adopt(
+        &self,
+        ctx: HandleCtx,
+        b: Option<BackendHandle>,
+        state: Option<String>,
+    ) -> LocalFuture<Option<Rc<dyn Any>>> {
+        let adopted = Plugin::adopt(self, ctx, b, state);
+        Box::pin(async move { adopted.await.map(|h| Rc::new(h) as Rc<dyn Any>) })
     }
 }
 

@@ -230,6 +230,7 @@ pub async fn register(
     let name = username_of(&body)?;
     let previous = directory::register(ctx.host(), ns, &name, loc(&ctx)).await?;
     st.borrow_mut().user = Some(name.clone());
+    ctx.adoption_changed();
     if let Some(prev) = previous {
         let taken = name.clone();
         ctx.host().run_on(prev.shard as usize, move |h| {
@@ -256,6 +257,7 @@ pub fn taken_over(host: &Host, loc: HandleLoc, name: &str, package: &str, end: E
     if in_call {
         end(&ctx, &st);
     }
+    ctx.adoption_changed();
     let e = err(
         code::USERNAME_TAKEN,
         format!("Username '{name}' was registered by another handle"),

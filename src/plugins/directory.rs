@@ -201,6 +201,41 @@ pub async fn register(
     Ok(previous)
 }
 
+/// Registers `name` to `loc` again for a handle adopted from a dead proxy, whose
+/// directory uuid was `previous` (multi-proxy mode): the name is taken back unless another
+/// handle or proxy registered it meanwhile.
+///
+/// # Errors
+/// 476 when someone else has the name now, 503 when the Redis directory is unavailable
+/// (the local entry is rolled back).
+pub async fn adopt(
+    host: &Host,
+    ns: &'static str,
+    name: &str,
+    loc: HandleLoc,
+    previous: Option<&str>,
+) -> Result<(), JanusError> {
+    register_local(host, ns, name, loc, false).await?;
+    let Some(users) = remote(host, ns).cloned() else {
+        return Ok(());
+    };
+    let outcome = match users.adopt(name, previous.unwrap_or_default()).await {
+        Ok(true) => return Ok(()),
+        Ok(false) => taken(name),
+        Err(e) => unavailable(e),
+    };
+    let key = name.to_string();
+    host.run_on(partition_of(name, host.shard_count()), move |h| {
+        h.slot::<Partitions>().unregister(ns, &key, loc);
+    });
+    Err(outcome)
+}
+
+/// This proxy's uuid in namespace `ns`'s Redis directory (multi-proxy mode).
+pub fn users_uuid<'h>(host: &'h Host, ns: &str) -> Option<&'h str> {
+    remote(host, ns).map(|u| u.uuid.as_str())
+}
+
 /// Finds a user, here or (multi-proxy) on another proxy.
 ///
 /// # Errors

@@ -116,13 +116,20 @@ impl Plugin for EchoTest {
     }
 
     /// The whole state is the backend handle: another proxy can take it over.
-    fn adoption(&self, b: &Rc<BackendHandle>) -> Option<Adoption> {
-        b.adoption()
+    fn adoption(&self, _ctx: &HandleCtx, b: &Rc<BackendHandle>) -> Option<Adoptable> {
+        b.adoption().map(Adoptable::backend)
     }
 
-    fn adopt(&self, ctx: &HandleCtx, b: BackendHandle) -> Option<BackendHandle> {
-        debug!(server = %b.link.server.name, backend_handle = b.id, handle = ctx.handle_id, "echotest adopted");
-        Some(b)
+    fn adopt(
+        &self,
+        ctx: HandleCtx,
+        b: Option<BackendHandle>,
+        _state: Option<String>,
+    ) -> LocalFuture<Option<BackendHandle>> {
+        if let Some(b) = &b {
+            debug!(server = %b.link.server.name, backend_handle = b.id, handle = ctx.handle_id, "echotest adopted");
+        }
+        Box::pin(async move { b })
     }
 
     fn detach(&self, _ctx: &HandleCtx, b: Rc<BackendHandle>) {

@@ -19,8 +19,8 @@ pub mod videoroom;
 pub use crate::core::backend_handle::BackendHandle;
 pub use crate::core::host::{HandleCtx, Host, Peers};
 pub use crate::core::plugin::{
-    Adoption, AnyPlugin, BackendRef, LocalFuture, Plugin, PluginMessage, PluginMeta, PluginRoute,
-    Respond, RouteFuture, StartCx, Trickle,
+    Adoptable, Adoption, AnyPlugin, BackendRef, LocalFuture, Plugin, PluginMessage, PluginMeta,
+    PluginRoute, Respond, RouteFuture, StartCx, Trickle,
 };
 
 use std::rc::Rc;

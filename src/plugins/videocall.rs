@@ -223,6 +223,7 @@ fn abandon(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>, generation: u64) {
         }
         s.end_call()
     };
+    ctx.adoption_changed();
     if let Some(b) = b {
         retire(ctx, st, b, None, false);
     }
@@ -271,6 +272,8 @@ async fn connect_backend(
         ));
     }
     s.backend = Some(b.clone());
+    drop(s);
+    ctx.adoption_changed();
     Ok(b)
 }
 
@@ -462,6 +465,7 @@ async fn place_call(
             s.peered = maybe_paired;
         }
     }
+    ctx.adoption_changed();
     match answer {
         Ok(result) => Ok((dealias_result(result), None)),
         Err(e) => {
@@ -502,6 +506,7 @@ fn hangup_request(ctx: &HandleCtx, st: &Rc<RefCell<CallState>>, body: &Value) ->
         let b = if s.incall { s.end_call() } else { None };
         (s.own_name(), b)
     };
+    ctx.adoption_changed();
     if let Some(b) = b {
         retire(ctx, st, b, Some(reason), false);
     }
@@ -564,6 +569,97 @@ fn dealias_result(mut result: Value) -> Value {
         result["username"] = json!(name);
     }
     result
+}
+
+/// What a handle's adoption record holds besides its backend handle (see the module doc,
+/// "Failover").
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Recorded {
+    /// The registered username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    /// This proxy's uuid in the Redis user directory (multi-proxy mode): the adopting
+    /// proxy takes the name from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    users: Option<String>,
+    /// The other party of the call whose backend handle the record carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    peer: Option<String>,
+    /// Janus paired the call's backend handles: the call is up (or ringing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    peered: bool,
+}
+
+/// The record of a handle: its name, and the call with its backend handle if it has one.
+fn recorded(ctx: &HandleCtx, s: &CallState) -> (Recorded, Option<Adoption>) {
+    let call = s.backend.as_ref().filter(|_| s.incall);
+    let rec = Recorded {
+        user: s.user.clone(),
+        users: s
+            .user
+            .as_ref()
+            .and_then(|_| directory::users_uuid(ctx.host(), NS))
+            .map(str::to_string),
+        peer: call.map(|_| s.peer.clone()),
+        peered: call.is_some() && s.peered,
+    };
+    (rec, call.and_then(BackendHandle::adoption))
+}
+
+/// Rebuilds a handle of a dead proxy from its record: its name taken back, its call kept
+/// if Janus had paired it (the PeerConnection never stopped), ended if it was being set up.
+async fn adopt_handle(
+    ctx: HandleCtx,
+    b: Option<BackendHandle>,
+    state: Option<String>,
+) -> Option<CallHandle> {
+    let rec: Recorded = state
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    // A call ended here is retired on a state of its own: its events go nowhere else, and
+    // the client hears of it from the VideoCall `hangup` below, not from Janus's.
+    let end_call = |b: BackendHandle, reason: &str| {
+        let mut gone = CallState::default();
+        gone.incall = true;
+        gone.peered = true;
+        let gone = Rc::new(RefCell::new(gone));
+        retire(&ctx, &gone, b, Some(reason), false);
+    };
+    if let Some(name) = &rec.user {
+        let here = call::loc(&ctx);
+        if let Err(e) = directory::adopt(ctx.host(), NS, name, here, rec.users.as_deref()).await {
+            warn!(user = %name, error = %e.reason, "videocall handle not adopted: its name could not be taken back");
+            if let Some(b) = b {
+                end_call(b, "Username registered elsewhere");
+            }
+            return None;
+        }
+    }
+    let mut st = CallState::default();
+    st.user = rec.user.clone();
+    match (b, rec.peer) {
+        (Some(b), Some(peer)) if rec.peered => {
+            debug!(server = %b.link.server.name, backend_handle = b.id, handle = ctx.handle_id, "videocall adopted in a call");
+            st.begin_call(&peer);
+            st.peered = true;
+            st.got_incoming = true;
+            st.backend = Some(b);
+        }
+        (Some(b), _) => {
+            end_call(b, "Proxy failover");
+            let name = st.own_name();
+            let hangup = json!({"event": "hangup", "username": name, "reason": "Proxy failover"});
+            ctx.push_when_claimed(crate::api::reply::plugin_event(
+                ctx.addr(),
+                None,
+                PACKAGE,
+                &call::result_data(&hangup),
+                None,
+            ));
+        }
+        (None, _) => {}
+    }
+    Some(RefCell::new(st))
 }
 
 /// `POST /plugins/videocall/{username}` from another proxy: an incoming call for a user
@@ -674,6 +770,24 @@ impl Plugin for VideoCall {
         }
     }
 
+    /// Always adoptable: the name, and the call when it has a backend handle.
+    fn adoption(&self, ctx: &HandleCtx, st: &Rc<CallHandle>) -> Option<Adoptable> {
+        let (rec, backend) = recorded(ctx, &st.borrow());
+        Some(Adoptable {
+            backend,
+            state: serde_json::to_string(&rec).ok(),
+        })
+    }
+
+    fn adopt(
+        &self,
+        ctx: HandleCtx,
+        b: Option<BackendHandle>,
+        state: Option<String>,
+    ) -> LocalFuture<Option<CallHandle>> {
+        Box::pin(adopt_handle(ctx, b, state))
+    }
+
     fn backend_lost(
         &self,
         ctx: &HandleCtx,
@@ -694,6 +808,7 @@ impl Plugin for VideoCall {
             (was, s.own_name())
         };
         if was_in_call {
+            ctx.adoption_changed();
             call::push_result(
                 ctx,
                 PACKAGE,
@@ -748,17 +863,24 @@ impl Plugin for VideoCall {
                         None
                     }
                 };
+                ctx.adoption_changed();
                 if let Some(b) = b {
                     retire(ctx, st, b, None, released_by_peer(&result));
                 }
                 true
             }
             "incomingcall" => {
-                let mut s = st.borrow_mut();
-                let ok = from_peer(&s);
+                let ok = {
+                    let mut s = st.borrow_mut();
+                    let ok = from_peer(&s);
+                    if ok {
+                        s.got_incoming = true;
+                        s.peered = true;
+                    }
+                    ok
+                };
                 if ok {
-                    s.got_incoming = true;
-                    s.peered = true;
+                    ctx.adoption_changed();
                 }
                 ok
             }

@@ -53,6 +53,17 @@ pub struct HandleRecord {
     /// The backend handle behind it, when its plugin says it can be adopted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<BackendRecord>,
+    /// The plugin's own state, when it needs more than the backend handle to adopt it
+    /// (JSON of the plugin's choosing, opaque here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+impl HandleRecord {
+    /// Whether another proxy can adopt the handle (its plugin described it).
+    pub fn adoptable(&self) -> bool {
+        self.backend.is_some() || self.state.is_some()
+    }
 }
 
 /// A handle on a backend Janus: server URL, Janus session and handle ids there.
@@ -722,6 +733,7 @@ mod tests {
                 session: 7,
                 handle: 9,
             }),
+            state: None,
         };
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(
@@ -731,6 +743,24 @@ mod tests {
         assert_eq!(serde_json::from_str::<HandleRecord>(&json).unwrap(), r);
         assert_eq!(r.backend.unwrap().session_key(), "ws://127.0.0.1:8188|7");
         let bare: HandleRecord = serde_json::from_str(r#"{"plugin":"x"}"#).unwrap();
+        assert!(!bare.adoptable());
         assert_eq!((bare.opaque_id, bare.backend), (None, None));
+        // A plugin's own state travels as a JSON string.
+        let with_state = HandleRecord {
+            plugin: "janus.plugin.videocall".into(),
+            opaque_id: None,
+            backend: None,
+            state: Some(r#"{"user":"alice"}"#.into()),
+        };
+        let json = serde_json::to_string(&with_state).unwrap();
+        assert_eq!(
+            json,
+            r#"{"plugin":"janus.plugin.videocall","state":"{\"user\":\"alice\"}"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<HandleRecord>(&json).unwrap(),
+            with_state
+        );
+        assert!(with_state.adoptable());
     }
 }

@@ -9,7 +9,9 @@
 //! - `januscloud:<ns>_proxies:<uuid>`: hash `api_base_url`, same TTL.
 //!
 //! Registration is one Lua script (read the old owner, write the new one, set the TTL),
-//! so two proxies registering a name at once cannot interleave; removal deletes the key
+//! so two proxies registering a name at once cannot interleave; after a failover the
+//! adopting proxy takes the names of the handles it adopted the same way, only from the
+//! dead proxy's uuid; removal deletes the key
 //! only if this proxy still owns it. All Redis work happens on one thread per namespace;
 //! shards send it requests and await the answers.
 
@@ -35,6 +37,7 @@ pub enum Owner {
 
 enum Op {
     Register(String, bool, oneshot::Sender<Result<bool, StoreError>>),
+    Adopt(String, String, oneshot::Sender<Result<bool, StoreError>>),
     Unregister(String),
     Lookup(String, oneshot::Sender<Result<Owner, StoreError>>),
     List(oneshot::Sender<Result<Vec<String>, StoreError>>),
@@ -62,6 +65,19 @@ redis.call('HSET', KEYS[1], 'username', ARGV[1], 'proxy_uuid', ARGV[2], 'utime',
 redis.call('HSETNX', KEYS[1], 'ctime', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return old or ''
+"#;
+
+/// Takes a name a dead proxy (`ARGV[5]`) owned, after a failover: 1 = ours now (also when
+/// nobody owns it any more), 0 = another proxy registered it meanwhile (nothing changes).
+const ADOPT: &str = r#"
+local old = redis.call('HGET', KEYS[1], 'proxy_uuid')
+if old and old ~= '' and old ~= ARGV[2] and old ~= ARGV[5] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'username', ARGV[1], 'proxy_uuid', ARGV[2], 'utime', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'ctime', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
 "#;
 
 const UNREGISTER: &str = r#"
@@ -132,6 +148,26 @@ impl Worker {
         }
         self.local.insert(name.to_string());
         Ok(true)
+    }
+
+    /// True when `name`, owned by the dead proxy `from` (or by nobody), is now ours.
+    fn adopt(&mut self, name: &str, from: &str) -> Result<bool, StoreError> {
+        let key = self.user_key(name);
+        let (uuid, ttl) = (self.uuid.clone(), self.ttl);
+        let ours = self.conn.with(|c| {
+            redis::Script::new(ADOPT)
+                .key(&key)
+                .arg(name)
+                .arg(&uuid)
+                .arg(now_s())
+                .arg(ttl)
+                .arg(from)
+                .invoke::<i64>(c)
+        })? == 1;
+        if ours {
+            self.local.insert(name.to_string());
+        }
+        Ok(ours)
     }
 
     fn unregister(&mut self, name: &str) {
@@ -246,6 +282,9 @@ impl Worker {
                 Ok(Op::Register(name, takeover, reply)) => {
                     let _ = reply.send(self.register(&name, takeover));
                 }
+                Ok(Op::Adopt(name, from, reply)) => {
+                    let _ = reply.send(self.adopt(&name, &from));
+                }
                 Ok(Op::Unregister(name)) => self.unregister(&name),
                 Ok(Op::Lookup(name, reply)) => {
                     let _ = reply.send(self.lookup(&name));
@@ -313,6 +352,16 @@ impl RedisUsers {
     pub async fn register(&self, name: &str, allow_takeover: bool) -> Result<bool, StoreError> {
         let name = name.to_string();
         self.ask(|r| Op::Register(name, allow_takeover, r)).await
+    }
+
+    /// Takes `name` from `from`, the directory uuid of a dead proxy whose handle this
+    /// proxy adopted. False when another proxy registered it meanwhile.
+    ///
+    /// # Errors
+    /// Redis unavailable.
+    pub async fn adopt(&self, name: &str, from: &str) -> Result<bool, StoreError> {
+        let (name, from) = (name.to_string(), from.to_string());
+        self.ask(|r| Op::Adopt(name, from, r)).await
     }
 
     pub fn unregister(&self, name: &str) {
