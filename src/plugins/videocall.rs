@@ -31,6 +31,20 @@
 //! 5. detach.
 //!
 //! The other events of a retiring handle are dropped.
+//!
+//! # Failover
+//! With `[cluster] session_db` every handle is adoptable by another proxy if this one dies
+//! ([`Plugin::adoption`]): its record holds the registered name (with this proxy's uuid in
+//! the Redis user directory) and, while a call has a backend handle, that handle, the peer
+//! and whether Janus has paired the call's handles; it is written again whenever one of
+//! these changes. The adopting proxy takes the name back (only from the dead proxy: a name
+//! someone else registered meanwhile ends the handle, `hangup` and `detached`), keeps a
+//! paired call (ringing or up: its PeerConnection is Janus's and never stopped, and
+//! Janus's later events reach the adopted backend handle), and ends a call that was still
+//! being set up: its backend handle is retired and the client gets the VideoCall
+//! `hangup` (reason "Proxy failover") after its claim. Janus drops the events of a
+//! session while no proxy holds it: a call the peer ended in that window still looks up
+//! on the adopted handle until its client hangs up.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
