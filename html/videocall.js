@@ -109,6 +109,7 @@ initJanus(page, (janus) => {
     opaqueId: `videocall-${Janus.randomString(12)}`,
     success: (h) => {
       handle = h;
+      window.callHandle = h; // for the tests (getStats of its PeerConnection)
       state.handleId = h.getId();
       page.status('attached: register a name');
       $('user').value = params.get('user') || `user-${Janus.randomString(4)}`;

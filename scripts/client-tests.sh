@@ -8,10 +8,11 @@
 #   clients/test/janusjs.test.mjs  janus.js 1.4 in headless Chromium (html/echotest.html): an
 #                                  EchoTest with real audio/video over 127.0.0.1, signalling
 #                                  through the proxy
-#   clients/test/failover.test.mjs janus.js echotest through a TCP load balancer in front of
-#                                  two proxies sharing a redis-server: kill -9 of its proxy,
-#                                  janus.reconnect() claims the session on the other, media
-#                                  keeps flowing (failover time and media gap reported)
+#   clients/test/failover.test.mjs janus.js echotest, and a videocall between two pages,
+#                                  through a TCP load balancer in front of two proxies sharing
+#                                  a redis-server: kill -9 of their proxy, janus.reconnect()
+#                                  claims each session on the other, media keeps flowing
+#                                  (failover time and media gap reported)
 #
 # 1. Installs what is missing: Debian's chromium (apt, when /usr/bin/chromium is missing;
 #    root or sudo; with a temporary policy-rc.d so that no package starts a service), g++,

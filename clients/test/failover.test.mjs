@@ -16,8 +16,14 @@
 // longest pause of the inbound bytes around the switch, next to the longest pause in the 2 s
 // before it.
 //
-// Port plan (see clients/lib/fixtures.mjs): Janus WS 18520, admin 18530, RTP UDP 49000-49299;
-// proxies, redis-server, the load balancer and the page server on free ports.
+// A second test does the same with a VideoCall between two pages (html/videocall.html), both
+// on proxy A: both reconnect to B, the call's media keeps flowing both ways, and a hangup
+// after the failover reaches the other page through B.
+//
+// Each test has its own pair of proxies and load balancer; Janus (echotest, videocall) and
+// redis-server are shared. Port plan (see clients/lib/fixtures.mjs): Janus WS 18520, admin
+// 18530, RTP UDP 49000-49299; proxies, redis-server, the load balancer and the page server on
+// free ports.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,8 +42,6 @@ const HEARTBEAT_TTL = 2;
 
 let backends;
 let redis;
-let proxies = [];
-let balancer;
 let server;
 let browser;
 
@@ -156,7 +160,7 @@ function clusterProxy(name) {
   return startProxy({
     name: `${SET}-${name}`,
     backendUrls: backends.urls(),
-    plugins: ['echotest'],
+    plugins: ['echotest', 'videocall'],
     general: { reclaim_session_timeout: 30 },
     sections: {
       cluster: {
@@ -166,8 +170,30 @@ function clusterProxy(name) {
         adopt_timeout: 20,
         drain_timeout: 0,
       },
+      videocall: { user_db: JSON.stringify(redis.url), refresh_interval: 1 },
     },
   });
+}
+
+/** Proxies A and B of one test, and the load balancer in front of them. */
+async function startCluster(names) {
+  const proxies = [];
+  try {
+    for (const n of names) proxies.push(await clusterProxy(n));
+    for (const p of proxies) await waitEchotestReady(p.url);
+    const balancer = await startBalancer(proxies.map((p) => p.port));
+    return {
+      proxies,
+      balancer,
+      stop: async () => {
+        await balancer.close();
+        for (const p of proxies) await p.stop();
+      },
+    };
+  } catch (e) {
+    for (const p of proxies) await p.stop();
+    throw e;
+  }
 }
 
 before(async () => {
@@ -175,32 +201,27 @@ before(async () => {
   const browserReady = chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   [backends, redis, browser, server] = await Promise.all([
     startBackends({
-      name: SET, n: 1, wsBase: 18520, adminBase: 18530, rtpBase: 49000, rtpSpan: 300, plugins: 'echotest',
+      name: SET, n: 1, wsBase: 18520, adminBase: 18530, rtpBase: 49000, rtpSpan: 300, plugins: 'echotest videocall',
       env: { JANUS_RECLAIM_SESSION_TIMEOUT: '30' },
     }),
     startRedis(),
     browserReady,
     serveStatic(),
   ]);
-  proxies = [await clusterProxy('a'), await clusterProxy('b')];
-  for (const p of proxies) await waitEchotestReady(p.url);
-  balancer = await startBalancer(proxies.map((p) => p.port));
 });
 
 after(async () => {
   if (browser) await browser.close().catch(() => {});
-  if (balancer) await balancer.close();
   if (server) await new Promise((r) => server.close(r));
-  for (const p of proxies) await p.stop();
   if (redis) await redis.stop();
   if (backends) await backends.stop();
 });
 
 // ------------------------------------------------------------------ the test
 
-/** In the page: samples the inbound bytes of the echo PeerConnection every 20 ms. */
-function startSampler() {
-  const pc = window.echoHandle.webrtcStuff.pc;
+/** In the page: samples the inbound bytes of the PeerConnection of window[handle] every 20 ms. */
+function startSampler(handle) {
+  const pc = window[handle].webrtcStuff.pc;
   window.inbound = [];
   const tick = async () => {
     const stats = await pc.getStats();
@@ -235,83 +256,177 @@ function longestPause(samples, kind, from, to) {
   return longest;
 }
 
-test('janus.js echotest through a load balancer: kill -9 of its proxy, reconnect + claim on the other, inbound media never stops', async (t) => {
-  const started = Date.now();
-  const [a, b] = proxies;
+/** A page with its console collected and its state object (window[stateName]) read by `state()`. */
+async function openPage(url, stateName) {
   const page = await browser.newPage();
   const consoleLines = [];
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
-  const state = () => page.evaluate(() => JSON.parse(JSON.stringify(window.echotest)));
+  const state = () => page.evaluate((n) => window[n] && JSON.parse(JSON.stringify(window[n])), stateName);
   const until = (what, pred, within = 20000) => waitFor(what, async () => {
     const s = await state();
     if (s && s.errors.length) throw Object.assign(new Error(`page error: ${s.errors.join('; ')}`), { fatal: true });
     return s && pred(s);
   }, { within, every: 50 });
   const inbound = () => page.evaluate(() => window.inbound);
+  await page.goto(url);
+  return { page, state, until, inbound, consoleLines, url };
+}
+
+/** The URL of demo page `name` through the load balancer, reconnecting, with `extra` params. */
+function pageUrl(cluster, name, extra = {}) {
+  const q = new URLSearchParams({ server: `ws://127.0.0.1:${cluster.balancer.port}`, reconnect: '1', ...extra });
+  return `http://127.0.0.1:${server.address().port}/${name}?${q}`;
+}
+
+async function dump(cluster, pages, e, started) {
+  console.error(`FAILED after ${Date.now() - started} ms: ${e.message}`);
+  for (const p of pages) {
+    console.error(`--- page ${p.url} ---\n${JSON.stringify(await p.state().catch(() => null), null, 1)}`);
+    console.error(`--- browser console (last 40) ---\n${p.consoleLines.slice(-40).join('\n')}`);
+  }
+  console.error(`--- balancer ---\n${JSON.stringify(cluster.balancer.routed)}`);
+  for (const p of cluster.proxies) console.error(`--- proxy output (${p.logPath}) ---\n${tail(p.logPath, 40)}`);
+  for (const f of backends.logs()) console.error(`--- ${f} ---\n${tail(f, 25)}`);
+}
+
+/** Waits until the page's sampler covers 2 s with both kinds growing: the undisturbed baseline. */
+async function baseline(p) {
+  const from = Date.now();
+  await waitFor('2 s of inbound samples', async () => {
+    const s = await p.inbound();
+    return s.length > 0 && s.at(-1).t - from >= 2000 && s.at(-1).video > s[0].video && s.at(-1).audio > s[0].audio;
+  }, { within: 10000 });
+  return from;
+}
+
+/** Waits until the page's inbound audio and video have grown well past what they were now. */
+async function mediaGrows(p, what) {
+  const now = (await p.inbound()).at(-1);
+  await waitFor(what, async () => {
+    const last = (await p.inbound()).at(-1);
+    return last.video > now.video + 20000 && last.audio > now.audio + 2000;
+  }, { within: 10000 });
+}
+
+/** Longest pauses of a page's inbound bytes: in [from, killedAt] and after killedAt. */
+async function pauses(p, from, killedAt) {
+  await p.page.evaluate(() => clearInterval(window.samplerTimer));
+  const samples = await p.inbound();
+  const end = samples.at(-1).t;
+  return {
+    baseline: Math.max(longestPause(samples, 'audio', from, killedAt), longestPause(samples, 'video', from, killedAt)),
+    audio: longestPause(samples, 'audio', killedAt, end),
+    video: longestPause(samples, 'video', killedAt, end),
+    samples: samples.length,
+  };
+}
+
+test('janus.js echotest through a load balancer: kill -9 of its proxy, reconnect + claim on the other, inbound media never stops', async (t) => {
+  const started = Date.now();
+  const cluster = await startCluster(['a', 'b']);
+  const [a, b] = cluster.proxies;
+  const { balancer } = cluster;
+  const pages = [];
   try {
-    const q = new URLSearchParams({ server: `ws://127.0.0.1:${balancer.port}`, reconnect: '1' });
-    await page.goto(`http://127.0.0.1:${server.address().port}/echotest.html?${q}`);
-    await until('the echoed video playing (10 frames)', (s) => s.remotePlaying && s.remoteFrames >= 10);
+    const p = await openPage(pageUrl(cluster, 'echotest.html'), 'echotest');
+    pages.push(p);
+    await p.until('the echoed video playing (10 frames)', (s) => s.remotePlaying && s.remoteFrames >= 10);
     assert.equal(balancer.routed.length, 1, JSON.stringify(balancer.routed));
     assert.equal(balancer.routed[0].port, a.port, 'the first connection goes to proxy A');
-    const sid = (await state()).sessionId;
+    const sid = (await p.state()).sessionId;
 
-    await page.evaluate(startSampler);
-    // 2 s of media before the kill: the pauses of an undisturbed echo, to compare.
-    const sampling = Date.now();
-    await waitFor('2 s of inbound samples', async () => {
-      const s = await inbound();
-      return s.length > 0 && s.at(-1).t - sampling >= 2000 && s.at(-1).video > s[0].video && s.at(-1).audio > s[0].audio;
-    }, { within: 10000 });
+    await p.page.evaluate(startSampler, 'echoHandle');
+    const sampling = await baseline(p);
 
     const killedAt = Date.now();
     await a.kill9();
-    await until('the session claimed again (janus.reconnect)', (s) => s.reconnects && s.reconnects[0] && s.reconnects[0].claimedAt, 30000);
-    const r = (await state()).reconnects[0];
-    const atClaim = (await inbound()).at(-1);
+    await p.until('the session claimed again (janus.reconnect)', (s) => s.reconnects && s.reconnects[0] && s.reconnects[0].claimedAt, 30000);
+    const r = (await p.state()).reconnects[0];
     // The echo keeps coming after the claim: well past what had arrived then, both kinds.
-    await waitFor('inbound audio and video growing after the claim', async () => {
-      const last = (await inbound()).at(-1);
-      return last.video > atClaim.video + 20000 && last.audio > atClaim.audio + 2000;
-    }, { within: 10000 });
+    await mediaGrows(p, 'inbound audio and video growing after the claim');
     // The adopted handle answers through proxy B: an echotest request gets its "ok".
-    const oks = (await state()).echoResults.length;
-    await page.evaluate(() => window.echoHandle.send({ message: { bitrate: 256000 } }));
-    await until('the echotest answer through proxy B', (s) => s.echoResults.length > oks && s.echoResults.at(-1) === 'ok', 10000);
-    await page.evaluate(() => clearInterval(window.samplerTimer));
+    const oks = (await p.state()).echoResults.length;
+    await p.page.evaluate(() => window.echoHandle.send({ message: { bitrate: 256000 } }));
+    await p.until('the echotest answer through proxy B', (s) => s.echoResults.length > oks && s.echoResults.at(-1) === 'ok', 10000);
 
-    const samples = await inbound();
-    const end = samples.at(-1).t;
-    const baseline = Math.max(longestPause(samples, 'audio', sampling, killedAt), longestPause(samples, 'video', sampling, killedAt));
-    const gapAudio = longestPause(samples, 'audio', killedAt, end);
-    const gapVideo = longestPause(samples, 'video', killedAt, end);
+    const gap = await pauses(p, sampling, killedAt);
     const failover = r.claimedAt - killedAt;
-    const report = `failover (janus.js in Chromium, via a load balancer): kill -9 -> connection lost seen by janus.js ${r.lostAt - killedAt} ms, ` +
+    t.diagnostic(`echotest failover (janus.js in Chromium, via a load balancer): kill -9 -> connection lost seen by janus.js ${r.lostAt - killedAt} ms, ` +
       `session claimed on proxy B ${failover} ms (${r.attempts} reconnect attempt(s)); longest pause of inbound bytes after the kill: ` +
-      `audio ${gapAudio} ms, video ${gapVideo} ms (${baseline} ms in 2 s before it); ${samples.length} getStats samples`;
-    t.diagnostic(report);
+      `audio ${gap.audio} ms, video ${gap.video} ms (${gap.baseline} ms in 2 s before it); ${gap.samples} getStats samples`);
 
-    const s = await state();
+    const s = await p.state();
     assert.deepEqual(s.errors, []);
     assert.equal(s.sessionId, sid, 'the same session');
     assert.equal(s.reconnects.length, 1, JSON.stringify(s.reconnects));
     assert.ok(balancer.routed.some((x) => x.port === b.port && x.at >= killedAt), `reconnected through the balancer to B: ${JSON.stringify(balancer.routed)}`);
     assert.ok(failover < HEARTBEAT_TTL * 1000 + 5000, `claimed ${failover} ms after the kill`);
-    assert.ok(gapAudio < 1000 && gapVideo < 1000, `inbound media paused audio ${gapAudio} ms, video ${gapVideo} ms`);
+    assert.ok(gap.audio < 1000 && gap.video < 1000, `inbound media paused audio ${gap.audio} ms, video ${gap.video} ms`);
 
-    await page.evaluate(() => new Promise((resolve, reject) => {
+    await p.page.evaluate(() => new Promise((resolve, reject) => {
       window.janusSession.destroy({ success: resolve, error: reject });
     }));
   } catch (e) {
-    console.error(`FAILED after ${Date.now() - started} ms: ${e.message}`);
-    console.error(`--- page state ---\n${JSON.stringify(await state().catch(() => null), null, 1)}`);
-    console.error(`--- browser console (last 40) ---\n${consoleLines.slice(-40).join('\n')}`);
-    console.error(`--- balancer ---\n${JSON.stringify(balancer.routed)}`);
-    for (const p of proxies) console.error(`--- proxy output (${p.logPath}) ---\n${tail(p.logPath, 40)}`);
-    for (const f of backends.logs()) console.error(`--- ${f} ---\n${tail(f, 25)}`);
+    await dump(cluster, pages, e, started);
     throw e;
   } finally {
-    await page.close().catch(() => {});
+    for (const p of pages) await p.page.close().catch(() => {});
+    await cluster.stop();
+  }
+});
+
+test('janus.js videocall through a load balancer: kill -9 of the proxy of both parties, both reconnect, the call keeps its media both ways, a hangup after it arrives', async (t) => {
+  const started = Date.now();
+  const cluster = await startCluster(['c', 'd']);
+  const [a, b] = cluster.proxies;
+  const suffix = Math.random().toString(16).slice(2, 8);
+  const callee = `bob-${suffix}`;
+  const caller = `alice-${suffix}`;
+  const pages = [];
+  try {
+    const pb = await openPage(pageUrl(cluster, 'videocall.html', { user: callee, answer: 'auto' }), 'videocall');
+    pages.push(pb);
+    await pb.until(`${callee} registered`, (s) => s.registered === callee);
+    const pa = await openPage(pageUrl(cluster, 'videocall.html', { user: caller, call: callee }), 'videocall');
+    pages.push(pa);
+    await pa.until('accepted', (s) => s.accepted);
+    for (const [who, p] of [['caller', pa], ['callee', pb]]) {
+      await p.until(`${who}: the peer's video playing (10 frames)`, (s) => s.webrtcup && s.remotePlaying && s.remoteFrames >= 10);
+    }
+    assert.ok(cluster.balancer.routed.every((x) => x.port === a.port), JSON.stringify(cluster.balancer.routed));
+
+    for (const p of [pa, pb]) await p.page.evaluate(startSampler, 'callHandle');
+    const sampling = Math.max(await baseline(pa), await baseline(pb));
+
+    const killedAt = Date.now();
+    await a.kill9();
+    for (const [who, p] of [['caller', pa], ['callee', pb]]) {
+      await p.until(`${who}: the session claimed again`, (s) => s.reconnects && s.reconnects[0] && s.reconnects[0].claimedAt, 30000);
+      await mediaGrows(p, `${who}: inbound audio and video growing after the claim`);
+    }
+    const report = [];
+    for (const [who, p] of [['caller', pa], ['callee', pb]]) {
+      const r = (await p.state()).reconnects[0];
+      const gap = await pauses(p, sampling, killedAt);
+      report.push(`${who}: claimed on B ${r.claimedAt - killedAt} ms after the kill, longest inbound pause audio ${gap.audio} ms, video ${gap.video} ms (${gap.baseline} ms before)`);
+      assert.ok(gap.audio < 1000 && gap.video < 1000, `${who}: inbound media paused audio ${gap.audio} ms, video ${gap.video} ms`);
+    }
+    t.diagnostic(`videocall failover (janus.js in Chromium, via a load balancer): ${report.join('; ')}`);
+    assert.ok(cluster.balancer.routed.filter((x) => x.port === b.port && x.at >= killedAt).length >= 2, JSON.stringify(cluster.balancer.routed));
+
+    // The caller hangs up through B: the callee hears it from Janus through B, and its
+    // PeerConnection is closed by the core hangup, as without a failover.
+    await pa.page.evaluate(() => window.hangupCall());
+    await pb.until("the callee's PeerConnection closed", (s) => s.webrtcDown && s.hangups.some((h) => h.username === caller), 10000);
+    const sb = await pb.state();
+    assert.equal(sb.fallbackCleanup, false, 'closed by the core hangup, not by the page');
+    for (const p of [pa, pb]) assert.deepEqual((await p.state()).errors, []);
+  } catch (e) {
+    await dump(cluster, pages, e, started);
+    throw e;
+  } finally {
+    for (const p of pages) await p.page.close().catch(() => {});
+    await cluster.stop();
   }
 });
