@@ -986,3 +986,77 @@ fn a_videocall_handle_whose_name_was_taken_meanwhile_is_ended() {
     assert!(probe.exists(&name));
     short_call(&mut probe, &mut other);
 }
+
+/// The handle record of a client handle in Redis, if any.
+fn record_of(redis: &RedisServer, sid: u64, hid: u64) -> Option<Value> {
+    let mut conn = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .ok()?;
+    let record: Option<String> = redis::cmd("HGET")
+        .arg(format!("januscloud:cluster:session:{sid}"))
+        .arg(format!("h:{hid}"))
+        .query(&mut conn)
+        .ok()?;
+    serde_json::from_str(&record?).ok()
+}
+
+#[test]
+fn a_videocall_being_set_up_is_ended_with_a_hangup_after_the_failover() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = videocall_proxy(&janus, &redis, "a");
+    let b = videocall_proxy(&janus, &redis, "b");
+    let mut bob = caller_of(&a, "bob");
+    // A call for Bob comes from another proxy (its admin route) and its caller never
+    // follows it up: Bob's side of the call is being set up (a backend handle, no
+    // `incomingcall` yet) for the next 10 s.
+    let url = format!(
+        "http://127.0.0.1:{}/plugins/videocall/{}",
+        a.admin_port, bob.name
+    );
+    let body =
+        json!({"caller_username": "ghost", "backend_server_url": janus.servers()[0].1}).to_string();
+    let r = http("POST", &url, Some(("application/json", &body)), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut record = None;
+    eventually("the call being set up is recorded", || {
+        record = record_of(&redis, bob.sid, bob.hid).filter(|r| r["backend"].is_object());
+        record.is_some()
+    });
+    let record = record.expect("record");
+    let state: Value =
+        serde_json::from_str(record["state"].as_str().expect("state")).expect("state JSON");
+    assert_eq!(state["peer"], "ghost", "{state}");
+    assert!(state.get("peered").is_none(), "{state}");
+    let stray = record["backend"]["handle"]
+        .as_u64()
+        .expect("backend handle");
+    let backend_session = record["backend"]["session"]
+        .as_u64()
+        .expect("backend session");
+
+    kill9(&mut a);
+    reclaim(&mut bob, &b);
+    // Bob hears that the call ended, the VideoCall way, right after his claim.
+    let h = bob.wait_result("hangup", Some(&bob.name.clone()), T);
+    assert_eq!(
+        h["plugindata"]["data"]["result"]["reason"], "Proxy failover",
+        "{h}"
+    );
+    // His backend handle is retired on Janus (after waiting for a release that never comes
+    // from a peer that never was: at most 15 s), not left behind.
+    let mut admin = janus.admin(0);
+    let until = Instant::now() + Duration::from_secs(25);
+    while admin.list_handles(backend_session).contains(&stray) {
+        assert!(
+            Instant::now() < until,
+            "the set-up call's backend handle is still on Janus"
+        );
+        poll_pause();
+    }
+    // He is still registered and can be called, through B.
+    let mut probe = caller_of(&b, "probe");
+    let bob_name = bob.name.clone();
+    assert!(probe.exists(&bob_name));
+    short_call(&mut probe, &mut bob);
+}

@@ -928,6 +928,34 @@ mod tests {
     }
 
     #[test]
+    fn adoption_records_are_small_and_tolerant() {
+        let idle = Recorded {
+            user: Some("alice".into()),
+            users: Some("u1".into()),
+            ..Recorded::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&idle).unwrap(),
+            r#"{"user":"alice","users":"u1"}"#
+        );
+        let call = Recorded {
+            peer: Some("bob".into()),
+            peered: true,
+            ..idle
+        };
+        let json = serde_json::to_string(&call).unwrap();
+        assert_eq!(
+            json,
+            r#"{"user":"alice","users":"u1","peer":"bob","peered":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Recorded>(&json).unwrap(), call);
+        // An unregistered handle, and fields a later version might add.
+        assert_eq!(serde_json::to_string(&Recorded::default()).unwrap(), "{}");
+        let later: Recorded = serde_json::from_str(r#"{"user":"x","more":1}"#).unwrap();
+        assert_eq!(later.user.as_deref(), Some("x"));
+    }
+
+    #[test]
     fn aliases_map_back() {
         let a = alias("alice");
         assert!(a.starts_with("alice~") && a.len() == "alice~".len() + 16);
