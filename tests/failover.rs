@@ -1060,3 +1060,33 @@ fn a_videocall_being_set_up_is_ended_with_a_hangup_after_the_failover() {
     assert!(probe.exists(&bob_name));
     short_call(&mut probe, &mut bob);
 }
+
+#[test]
+fn a_videocall_in_a_call_survives_two_failovers_in_a_row() {
+    let janus = janus();
+    let redis = RedisServer::start();
+    let mut a = videocall_proxy(&janus, &redis, "a");
+    let mut b = videocall_proxy(&janus, &redis, "b");
+    let c = videocall_proxy(&janus, &redis, "c");
+    let mut alice = caller_of(&a, "alice");
+    let mut bob = caller_of(&c, "bob");
+    let r = alice.ok(
+        json!({"request": "call", "username": bob.name}),
+        Some(call_jsep("offer")),
+    );
+    assert_eq!(r, json!({"event": "calling"}));
+    bob.wait_result("incomingcall", Some(&alice.name), T);
+    let r = bob.ok(json!({"request": "accept"}), Some(call_jsep("answer")));
+    assert_eq!(r["event"], "accepted", "{r}");
+    alice.wait_result("accepted", Some(&bob.name), T);
+    // A dies, B adopts Alice; then B dies, and C adopts what B had adopted: her name (B
+    // wrote her record again with its own directory uuid) and her call.
+    kill9(&mut a);
+    reclaim(&mut alice, &b);
+    kill9(&mut b);
+    reclaim(&mut alice, &c);
+    let alice_name = alice.name.clone();
+    assert!(bob.exists(&alice_name));
+    hangup_reaches(&mut bob, &mut alice);
+    short_call(&mut alice, &mut bob);
+}

@@ -132,9 +132,9 @@ fn record_of(
 }
 
 /// The plugin of a handle says its adoption record changed (a call began or ended, a
-/// name was registered): it is written again (not awaited).
-pub fn handle_changed(shard: &Rc<Shard>, session: u64, handle: u64) {
-    let Some(c) = &shard.cluster else { return };
+/// name was registered): it is written again; the caller may await it ([`written`]).
+pub fn handle_changed(shard: &Rc<Shard>, session: u64, handle: u64) -> Option<Written> {
+    let c = shard.cluster.as_ref()?;
     let found = {
         let sessions = shard.sessions.borrow();
         sessions
@@ -142,14 +142,10 @@ pub fn handle_changed(shard: &Rc<Shard>, session: u64, handle: u64) {
             .and_then(|s| s.handles.get(&handle))
             .map(|h| (h.plugin, h.opaque_id.clone(), h.state.clone()))
     };
-    let Some((plugin, opaque_id, state)) = found else {
-        return;
-    };
+    let (plugin, opaque_id, state) = found?;
     let ctx = HandleCtx::new(shard, session, handle, opaque_id);
-    drop(
-        c.directory
-            .handle_up(session, handle, record_of(&ctx, plugin, &state)),
-    );
+    c.directory
+        .handle_up(session, handle, record_of(&ctx, plugin, &state))
 }
 
 /// Pushes a frame to the client of session `id` now, or, while the session waits for its
@@ -484,8 +480,10 @@ async fn install(shard: &Rc<Shard>, work: Install, adopt_timeout: Duration) {
             shard.metrics.handles.inc();
             shard.metrics.failover.handles.inc();
         }
+        // In Redis before the claim is answered: a proxy adopting from this one next must
+        // find the records as this one rebuilt them (a name now under its uuid).
         for hid in changed {
-            handle_changed(shard, s.id, hid);
+            written(handle_changed(shard, s.id, hid)).await;
         }
         if !ended.is_empty() {
             shard

@@ -213,7 +213,19 @@ impl HandleCtx {
     /// The handle's adoption record changed ([`super::plugin::Plugin::adoption`] would
     /// answer otherwise now): with `[cluster]`, it is written again for other proxies.
     pub fn adoption_changed(&self) {
-        super::cluster::handle_changed(self.host.shard(), self.session_id, self.handle_id);
+        drop(super::cluster::handle_changed(
+            self.host.shard(),
+            self.session_id,
+            self.handle_id,
+        ));
+    }
+
+    /// [`HandleCtx::adoption_changed`], done once the record is in Redis (at most 1 s, as
+    /// an `attach`): for a plugin that must not answer its client before another proxy
+    /// could adopt what it answers (a name registered).
+    pub async fn adoption_recorded(&self) {
+        let w = super::cluster::handle_changed(self.host.shard(), self.session_id, self.handle_id);
+        super::cluster::written(w).await;
     }
 
     /// Whether the client still has this handle (it was not detached meanwhile).

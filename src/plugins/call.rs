@@ -230,7 +230,7 @@ pub async fn register(
     let name = username_of(&body)?;
     let previous = directory::register(ctx.host(), ns, &name, loc(&ctx)).await?;
     st.borrow_mut().user = Some(name.clone());
-    ctx.adoption_changed();
+    ctx.adoption_recorded().await;
     if let Some(prev) = previous {
         let taken = name.clone();
         ctx.host().run_on(prev.shard as usize, move |h| {

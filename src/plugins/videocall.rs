@@ -37,7 +37,8 @@
 //! ([`Plugin::adoption`]): its record holds the registered name (with this proxy's uuid in
 //! the Redis user directory) and, while a call has a backend handle, that handle, the peer
 //! and whether Janus has paired the call's handles; it is written again whenever one of
-//! these changes. The adopting proxy takes the name back (only from the dead proxy: a name
+//! these changes (`registered` and a caller's `calling` are answered once it is in Redis,
+//! at most 1 s later). The adopting proxy takes the name back (only from the dead proxy: a name
 //! someone else registered meanwhile ends the handle, `hangup` and `detached`), keeps a
 //! paired call (ringing or up: its PeerConnection is Janus's and never stopped, and
 //! Janus's later events reach the adopted backend handle), and ends a call that was still
@@ -479,7 +480,7 @@ async fn place_call(
             s.peered = maybe_paired;
         }
     }
-    ctx.adoption_changed();
+    ctx.adoption_recorded().await;
     match answer {
         Ok(result) => Ok((dealias_result(result), None)),
         Err(e) => {
