@@ -5,6 +5,11 @@
 //                                                               \  one redis-server  /
 //                                                                 one real Janus (reclaim 30 s)
 //
+// The EchoTest runs over both client transports: the WebSocket API (janus.js sees the socket
+// close) and Janus's HTTP API with long polls (janus.js gives up after 4 failed polls: the
+// new proxy answers 404 for a session it does not hold yet); either way janus.js calls the
+// page's `error` callback and `reconnect()` claims the session.
+//
 // The load balancer (a few lines of Node below) forwards each new connection to the first
 // proxy that accepts it, as HAProxy with `option redispatch` or a DNS list would. The page
 // runs an EchoTest with real audio and video (Chromium's fake devices) through proxy A; A is
@@ -16,11 +21,11 @@
 // longest pause of the inbound bytes around the switch, next to the longest pause in the 2 s
 // before it.
 //
-// A second test does the same with a VideoCall between two pages (html/videocall.html), both
+// The last test does the same with a VideoCall between two pages (html/videocall.html), both
 // on proxy A: both reconnect to B, the call's media keeps flowing both ways, and a hangup
 // after the failover reaches the other page through B.
 //
-// Each test has its own pair of proxies and load balancer; Janus (echotest, videocall) and
+// Each test has its own pair of proxies and load balancers (WebSocket, HTTP); Janus (echotest, videocall) and
 // redis-server are shared. Port plan (see clients/lib/fixtures.mjs): Janus WS 18520, admin
 // 18530, RTP UDP 49000-49299; proxies, redis-server, the load balancer and the page server on
 // free ports.
@@ -162,6 +167,7 @@ function clusterProxy(name) {
     backendUrls: backends.urls(),
     plugins: ['echotest', 'videocall'],
     general: { reclaim_session_timeout: 30 },
+    http: true,
     sections: {
       cluster: {
         session_db: JSON.stringify(redis.url),
@@ -175,18 +181,24 @@ function clusterProxy(name) {
   });
 }
 
-/** Proxies A and B of one test, and the load balancer in front of them. */
+/**
+ * Proxies A and B of one test, and the load balancers in front of them: `balancer` for their
+ * WebSocket listeners, `httpBalancer` for their HTTP ones (Janus's REST API).
+ */
 async function startCluster(names) {
   const proxies = [];
   try {
     for (const n of names) proxies.push(await clusterProxy(n));
     for (const p of proxies) await waitEchotestReady(p.url);
     const balancer = await startBalancer(proxies.map((p) => p.port));
+    const httpBalancer = await startBalancer(proxies.map((p) => p.httpPort));
     return {
       proxies,
       balancer,
+      httpBalancer,
       stop: async () => {
         await balancer.close();
+        await httpBalancer.close();
         for (const p of proxies) await p.stop();
       },
     };
@@ -273,9 +285,10 @@ async function openPage(url, stateName) {
   return { page, state, until, inbound, consoleLines, url };
 }
 
-/** The URL of demo page `name` through the load balancer, reconnecting, with `extra` params. */
-function pageUrl(cluster, name, extra = {}) {
-  const q = new URLSearchParams({ server: `ws://127.0.0.1:${cluster.balancer.port}`, reconnect: '1', ...extra });
+/** The URL of demo page `name` through a load balancer, reconnecting, with `extra` params. */
+function pageUrl(cluster, name, extra = {}, transport = 'ws') {
+  const api = transport === 'ws' ? `ws://127.0.0.1:${cluster.balancer.port}` : `http://127.0.0.1:${cluster.httpBalancer.port}/janus`;
+  const q = new URLSearchParams({ server: api, reconnect: '1', ...extra });
   return `http://127.0.0.1:${server.address().port}/${name}?${q}`;
 }
 
@@ -285,7 +298,7 @@ async function dump(cluster, pages, e, started) {
     console.error(`--- page ${p.url} ---\n${JSON.stringify(await p.state().catch(() => null), null, 1)}`);
     console.error(`--- browser console (last 40) ---\n${p.consoleLines.slice(-40).join('\n')}`);
   }
-  console.error(`--- balancer ---\n${JSON.stringify(cluster.balancer.routed)}`);
+  console.error(`--- balancers ---\nws ${JSON.stringify(cluster.balancer.routed)}\nhttp ${JSON.stringify(cluster.httpBalancer.routed)}`);
   for (const p of cluster.proxies) console.error(`--- proxy output (${p.logPath}) ---\n${tail(p.logPath, 40)}`);
   for (const f of backends.logs()) console.error(`--- ${f} ---\n${tail(f, 25)}`);
 }
@@ -322,61 +335,63 @@ async function pauses(p, from, killedAt) {
   };
 }
 
-test('janus.js echotest through a load balancer: kill -9 of its proxy, reconnect + claim on the other, inbound media never stops', async (t) => {
-  const started = Date.now();
-  const cluster = await startCluster(['a', 'b']);
-  const [a, b] = cluster.proxies;
-  const { balancer } = cluster;
-  const pages = [];
-  try {
-    const p = await openPage(pageUrl(cluster, 'echotest.html'), 'echotest');
-    pages.push(p);
-    await p.until('the echoed video playing (10 frames)', (s) => s.remotePlaying && s.remoteFrames >= 10);
-    assert.equal(balancer.routed.length, 1, JSON.stringify(balancer.routed));
-    assert.equal(balancer.routed[0].port, a.port, 'the first connection goes to proxy A');
-    const sid = (await p.state()).sessionId;
+for (const transport of ['ws', 'http']) {
+  test(`janus.js echotest over ${transport} through a load balancer: kill -9 of its proxy, reconnect + claim on the other, inbound media never stops`, async (t) => {
+    const started = Date.now();
+    const cluster = await startCluster(transport === 'ws' ? ['a', 'b'] : ['e', 'f']);
+    const [a, b] = cluster.proxies;
+    const balancer = transport === 'ws' ? cluster.balancer : cluster.httpBalancer;
+    const [portA, portB] = transport === 'ws' ? [a.port, b.port] : [a.httpPort, b.httpPort];
+    const pages = [];
+    try {
+      const p = await openPage(pageUrl(cluster, 'echotest.html', {}, transport), 'echotest');
+      pages.push(p);
+      await p.until('the echoed video playing (10 frames)', (s) => s.remotePlaying && s.remoteFrames >= 10);
+      assert.ok(balancer.routed.length >= 1 && balancer.routed.every((x) => x.port === portA), `every connection goes to proxy A: ${JSON.stringify(balancer.routed)}`);
+      const sid = (await p.state()).sessionId;
 
-    await p.page.evaluate(startSampler, 'echoHandle');
-    const sampling = await baseline(p);
+      await p.page.evaluate(startSampler, 'echoHandle');
+      const sampling = await baseline(p);
 
-    const killedAt = Date.now();
-    await a.kill9();
-    await p.until('the session claimed again (janus.reconnect)', (s) => s.reconnects && s.reconnects[0] && s.reconnects[0].claimedAt, 30000);
-    const r = (await p.state()).reconnects[0];
-    // The echo keeps coming after the claim: well past what had arrived then, both kinds.
-    await mediaGrows(p, 'inbound audio and video growing after the claim');
-    // The adopted handle answers through proxy B: an echotest request gets its "ok".
-    const oks = (await p.state()).echoResults.length;
-    await p.page.evaluate(() => window.echoHandle.send({ message: { bitrate: 256000 } }));
-    await p.until('the echotest answer through proxy B', (s) => s.echoResults.length > oks && s.echoResults.at(-1) === 'ok', 10000);
+      const killedAt = Date.now();
+      await a.kill9();
+      await p.until('the session claimed again (janus.reconnect)', (s) => s.reconnects && s.reconnects[0] && s.reconnects[0].claimedAt, 30000);
+      const r = (await p.state()).reconnects[0];
+      // The echo keeps coming after the claim: well past what had arrived then, both kinds.
+      await mediaGrows(p, 'inbound audio and video growing after the claim');
+      // The adopted handle answers through proxy B: an echotest request gets its "ok".
+      const oks = (await p.state()).echoResults.length;
+      await p.page.evaluate(() => window.echoHandle.send({ message: { bitrate: 256000 } }));
+      await p.until('the echotest answer through proxy B', (s) => s.echoResults.length > oks && s.echoResults.at(-1) === 'ok', 10000);
 
-    const gap = await pauses(p, sampling, killedAt);
-    const failover = r.claimedAt - killedAt;
-    t.diagnostic(`echotest failover (janus.js in Chromium, via a load balancer): kill -9 -> connection lost seen by janus.js ${r.lostAt - killedAt} ms, ` +
-      `session claimed on proxy B ${failover} ms (${r.attempts} reconnect attempt(s)); longest pause of inbound bytes after the kill: ` +
-      `audio ${gap.audio} ms, video ${gap.video} ms (${gap.baseline} ms in 2 s before it); ${gap.samples} getStats samples`);
+      const gap = await pauses(p, sampling, killedAt);
+      const failover = r.claimedAt - killedAt;
+      t.diagnostic(`echotest failover over ${transport} (janus.js in Chromium, via a load balancer): kill -9 -> connection lost seen by janus.js ${r.lostAt - killedAt} ms, ` +
+        `session claimed on proxy B ${failover} ms (${r.attempts} reconnect attempt(s)); longest pause of inbound bytes after the kill: ` +
+        `audio ${gap.audio} ms, video ${gap.video} ms (${gap.baseline} ms in 2 s before it); ${gap.samples} getStats samples`);
 
-    const s = await p.state();
-    assert.deepEqual(s.errors, []);
-    assert.equal(s.sessionId, sid, 'the same session');
-    assert.equal(s.reconnects.length, 1, JSON.stringify(s.reconnects));
-    assert.ok(balancer.routed.some((x) => x.port === b.port && x.at >= killedAt), `reconnected through the balancer to B: ${JSON.stringify(balancer.routed)}`);
-    assert.ok(failover < HEARTBEAT_TTL * 1000 + 5000, `claimed ${failover} ms after the kill`);
-    assert.ok(gap.audio < 1000 && gap.video < 1000, `inbound media paused audio ${gap.audio} ms, video ${gap.video} ms`);
+      const s = await p.state();
+      assert.deepEqual(s.errors, []);
+      assert.equal(s.sessionId, sid, 'the same session');
+      assert.equal(s.reconnects.length, 1, JSON.stringify(s.reconnects));
+      assert.ok(balancer.routed.some((x) => x.port === portB && x.at >= killedAt), `reconnected through the balancer to B: ${JSON.stringify(balancer.routed)}`);
+      assert.ok(failover < HEARTBEAT_TTL * 1000 + 5000, `claimed ${failover} ms after the kill`);
+      assert.ok(gap.audio < 1000 && gap.video < 1000, `inbound media paused audio ${gap.audio} ms, video ${gap.video} ms`);
 
-    await p.page.evaluate(() => new Promise((resolve, reject) => {
-      window.janusSession.destroy({ success: resolve, error: reject });
-    }));
-  } catch (e) {
-    await dump(cluster, pages, e, started);
-    throw e;
-  } finally {
-    for (const p of pages) await p.page.close().catch(() => {});
-    await cluster.stop();
-  }
-});
+      await p.page.evaluate(() => new Promise((resolve, reject) => {
+        window.janusSession.destroy({ success: resolve, error: reject });
+      }));
+    } catch (e) {
+      await dump(cluster, pages, e, started);
+      throw e;
+    } finally {
+      for (const p of pages) await p.page.close().catch(() => {});
+      await cluster.stop();
+    }
+  });
+}
 
-test('janus.js videocall through a load balancer: kill -9 of the proxy of both parties, both reconnect, the call keeps its media both ways, a hangup after it arrives', async (t) => {
+test('janus.js videocall over ws through a load balancer: kill -9 of the proxy of both parties, both reconnect, the call keeps its media both ways, a hangup after it arrives', async (t) => {
   const started = Date.now();
   const cluster = await startCluster(['c', 'd']);
   const [a, b] = cluster.proxies;
