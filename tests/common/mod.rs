@@ -32,7 +32,7 @@
 //! | videoroom-kill  | 19260-19262 | 18260-18262 | 17000-17899   | tests/videoroom.rs      |
 //! | videoroom-kill-media | 19270-19272 | 18270-18272 | 29200-29979 | tests/videoroom_media.rs |
 //! | (mediapeer)     | 19388       | 19389       | 40000-40999   | mediapeer/tests         |
-//! | failover        | 18078       | 17078       | 32000-32699   | tests/failover.rs       |
+//! | failover        | 18078       | 17078       | 32000-32699   | tests/failover.rs (`JANUS_CLOUD_FAILOVER_PORT`/`_RTP` move it) |
 //! | vr-cluster      | 18300-18302 | 17300-17302 | 33000-33899   | tests/videoroom_cluster.rs |
 //! | videoroom-alt, -kill-alt, -kill-media-alt | 18400-02, 18410-12, 18420-22 | WS - 1000 | 6000-7799, 8000-8899, 9000-9779 | the three videoroom sets with `JANUS_CLOUD_VR_ALT_PORTS` |
 //! | (loadtest-videoroom) | 19280-19281 | 18280-18281 | 27000-27999 | loadtest/tests/smoke.rs |
