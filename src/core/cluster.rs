@@ -132,7 +132,8 @@ fn record_of(
 }
 
 /// The plugin of a handle says its adoption record changed (a call began or ended, a
-/// name was registered): it is written again; the caller may await it ([`written`]).
+/// name was registered): it is written again; the caller may await it ([`written`]),
+/// unless it is not adoptable (nothing to wait for then).
 pub fn handle_changed(shard: &Rc<Shard>, session: u64, handle: u64) -> Option<Written> {
     let c = shard.cluster.as_ref()?;
     let found = {
@@ -144,8 +145,10 @@ pub fn handle_changed(shard: &Rc<Shard>, session: u64, handle: u64) -> Option<Wr
     };
     let (plugin, opaque_id, state) = found?;
     let ctx = HandleCtx::new(shard, session, handle, opaque_id);
-    c.directory
-        .handle_up(session, handle, record_of(&ctx, plugin, &state))
+    let record = record_of(&ctx, plugin, &state);
+    let adoptable = record.adoptable();
+    let w = c.directory.handle_up(session, handle, record);
+    w.filter(|_| adoptable)
 }
 
 /// Pushes a frame to the client of session `id` now, or, while the session waits for its

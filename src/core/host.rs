@@ -224,8 +224,17 @@ impl HandleCtx {
     /// an `attach`): for a plugin that must not answer its client before another proxy
     /// could adopt what it answers (a name registered).
     pub async fn adoption_recorded(&self) {
-        let w = super::cluster::handle_changed(self.host.shard(), self.session_id, self.handle_id);
-        super::cluster::written(w).await;
+        if let Some(w) = self.adoption_pending() {
+            w.await;
+        }
+    }
+
+    /// [`HandleCtx::adoption_changed`], and what to await until the record is in Redis:
+    /// `None` when there is nothing to wait for (no `[cluster]`, or not adoptable), so that
+    /// a plugin can keep its synchronous path then.
+    pub fn adoption_pending(&self) -> Option<super::plugin::LocalFuture<()>> {
+        let w = super::cluster::handle_changed(self.host.shard(), self.session_id, self.handle_id)?;
+        Some(Box::pin(super::cluster::written(Some(w))))
     }
 
     /// Whether the client still has this handle (it was not detached meanwhile).

@@ -37,8 +37,8 @@
 //! ([`Plugin::adoption`]): its record holds the registered name (with this proxy's uuid in
 //! the Redis user directory) and, while a call has a backend handle, that handle, the peer
 //! and whether Janus has paired the call's handles; it is written again whenever one of
-//! these changes (`registered` and a caller's `calling` are answered once it is in Redis,
-//! at most 1 s later). The adopting proxy takes the name back (only from the dead proxy: a name
+//! these changes (`registered`, a caller's `calling` and a callee's `incomingcall` reach
+//! the client once it is in Redis, at most 1 s later). The adopting proxy takes the name back (only from the dead proxy: a name
 //! someone else registered meanwhile ends the handle, `hangup` and `detached`), keeps a
 //! paired call (ringing or up: its PeerConnection is Janus's and never stopped, and
 //! Janus's later events reach the adopted backend handle), and ends a call that was still
@@ -885,19 +885,35 @@ impl Plugin for VideoCall {
                 true
             }
             "incomingcall" => {
-                let ok = {
+                let (ok, generation) = {
                     let mut s = st.borrow_mut();
                     let ok = from_peer(&s);
                     if ok {
                         s.got_incoming = true;
                         s.peered = true;
                     }
-                    ok
+                    (ok, s.generation)
                 };
-                if ok {
-                    ctx.adoption_changed();
+                // In a cluster the client hears of the call once another proxy could
+                // adopt it ringing; unless the call ended meanwhile (its hangup was sent).
+                match ok.then(|| ctx.adoption_pending()).flatten() {
+                    Some(recorded) => {
+                        let (ctx, st) = (ctx.clone(), st.clone());
+                        let jsep = jsep.map(str::to_string);
+                        monoio::spawn(async move {
+                            recorded.await;
+                            let current = {
+                                let s = st.borrow();
+                                s.generation == generation && s.incall
+                            };
+                            if current {
+                                call::push_result(&ctx, PACKAGE, &result, jsep.as_deref());
+                            }
+                        });
+                        return;
+                    }
+                    None => ok,
                 }
-                ok
             }
             "accepted" => from_peer(&st.borrow()),
             _ => st.borrow().incall,
