@@ -483,11 +483,7 @@ async fn install(shard: &Rc<Shard>, work: Install, adopt_timeout: Duration) {
             shard.metrics.handles.inc();
             shard.metrics.failover.handles.inc();
         }
-        // In Redis before the claim is answered: a proxy adopting from this one next must
-        // find the records as this one rebuilt them (a name now under its uuid).
-        for hid in changed {
-            written(handle_changed(shard, s.id, hid)).await;
-        }
+        // Before any await: the session can be claimed from now on.
         if !ended.is_empty() {
             shard
                 .slots
@@ -495,6 +491,11 @@ async fn install(shard: &Rc<Shard>, work: Install, adopt_timeout: Duration) {
                 .0
                 .borrow_mut()
                 .insert(s.id, ended);
+        }
+        // In Redis before the claim is answered: a proxy adopting from this one next must
+        // find the records as this one rebuilt them (a name now under its uuid).
+        for hid in changed {
+            written(handle_changed(shard, s.id, hid)).await;
         }
     }
     for b in work.strays {
