@@ -80,29 +80,6 @@ fn mids_by_feed(data: &Value) -> BTreeMap<u64, Vec<String>> {
     out
 }
 
-/// Waits until every mid of `mids` received `more` bytes beyond `base`.
-fn wait_growth(peer: &Peer, mids: &[String], more: u64, within: Duration) {
-    let base = peer.received();
-    let deadline = Instant::now() + within;
-    loop {
-        let now = peer.received();
-        let short: Vec<&String> = mids
-            .iter()
-            .filter(|m| {
-                now.get(*m).copied().unwrap_or(0) < base.get(*m).copied().unwrap_or(0) + more
-            })
-            .collect();
-        if short.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no new media on {short:?}: {now:?} (was {base:?})"
-        );
-        poll_pause();
-    }
-}
-
 fn round_trips(p: &Proxy) -> f64 {
     metric(p, "janus_proxy_videoroom_room_owner_round_trips").unwrap_or(0.0)
 }

@@ -175,29 +175,6 @@ fn first_bytes(
     seen
 }
 
-/// Waits until every mid of `mids` received `more` bytes beyond `base`.
-fn wait_growth(peer: &Peer, mids: &[String], more: u64, within: Duration) {
-    let base = peer.received();
-    let deadline = Instant::now() + within;
-    loop {
-        let now = peer.received();
-        let short: Vec<&String> = mids
-            .iter()
-            .filter(|m| {
-                now.get(*m).copied().unwrap_or(0) < base.get(*m).copied().unwrap_or(0) + more
-            })
-            .collect();
-        if short.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no new media on {short:?}: {now:?} (was {base:?})"
-        );
-        poll_pause();
-    }
-}
-
 #[test]
 fn one_peerconnection_receives_feeds_of_three_backends() {
     let be = vr_backends();

@@ -61,26 +61,30 @@ pub fn render<'a>(m: &Metrics, servers: impl Iterator<Item = &'a Arc<ServerEntry
     r.register("sessions", "Client sessions", m.sessions.clone());
     r.register("handles", "Client handles", m.handles.clone());
     let f = &m.failover;
-    r.register(
-        "adopted_sessions",
-        "Client sessions adopted from dead proxies ([cluster])",
-        f.sessions.clone(),
-    );
-    r.register(
-        "adopted_handles",
-        "Client handles adopted from dead proxies ([cluster])",
-        f.handles.clone(),
-    );
-    r.register(
-        "unadoptable_handles",
-        "Handles of adopted sessions that could not be adopted and were ended",
-        f.ended.clone(),
-    );
-    r.register(
-        "claims_refused_owner_alive",
-        "Claims of another proxy's session refused because that proxy is alive",
-        f.refused.clone(),
-    );
+    for (name, help, counter) in [
+        (
+            "adopted_sessions",
+            "Client sessions adopted from dead proxies ([cluster])",
+            &f.sessions,
+        ),
+        (
+            "adopted_handles",
+            "Client handles adopted from dead proxies ([cluster])",
+            &f.handles,
+        ),
+        (
+            "unadoptable_handles",
+            "Handles of adopted sessions that could not be adopted and were ended",
+            &f.ended,
+        ),
+        (
+            "claims_refused_owner_alive",
+            "Claims of another proxy's session refused because that proxy is alive",
+            &f.refused,
+        ),
+    ] {
+        r.register(name, help, counter.clone());
+    }
     let counters: [(&str, &str, u64); 4] = [
         (
             "client_messages_received",

@@ -22,7 +22,7 @@ use super::{dispatch, events, http_api};
 use crate::api::error::{Code, JanusError};
 use crate::api::json::ObjectWriter;
 use crate::api::reply;
-use crate::backend::link::{Link, LinkConf};
+use crate::backend::link::{Link, LinkConf, Sink};
 use crate::backend::server::ServerEntry;
 use crate::backend::Backends;
 use crate::config::Config;
@@ -188,18 +188,23 @@ impl Shard {
         shard
     }
 
+    /// Where a link of this shard hands its events (weak: links live in the shard).
+    fn link_sink(self: &Rc<Self>) -> Sink {
+        let me = Rc::downgrade(self);
+        Box::new(move |link, ev| {
+            if let Some(shard) = me.upgrade() {
+                events::on_link_event(&shard, link, ev);
+            }
+        })
+    }
+
     /// Opens a link to a newly registered server and starts supervising it.
     pub fn add_server(self: &Rc<Self>, server: Arc<ServerEntry>) {
-        let me = Rc::downgrade(self);
         let link = Link::new(
             server,
             self.link_conf.clone(),
             self.counters.clone(),
-            Box::new(move |link, ev| {
-                if let Some(shard) = me.upgrade() {
-                    events::on_link_event(&shard, link, ev);
-                }
-            }),
+            self.link_sink(),
         );
         self.backends.add(link.clone());
         monoio::spawn(link.supervise());
@@ -208,16 +213,11 @@ impl Shard {
     /// A link that claims backend session `session` of `server`, left by a dead proxy
     /// (see `cluster`); supervised like the others, never selected for new work.
     pub fn adopting_link(self: &Rc<Self>, server: Arc<ServerEntry>, session: u64) -> Rc<Link> {
-        let me = Rc::downgrade(self);
         let link = Link::adopting(
             server,
             self.link_conf.clone(),
             self.counters.clone(),
-            Box::new(move |link, ev| {
-                if let Some(shard) = me.upgrade() {
-                    events::on_link_event(&shard, link, ev);
-                }
-            }),
+            self.link_sink(),
             session,
         );
         monoio::spawn(link.clone().supervise());
@@ -231,16 +231,11 @@ impl Shard {
             return Some(l);
         }
         let server = Arc::new(ServerEntry::peer(url)?);
-        let me = Rc::downgrade(self);
         let link = Link::peer(
             server,
             self.link_conf.clone(),
             self.counters.clone(),
-            Box::new(move |link, ev| {
-                if let Some(shard) = me.upgrade() {
-                    events::on_link_event(&shard, link, ev);
-                }
-            }),
+            self.link_sink(),
         );
         self.backends.add_peer(link.clone());
         monoio::spawn(link.clone().supervise());

@@ -973,44 +973,8 @@ impl RedisServer {
     /// Kills this redis-server and starts an empty one on the same port (no persistence:
     /// every key is lost, as in a restart of a cache without a dump).
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = File::create(self.dir.path().join("redis.log")).expect("redis log");
-            let mut child = Command::new(&bin)
-                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(self.dir.path())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port is not free yet: try again
-                }
-                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
-                    let mut buf = [0u8; 64];
-                    if s.write_all(b"PING\r\n").is_ok() {
-                        if let Ok(n) = s.read(&mut buf) {
-                            if buf[..n].starts_with(b"+PONG") {
-                                self.child = child;
-                                return;
-                            }
-                        }
-                    }
-                }
-                assert!(Instant::now() < deadline, "redis-server did not restart");
-                poll_pause();
-            }
-            assert!(Instant::now() < deadline, "redis-server did not restart");
-            poll_pause();
-        }
+        self.stop();
+        self.start_again();
     }
 }
 
@@ -2293,5 +2257,28 @@ impl RedisServer {
             );
             poll_pause();
         }
+    }
+}
+
+/// Waits until every mid of `mids` of `peer` received `more` bytes beyond what it had at the call.
+pub fn wait_growth(peer: &janus_mediapeer::Peer, mids: &[String], more: u64, within: Duration) {
+    let base = peer.received();
+    let deadline = Instant::now() + within;
+    loop {
+        let now = peer.received();
+        let short: Vec<&String> = mids
+            .iter()
+            .filter(|m| {
+                now.get(*m).copied().unwrap_or(0) < base.get(*m).copied().unwrap_or(0) + more
+            })
+            .collect();
+        if short.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new media on {short:?}: {now:?} (was {base:?})"
+        );
+        poll_pause();
     }
 }
