@@ -13,13 +13,19 @@
 #                                  a redis-server: kill -9 of their proxy, janus.reconnect()
 #                                  claims each session on the other, media keeps flowing
 #                                  (failover time and media gap reported)
+#   clients/test/videoroom.test.mjs   janus.js VideoRoom over three backends: one subscriber
+#                                  PeerConnection receives three publishers (time to first
+#                                  frame reported)
+#   clients/test/videoroom_cluster.test.mjs  the same room across two proxies sharing a
+#                                  redis-server (room_db): publishers through A, the
+#                                  subscriber page through B (relayed to A, the owner)
 #
 # 1. Installs what is missing: Debian's chromium (apt, when /usr/bin/chromium is missing;
 #    root or sudo; with a temporary policy-rc.d so that no package starts a service), g++,
-#    make and python3 when the npm packages need building, redis-server (failover.test.mjs),
-#    and the npm packages of clients/
-#    with `npm ci` when clients/node_modules is missing, older than clients/package-lock.json
-#    or lacks janode's native unix-dgram addon. node and npm must be on PATH.
+#    make and python3 when the npm packages need building, redis-server (failover.test.mjs,
+#    videoroom_cluster.test.mjs), and the npm packages of clients/ with `npm ci` when
+#    clients/node_modules is missing, older than clients/package-lock.json or lacks janode's
+#    native unix-dgram addon. node and npm must be on PATH.
 # 2. Builds target/debug/janus-proxy and janus-sentinel (first-run.test.mjs runs
 #    scripts/run-cluster.sh with them) unless
 #    JANUS_CLOUD_NO_BUILD=1 (scripts/test.sh sets it: it has built the workspace already).

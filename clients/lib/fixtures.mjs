@@ -14,6 +14,9 @@
 //   clients-firstrun  19192-19193   19202-19203   38000-39999   (scripts/run-cluster.sh)
 //   clients-failover  18520         18530         49000-49299   (failover.test.mjs; its own
 //                                                                redis-server, free port)
+//   clients-videoroom 19230-19232   19240-19242   43000-43899   (videoroom.test.mjs)
+//   clients-vr-cluster 18600-18602  18610-18612   49300-50199   (videoroom_cluster.test.mjs;
+//                                                                its own redis-server)
 //
 // The proxies listen on free ports picked at start.
 //
@@ -295,6 +298,49 @@ export async function startProxy({ name, backendUrls, plugins = ['echotest', 'vi
     }
   }
   throw new Error(`janus-proxy did not start: ${lastErr}`);
+}
+
+// ------------------------------------------------------------------ redis-server
+
+/**
+ * A redis-server of the test set `set` only (no persistence, a free port), its pid in
+ * JANUS_CLOUD_TEST_DIR/<set>/redis/redis.pid (scripts/client-tests.sh kills a leftover one).
+ */
+export async function startRedis(set) {
+  const dir = path.join(testDir(), set, 'redis');
+  mkdirSync(dir, { recursive: true });
+  const bin = process.env.REDIS_SERVER || 'redis-server';
+  const port = await freePort();
+  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir, '--pidfile', path.join(dir, 'redis.pid'), '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' });
+  let exited = null;
+  child.once('exit', (code, signal) => { exited = { code, signal }; });
+  child.once('error', (e) => { exited = { error: e.message }; });
+  await waitFor(`redis-server on ${port}`, async () => {
+    if (exited) throw Object.assign(new Error(`redis-server exited: ${JSON.stringify(exited)} (install redis-server)`), { fatal: true });
+    return ping(port);
+  });
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    stop: async () => {
+      if (!exited) {
+        await new Promise((resolve) => {
+          child.once('exit', resolve);
+          child.kill('SIGKILL');
+        });
+      }
+      rmSync(path.join(dir, 'redis.pid'), { force: true });
+    },
+  };
+}
+
+function ping(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => s.write('PING\r\n'));
+    s.once('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+    s.once('error', () => resolve(false));
+  });
 }
 
 /**

@@ -34,12 +34,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
-import { startBackends, startProxy, waitFor, waitEchotestReady, freePort, tail, testDir, ROOT, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
+import { startBackends, startProxy, startRedis, waitFor, waitEchotestReady, tail, ROOT, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SET = 'clients-failover';
@@ -49,46 +48,6 @@ let backends;
 let redis;
 let server;
 let browser;
-
-// ------------------------------------------------------------------ redis-server
-
-/** A redis-server of this test only (no persistence), its pid in <dir>/redis.pid. */
-async function startRedis() {
-  const dir = path.join(testDir(), SET, 'redis');
-  mkdirSync(dir, { recursive: true });
-  const bin = process.env.REDIS_SERVER || 'redis-server';
-  const port = await freePort();
-  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--pidfile', path.join(dir, 'redis.pid'), '--logfile', path.join(dir, 'redis.log')], { stdio: 'ignore' });
-  let exited = null;
-  child.once('exit', (code, signal) => { exited = { code, signal }; });
-  child.once('error', (e) => { exited = { error: e.message }; });
-  await waitFor(`redis-server on ${port}`, async () => {
-    if (exited) throw Object.assign(new Error(`redis-server exited: ${JSON.stringify(exited)} (install redis-server)`), { fatal: true });
-    return ping(port);
-  });
-  return {
-    url: `redis://127.0.0.1:${port}/0`,
-    stop: async () => {
-      if (!exited) {
-        await new Promise((resolve) => {
-          child.once('exit', resolve);
-          child.kill('SIGKILL');
-        });
-      }
-      rmSync(path.join(dir, 'redis.pid'), { force: true });
-    },
-  };
-}
-
-function ping(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.once('connect', () => s.write('PING\r\n'));
-    s.once('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 // ------------------------------------------------------------------ load balancer
 
@@ -216,7 +175,7 @@ before(async () => {
       name: SET, n: 1, wsBase: 18520, adminBase: 18530, rtpBase: 49000, rtpSpan: 300, plugins: 'echotest videocall',
       env: { JANUS_RECLAIM_SESSION_TIMEOUT: '30' },
     }),
-    startRedis(),
+    startRedis(SET),
     browserReady,
     serveStatic(),
   ]);

@@ -28,6 +28,7 @@
 //! | (clients-failover) | 18520    | 18530       | 49000-49299   | clients/test/failover.test.mjs |
 //! | http-compare    | 19498 (HTTP 19508) | 18498 | 26000-26999 | tests/http_api.rs  |
 //! | (clients-videoroom) | 19230-19232 | 19240-19242 | 43000-43899 | clients/test/videoroom.test.mjs |
+//! | (clients-vr-cluster) | 18600-18602 | 18610-18612 | 49300-50199 | clients/test/videoroom_cluster.test.mjs |
 //! | videoroom       | 19250-19252 | 18250-18252 | 41000-42799   | tests/videoroom*.rs     |
 //! | videoroom-kill  | 19260-19262 | 18260-18262 | 17000-17899   | tests/videoroom.rs      |
 //! | videoroom-kill-media | 19270-19272 | 18270-18272 | 29200-29979 | tests/videoroom_media.rs |

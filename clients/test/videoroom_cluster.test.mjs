@@ -1,0 +1,215 @@
+// One VideoRoom conference across two proxies sharing a redis-server (`[videoroom] room_db`),
+// in headless Chromium with real media (janus.js 1.4 on html/videoroom.html, unchanged
+// clients; issue 13, acceptance 1 in the browser):
+//
+//   publisher pages (ann, bob, cid) --ws--> janus-proxy A (owner of the room)
+//   watcher page (?publish=0)       --ws--> janus-proxy B --peer link--> A
+//                                           \ one redis-server /
+//                                     three real Janus (VideoRoom)
+//
+// ann and bob publish through A (A creates the room and owns it, and places every participant
+// on the backends); the watcher joins through B, gets ann and bob in its `joined`
+// publisher list and subscribes to both with ONE PeerConnection; cid then publishes through
+// A, the watcher hears of it from the `publishers` event and adds it to the same
+// PeerConnection (renegotiation). The publishers the watcher knows (ids, display names)
+// must be exactly the room's (the owner's admin API, and each publisher page's own id);
+// inbound-rtp bytes (getStats) grow on all six tracks. bob's page then closes: the watcher
+// gets the leave, its autoupdate drops bob's tracks, ann's and cid's keep growing.
+// Printed: the time from asking for a feed (join/subscribe request) to its first video
+// frame, for each feed, with whether it was mirrored to the watcher's backend.
+//
+// Port plan (see clients/lib/fixtures.mjs): Janus WS 18600-18602, admin 18610-18612, RTP
+// UDP 49300-50199; proxies and redis-server on free ports.
+//
+// Proxy only (CLIENT_TEST_TARGET=direct skips it: one Janus has neither proxies nor a room
+// spanning servers).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { chromium } from 'playwright-core';
+import { startBackends, startProxy, startRedis, waitFor, target, tail, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SET = 'clients-vr-cluster';
+const DEADLINE = 30000;
+
+let backends;
+let redis;
+let browser;
+let proxyA;
+let proxyB;
+
+function clusterProxy(name) {
+  return startProxy({
+    name: `${SET}-${name}`,
+    backendUrls: backends.urls(),
+    plugins: ['videoroom'],
+    http: true,
+    sections: { videoroom: { room_db: JSON.stringify(redis.url) } },
+  });
+}
+
+before(async () => {
+  if (target() === 'direct') return;
+  [backends, redis, browser] = await Promise.all([
+    startBackends({ name: SET, n: 3, wsBase: 18600, adminBase: 18610, rtpBase: 49300, rtpSpan: 300, plugins: 'videoroom' }),
+    startRedis(SET),
+    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
+  ]);
+  [proxyA, proxyB] = await Promise.all([clusterProxy('a'), clusterProxy('b')]);
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  for (const p of [proxyA, proxyB]) if (p) await p.stop();
+  if (redis) await redis.stop();
+  if (backends) await backends.stop();
+});
+
+/** `GET` on a proxy's admin API. */
+async function admin(proxy, path) {
+  const r = await fetch(`http://127.0.0.1:${proxy.adminPort}${path}`);
+  const text = await r.text();
+  assert.equal(r.status, 200, `${path}: ${text}`);
+  return JSON.parse(text);
+}
+
+/** html/videoroom.html through `proxy` (its own HTTP listener serves the page; WS to it). */
+async function openPage(proxy, query) {
+  const q = new URLSearchParams({ ...query, transport: 'ws', port: String(proxy.port) });
+  const url = `${proxy.httpUrl}/videoroom.html?${q}`;
+  const page = await browser.newPage();
+  const consoleLines = [];
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  const state = () => page.evaluate(() => window.videoroom && JSON.parse(JSON.stringify(window.videoroom)));
+  await page.goto(url);
+  const until = async (what, pred, within = DEADLINE) => {
+    let last = null;
+    await waitFor(what, async () => {
+      const s = await state();
+      last = s;
+      if (s && s.errors.length) throw Object.assign(new Error(`page error: ${s.errors.join('; ')}`), { fatal: true });
+      return s && pred(s);
+    }, { within, every: 100 }).catch((e) => {
+      throw new Error(`${e.message}\nlast state: ${JSON.stringify(last && { ...last, log: last.log.slice(-15) })}`);
+    });
+    return last;
+  };
+  return { page, state, until, consoleLines, url, name: query.name };
+}
+
+/** Bytes of every mid of `mids` grew by more than `by` from `base`. */
+function grew(s, base, mids, by) {
+  return mids.every((m) => (s.bytes[m] || 0) > (base[m] || 0) + by);
+}
+
+const feedsOf = (s) => new Set(Object.values(s.midFeed).map(([feed]) => feed));
+
+/** The publishers of the room as its owner holds them: { id: display }. */
+async function roomPublishers(room) {
+  const parts = await admin(proxyA, `/plugins/videoroom/rooms/${room}/participants`);
+  return { parts, publishers: Object.fromEntries(parts.filter((p) => p.publisher).map((p) => [String(p.id), p.display])) };
+}
+
+test('a room over two proxies: publishers on A, one subscriber PeerConnection on B receives them all', async (t) => {
+  if (target() === 'direct') {
+    t.skip('a room spanning proxies is the proxies\'');
+    return;
+  }
+  const room = 100000 + Math.floor(Math.random() * 800000);
+  const pages = [];
+  const pubs = {}; // name -> page
+  const publish = async (name) => {
+    const p = await openPage(proxyA, { room: String(room), name, subscribe: '0' });
+    pages.push(p);
+    pubs[name] = p;
+    const s = await p.until(`${name} joined and publishing through A`, (st) => st.joined && st.published);
+    p.id = s.publisherId;
+    return p;
+  };
+  try {
+    // ann creates the room through A (A owns it), bob joins it
+    await publish('ann');
+    await publish('bob');
+
+    // the watcher joins through B: ann and bob come in its joined list
+    const watcher = await openPage(proxyB, { room: String(room), name: 'watcher', publish: '0' });
+    pages.push(watcher);
+    let s = await watcher.until('the watcher (B) receiving audio and video of ann and bob', (st) =>
+      st.joined && st.subscribed && feedsOf(st).size === 2 && Object.keys(st.midFeed).length === 4
+        && Object.keys(st.midFeed).every((m) => (st.bytes[m] || 0) > 0));
+    assert.deepEqual(s.feeds, { [pubs.ann.id]: 'ann', [pubs.bob.id]: 'bob' }, 'the joined list of the watcher');
+
+    // cid joins through A after the watcher: the watcher hears it from a publishers event
+    // and adds it to its one PeerConnection
+    const updatesBefore = s.updates;
+    await publish('cid');
+    s = await watcher.until('the watcher receiving audio and video of all three', (st) =>
+      feedsOf(st).size === 3 && Object.keys(st.midFeed).length === 6 && st.updates > updatesBefore
+        && Object.keys(st.midFeed).every((m) => (st.bytes[m] || 0) > 0));
+    const mids = Object.keys(s.midFeed);
+    s = await watcher.until('bytes growing on all six tracks', (st) => grew(st, s.bytes, mids, 500));
+    assert.equal(s.subscriberPcs, 1, 'one subscriber PeerConnection');
+
+    // what the watcher (on B) knows of the publishers is the room (on A)
+    const { parts, publishers } = await roomPublishers(room);
+    const expected = Object.fromEntries(['ann', 'bob', 'cid'].map((n) => [String(pubs[n].id), n]));
+    assert.deepEqual(publishers, expected, `the owner's participants: ${JSON.stringify(parts)}`);
+    assert.deepEqual(s.feeds, expected, 'the publishers the watcher knows');
+    const midFeeds = Object.values(s.midFeed);
+    for (const [id] of Object.entries(expected)) {
+      const kinds = midFeeds.filter(([f]) => String(f) === id).map(([, k]) => k).sort();
+      assert.deepEqual(kinds, ['audio', 'video'], `feed ${id}: ${JSON.stringify(s.midFeed)}`);
+    }
+    const watcherPart = parts.find((p) => p.display === 'watcher');
+    assert.ok(watcherPart && !watcherPart.publisher, `the watcher is in the room, not publishing: ${JSON.stringify(parts)}`);
+    // A places every participant (the watcher too): the publishers span backends
+    const servers = new Set(parts.filter((p) => p.publisher).map((p) => p.backend_server));
+    assert.ok(servers.size >= 2, `the publishers on more than one backend: ${JSON.stringify(parts)}`);
+    // each publisher page sees the others with the same ids and names
+    for (const n of ['ann', 'bob']) {
+      const ps = await pubs[n].state();
+      assert.equal(ps.publisherId, pubs[n].id);
+    }
+
+    s = await watcher.until('video frames of every feed', (st) => Object.keys(st.firstFrameMs).length === 3);
+    const mirrors = await admin(proxyA, `/plugins/videoroom/rooms/${room}/mirrors`);
+    const mirrored = new Set(mirrors.map((m) => String(m.feed)));
+    // the feeds of the other backends, and only those, mirrored to the subscriber's
+    const to = new Set(mirrors.map((m) => m.to));
+    assert.equal(to.size, 1, `one subscriber backend: ${JSON.stringify(mirrors)}`);
+    const [subBackend] = to;
+    const elsewhere = parts.filter((p) => p.publisher && !p.backend_server.endsWith(`(${subBackend})`)).map((p) => String(p.id));
+    assert.deepEqual([...mirrored].sort(), elsewhere.sort(), `mirrors ${JSON.stringify(mirrors)} of ${JSON.stringify(parts)}`);
+    t.diagnostic(`mirrors: ${JSON.stringify(mirrors)}`);
+    const nameOf = (feed) => expected[String(feed)];
+    const times = Object.entries(s.firstFrameMs).map(([feed, ms]) =>
+      `${nameOf(feed)} (${nameOf(feed) === 'cid' ? 'publishers event' : 'joined list'}, ${mirrored.has(String(feed)) ? 'mirrored' : 'same backend'}) ${ms} ms`);
+    t.diagnostic(`subscribe to first video frame, watcher on B, publishers on A: ${times.join('; ')}`);
+    t.diagnostic(`bytes per track: ${Object.entries(s.bytes).map(([m, b]) => `${nameOf(s.midFeed[m]?.[0])}/${s.midFeed[m]?.[1]} ${b}`).join(', ')}`);
+
+    // bob's page closes: the watcher (B) hears it leave, drops its tracks, keeps the others
+    const before = s.updates;
+    await pubs.bob.page.close();
+    s = await watcher.until('the leave and autoupdate after bob left', (st) =>
+      st.updates > before && !feedsOf(st).has(pubs.bob.id) && !(String(pubs.bob.id) in st.feeds));
+    const kept = Object.keys(s.midFeed);
+    assert.equal(kept.length, 4, JSON.stringify(s.midFeed));
+    delete expected[String(pubs.bob.id)];
+    assert.deepEqual(s.feeds, expected, 'the publishers the watcher knows after bob left');
+    await waitFor('bob gone from the owner\'s room', async () => (await roomPublishers(room)).publishers[String(pubs.bob.id)] === undefined);
+    assert.deepEqual((await roomPublishers(room)).publishers, expected);
+    await watcher.until('ann and cid still flowing', (st) => grew(st, s.bytes, kept, 500));
+    assert.deepEqual((await watcher.state()).errors, []);
+  } catch (e) {
+    for (const p of pages) {
+      console.error(`--- page ${p.url} ---\n${p.consoleLines.slice(-30).join('\n')}`);
+    }
+    for (const p of [proxyA, proxyB]) console.error(`--- proxy ${p.url} output ---\n${tail(p.logPath, 60)}`);
+    throw e;
+  } finally {
+    for (const p of pages) await p.page.close().catch(() => {});
+  }
+});
