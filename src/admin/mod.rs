@@ -208,8 +208,11 @@ impl ProxyApi {
                 "not in a cluster ([cluster] session_db is off): stop the proxy instead",
             );
         }
-        if !self.draining.load(Ordering::Relaxed) {
+        // Draining from this answer on (not only once the signal is handled): a `/health`
+        // right after it already says 503, and new connections are already refused.
+        if !self.draining.swap(true, Ordering::Relaxed) {
             if let Err(e) = signal_hook::low_level::raise(signal_hook::consts::SIGTERM) {
+                self.draining.store(false, Ordering::Relaxed);
                 return Reply::error(500, "InternalError", format!("cannot start the drain: {e}"));
             }
         }
