@@ -351,6 +351,11 @@ fn all_scenarios(url: &str, pid: u32, videocall: bool, settle_ms: &str) {
                 "4",
                 "--hold-ms",
                 "200",
+                // Janus frees a PeerConnection's ICE agent a moment after its `hangup`
+                // events: a new offer on the handle at once can get 490 "Error setting ICE
+                // locally" from Janus itself (seen against direct Janus under load)
+                "--think-ms",
+                "300",
                 "--settle-ms",
                 settle_ms,
             ],
