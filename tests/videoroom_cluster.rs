@@ -4,7 +4,9 @@
 //! subscriber on B receives the publishers of A (and one of B) in one PeerConnection; what
 //! B's participants see is what A's see (same events, same ids); a publisher leaving on A
 //! is seen on B; the owner killed ends B's participants (`hangup`, `detached`) and the
-//! room is taken over by B once the owner's key ran out.
+//! room is taken over by B once the owner's key ran out. With `[cluster] session_db` and a
+//! third proxy C, a subscriber relayed through B survives kill -9 of B: its client claims
+//! its session on C, which claims B's peer session on A, and the media never stops.
 //!
 //! Ports: Janus ws 18300-18302 (admin 17300-17302), RTP 33000-33899.
 
@@ -529,4 +531,210 @@ fn an_owner_whose_room_was_taken_ends_it_as_destroyed() {
         None,
     );
     assert_eq!(j["error_code"], 503, "{j}");
+}
+
+/// A proxy of a failover cluster that also shares rooms: `[cluster] session_db` on the same
+/// Redis, heartbeat 2 s, and a reclaim window of 30 s (the owner keeps the peer session of
+/// a dead relaying proxy for the adopter to claim).
+fn failover_proxy(be: &Backends, redis: &RedisServer, name: &str) -> Proxy {
+    let cfg = proxy_config(be)
+        .set_str("videoroom", "room_db", &redis.url())
+        .set("videoroom", "owner_ttl", &OWNER_TTL.to_string())
+        .set("general", "reclaim_session_timeout", "30")
+        .set_str("cluster", "session_db", &redis.url())
+        .set_str("cluster", "proxy_name", name)
+        .set("cluster", "heartbeat_ttl", "2")
+        .set("cluster", "adopt_timeout", "20");
+    Proxy::start(cfg)
+}
+
+/// The subscriber's received bytes, all mids together.
+fn total_bytes(peer: &Peer) -> u64 {
+    peer.received().values().sum()
+}
+
+/// Samples `peer` every 5 ms until `stop`; the longest time its total did not grow.
+fn longest_pause(
+    peer: std::sync::Arc<Peer>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        let mut last = total_bytes(&peer);
+        let mut since = Instant::now();
+        let mut longest = Duration::ZERO;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+            let now = total_bytes(&peer);
+            if now > last {
+                longest = longest.max(since.elapsed());
+                last = now;
+                since = Instant::now();
+            }
+        }
+        longest.max(since.elapsed())
+    })
+}
+
+/// Issue 13, the VideoRoom part: a subscriber relayed through B to the room's owner A
+/// survives kill -9 of B. Its client reconnects to C and claims its session; C adopts the
+/// relayed handle by claiming B's peer session on A (which A kept for its reclaim window)
+/// and relays it again. The media (Janus → subscriber, never through a proxy) never stops;
+/// later requests and events go through C. A handle of the same session in a room B owned
+/// cannot be adopted: `hangup` and `detached` after the claim.
+#[test]
+fn a_relayed_subscriber_survives_kill9_of_its_proxy() {
+    relayed_subscriber_survives_kill9(false);
+}
+
+/// The same, the client coming back to the owner A itself: A adopts the relayed handle by
+/// claiming B's peer session on its own client API (a peer link to itself).
+#[test]
+fn a_relayed_subscriber_survives_kill9_of_its_proxy_adopted_by_the_owner() {
+    relayed_subscriber_survives_kill9(true);
+}
+
+fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
+    let be = janus();
+    let redis = RedisServer::start();
+    let a = failover_proxy(&be, &redis, "vra");
+    let mut b = failover_proxy(&be, &redis, "vrb");
+    let c = (!back_to_owner).then(|| failover_proxy(&be, &redis, "vrc"));
+    let adopter = c.as_ref().unwrap_or(&a);
+    let name = if back_to_owner { "A (the owner)" } else { "C" };
+    let peers = Peers::new();
+    let room = fresh_room();
+    let mut admin = Vr::connect(&a.url());
+    let ha = admin.handle();
+    let cr = admin.sync(
+        ha,
+        json!({"request": "create", "room": room, "publishers": 6}),
+    );
+    assert_eq!(cr["videoroom"], "created", "{cr}");
+    // A room B owns: its participants are B's own, not adoptable.
+    let room_b = fresh_room();
+    let mut admin_b = Vr::connect(&b.url());
+    let hb = admin_b.handle();
+    let cr = admin_b.sync(hb, json!({"request": "create", "room": room_b}));
+    assert_eq!(cr["videoroom"], "created", "{cr}");
+
+    let p1 = publish(&peers, &a.url(), room, 1);
+    let _p2 = publish(&peers, &a.url(), room, 2);
+
+    // The subscriber, through B, and a watcher of B's room in the same session.
+    let mut v = Vr::connect(&b.url());
+    let h = v.handle();
+    let streams = json!([{"feed": 1}, {"feed": 2}]);
+    let (attached, jsep) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
+        None,
+    );
+    assert_eq!(attached["videoroom"], "attached", "{attached}");
+    let (peer, answer) = peers
+        .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
+        .expect("subscriber peer");
+    let (s, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(s["started"], "ok", "{s}");
+    peer.wait_connected(T).expect("subscriber connected");
+    let by_feed = mids_by_feed(&attached);
+    let mids: Vec<String> = by_feed.values().flatten().cloned().collect();
+    assert_eq!(by_feed.len(), 2, "{attached}");
+    wait_growth(&peer, &mids, AUDIO_BYTES, T);
+    let hw = v.handle();
+    let (j, _) = v.call(
+        hw,
+        json!({"request": "join", "room": room_b, "ptype": "publisher", "id": 77}),
+        None,
+    );
+    assert_eq!(j["videoroom"], "joined", "{j}");
+
+    let peer = std::sync::Arc::new(peer);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let baseline = longest_pause(peer.clone(), stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let baseline = baseline.join().expect("sampler");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = longest_pause(peer.clone(), stop.clone());
+
+    let killed = Instant::now();
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    let at_kill = peer.received();
+    drop(v.c);
+    let mut cc = adopter.client();
+    let r = cc.request(json!({"janus": "claim", "session_id": v.sid}));
+    let failover = killed.elapsed();
+    assert_eq!(r["janus"], "success", "claim on {name}: {r}");
+    let mut v = Vr { c: cc, sid: v.sid };
+    // The handle of B's own room is ended.
+    v.c.recv_event(|e| e["janus"] == "hangup" && e["sender"] == hw, T);
+    v.c.recv_event(|e| e["janus"] == "detached" && e["sender"] == hw, T);
+    assert_eq!(
+        metric(adopter, "janus_proxy_adopted_handles_total"),
+        Some(1.0),
+        "the relayed handle adopted"
+    );
+    assert_eq!(
+        metric(adopter, "janus_proxy_unadoptable_handles_total"),
+        Some(1.0),
+        "the handle of B's own room ended"
+    );
+
+    // The media keeps coming on every mid, past what had arrived at the kill.
+    let until = Instant::now() + T;
+    loop {
+        let now = peer.received();
+        if mids.iter().all(|m| {
+            now.get(m).copied().unwrap_or(0)
+                >= at_kill.get(m).copied().unwrap_or(0) + 4 * AUDIO_BYTES
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "media stopped after the failover: at kill {at_kill:?}, now {now:?}"
+        );
+        poll_pause();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let gap = sampler.join().expect("sampler");
+    eprintln!(
+        "relayed subscriber: kill -9 of B -> claim answered by {name} in {} ms; longest media \
+         pause across the switch {} ms (in 2 s before the kill: {} ms); bytes per mid at the \
+         kill {at_kill:?}, now {:?}",
+        failover.as_millis(),
+        gap.as_millis(),
+        baseline.as_millis(),
+        peer.received()
+    );
+    assert!(gap < Duration::from_secs(1), "media paused {gap:?}");
+
+    // The adopted relay answers through the adopter, and the owner's events reach it: pause and
+    // start again, then publisher 1 leaves and the subscription is updated.
+    let (pz, _) = v.call(h, json!({"request": "pause"}), None);
+    assert_eq!(pz["paused"], "ok", "{pz}");
+    let (st, _) = v.call(h, json!({"request": "start"}), None);
+    assert_eq!(st["started"], "ok", "{st}");
+    wait_growth(&peer, &mids, AUDIO_BYTES, T);
+    let mut p1 = p1;
+    let (l, _) = p1.v.call(p1.h, json!({"request": "leave"}), None);
+    assert_eq!(l["leaving"], "ok", "{l}");
+    let upd = v.c.recv_event(
+        |e| e["sender"] == h && e["plugindata"]["data"]["videoroom"] == "updated",
+        T,
+    );
+    assert!(
+        !mids_by_feed(&data_of(&upd)).contains_key(&1),
+        "feed 1 is gone from the subscription: {upd}"
+    );
+    // The owner still lists the relayed subscriber's feeds' publisher 2 only.
+    let lp = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
+    assert_eq!(lp["participants"].as_array().map(Vec::len), Some(1), "{lp}");
+    drop(a);
 }

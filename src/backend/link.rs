@@ -195,6 +195,19 @@ impl Link {
         Self::build(server, conf, counters, sink, Some(session), false)
     }
 
+    /// A peer link that claims session `session` of the proxy at `server` (the peer
+    /// session a dead proxy left there, kept by that proxy's reclaim window) instead of
+    /// creating one: one connection, like [`Link::peer`].
+    pub fn adopting_peer(
+        server: Arc<ServerEntry>,
+        conf: LinkConf,
+        counters: Arc<ShardCounters>,
+        sink: Sink,
+        session: u64,
+    ) -> Rc<Link> {
+        Self::build(server, conf, counters, sink, Some(session), true)
+    }
+
     fn build(
         server: Arc<ServerEntry>,
         conf: LinkConf,
@@ -226,6 +239,11 @@ impl Link {
     /// The Janus session id of the current connection (0 while not connected).
     pub fn session_id(&self) -> u64 {
         self.live.borrow().as_ref().map_or(0, |l| l.session_id)
+    }
+
+    /// Whether the link reaches another proxy's client API (see [`Link::peer`]).
+    pub fn is_peer(&self) -> bool {
+        self.once
     }
 
     /// The backend session an adopting link claims.

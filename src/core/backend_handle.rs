@@ -91,6 +91,7 @@ impl BackendHandle {
             server: self.link.server.url.clone(),
             backend_session: session,
             backend_handle: self.id,
+            peer: self.link.is_peer(),
         })
     }
 

@@ -126,6 +126,7 @@ fn record_of(
             server: b.server,
             session: b.backend_session,
             handle: b.backend_handle,
+            peer: b.peer,
         }),
         state: a.state,
     }
@@ -303,8 +304,9 @@ async fn wait_installed(shard: &Rc<Shard>, id: u64) -> Result<(), JanusError> {
 /// backend handles nobody here can take (to detach on the backend).
 struct Install {
     sessions: Vec<SessionRecord>,
-    /// Backend sessions adopted on this shard: key → (server URL, session id).
-    links: BTreeMap<String, (String, u64)>,
+    /// Backend sessions adopted on this shard: key → (server URL, session id, whether it
+    /// is a peer session on another proxy).
+    links: BTreeMap<String, (String, u64, bool)>,
     strays: Vec<BackendRecord>,
 }
 
@@ -334,7 +336,9 @@ async fn install_all(
             let key = b.session_key();
             let j = home.get(&key).copied().unwrap_or(t);
             let entry = plan.entry(j).or_insert_with(Install::empty);
-            entry.links.insert(key, (b.server.clone(), b.session));
+            entry
+                .links
+                .insert(key, (b.server.clone(), b.session, b.peer));
             if j != t {
                 // Its backend session is adopted on another shard (proxies with different
                 // shard counts): the handle cannot be relayed from here.
@@ -382,12 +386,24 @@ impl Install {
 /// (orphaned until their clients claim them) and adopts their handles.
 async fn install(shard: &Rc<Shard>, work: Install, adopt_timeout: Duration) {
     let mut links: BTreeMap<String, Option<Rc<Link>>> = BTreeMap::new();
-    for (key, (url, session)) in &work.links {
+    for (key, (url, session, peer)) in &work.links {
         let link = match shard.backends.adopted(key) {
             Some(l) => {
                 shard.backends.pin_adopted(key);
                 Some(l)
             }
+            // A peer session on another proxy (a relayed VideoRoom handle): claimed there
+            // over its client API, which kept it for its reclaim window.
+            None if *peer => match shard.adopting_peer_link(url, *session) {
+                Some(l) => {
+                    shard.backends.add_adopted(key.clone(), l.clone());
+                    Some(l)
+                }
+                None => {
+                    warn!(peer = %url, "cannot adopt a peer session: bad peer URL");
+                    None
+                }
+            },
             None => match shard.backends.by_url(url) {
                 Some(own) => {
                     let l = shard.adopting_link(own.server.clone(), *session);

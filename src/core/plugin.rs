@@ -77,12 +77,15 @@ impl BackendRef<'_> {
 
 /// Where the backend side of a handle lives, so that another proxy of the cluster can
 /// adopt the handle if this one dies (see [`Plugin::adoption`]): the server's URL and the
-/// Janus session and handle ids there.
+/// Janus session and handle ids there. With `peer`, the "server" is another proxy of the
+/// cluster reached over its client API (a peer link: the VideoRoom's relayed handles), and
+/// the session and handle are that proxy's client session and handle ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adoption {
     pub server: String,
     pub backend_session: u64,
     pub backend_handle: u64,
+    pub peer: bool,
 }
 
 /// What another proxy of the cluster needs to adopt a handle (see [`Plugin::adoption`]):

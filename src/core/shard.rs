@@ -224,6 +224,21 @@ impl Shard {
         link
     }
 
+    /// A peer link that claims client session `session` of the proxy at `url`, the peer
+    /// session a dead proxy left there (see `cluster`); never selected, one connection.
+    pub fn adopting_peer_link(self: &Rc<Self>, url: &str, session: u64) -> Option<Rc<Link>> {
+        let server = Arc::new(ServerEntry::peer(url)?);
+        let link = Link::adopting_peer(
+            server,
+            self.link_conf.clone(),
+            self.counters.clone(),
+            self.link_sink(),
+            session,
+        );
+        monoio::spawn(link.clone().supervise());
+        Some(link)
+    }
+
     /// This shard's link to the other proxy of the cluster at `url` (its client API), made
     /// on first use; `None` for a URL that is not `ws://host:port[/path]`.
     pub fn peer_link(self: &Rc<Self>, url: &str) -> Option<Rc<Link>> {

@@ -66,12 +66,20 @@ impl HandleRecord {
     }
 }
 
-/// A handle on a backend Janus: server URL, Janus session and handle ids there.
+/// A handle on a backend Janus: server URL, Janus session and handle ids there; with
+/// `peer`, a handle on another proxy of the cluster (its `peer_url`, and the client session
+/// and handle ids there).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BackendRecord {
     pub server: String,
     pub session: u64,
     pub handle: u64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub peer: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl BackendRecord {
@@ -732,6 +740,7 @@ mod tests {
                 server: "ws://127.0.0.1:8188".into(),
                 session: 7,
                 handle: 9,
+                peer: false,
             }),
             state: None,
         };
@@ -762,5 +771,21 @@ mod tests {
             with_state
         );
         assert!(with_state.adoptable());
+        // A handle on another proxy (a relayed VideoRoom handle) says so; others do not.
+        let on_peer = BackendRecord {
+            server: "ws://10.0.0.1:8188".into(),
+            session: 3,
+            handle: 4,
+            peer: true,
+        };
+        let json = serde_json::to_string(&on_peer).unwrap();
+        assert_eq!(
+            json,
+            r#"{"server":"ws://10.0.0.1:8188","session":3,"handle":4,"peer":true}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<BackendRecord>(&json).unwrap(),
+            on_peer
+        );
     }
 }

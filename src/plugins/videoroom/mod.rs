@@ -306,6 +306,51 @@ impl Plugin for VideoRoom {
         );
     }
 
+    /// A handle relayed to the room's owner (another proxy) can be adopted: its backend
+    /// handle is its handle on the owner, in this shard's peer session there, which the
+    /// owner keeps for its `general.reclaim_session_timeout` when this proxy dies. Other
+    /// handles (the room's own participants here) cannot: their state is the room's.
+    fn adoption(&self, _ctx: &HandleCtx, h: &Rc<VrHandle>) -> Option<Adoptable> {
+        let Role::Relay(url) = &*h.role.borrow() else {
+            return None;
+        };
+        let b = h.backend.borrow().as_ref()?.adoption()?;
+        let state = serde_json::json!({ "relay": url.as_ref() }).to_string();
+        Some(Adoptable {
+            backend: Some(b),
+            state: Some(state),
+        })
+    }
+
+    /// A relayed handle of a dead proxy: the same relay around the claimed peer session.
+    fn adopt(
+        &self,
+        ctx: HandleCtx,
+        b: Option<BackendHandle>,
+        state: Option<String>,
+    ) -> LocalFuture<Option<VrHandle>> {
+        let url = state
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .and_then(|v| v.get("relay").and_then(Value::as_str).map(str::to_string));
+        let adopted = match (url, b) {
+            (Some(url), Some(b)) if b.link.is_peer() => {
+                tracing::debug!(handle = ctx.handle_id, owner = %url, "videoroom relay adopted");
+                let h = VrHandle::default();
+                *h.role.borrow_mut() = Role::Relay(url.into());
+                *h.backend.borrow_mut() = Some(b);
+                Some(h)
+            }
+            (_, b) => {
+                if let Some(b) = b {
+                    b.detach();
+                }
+                None
+            }
+        };
+        Box::pin(async move { adopted })
+    }
+
     fn backend_lost(
         &self,
         ctx: &HandleCtx,

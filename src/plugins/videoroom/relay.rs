@@ -20,6 +20,10 @@
 //! - An owner that finds its key taken by another proxy (Redis restarted empty, or away for
 //!   `owner_ttl`, and another proxy took the room meanwhile) ends the room here as a
 //!   destroyed one (`destroyed` to its participants): the room is the new owner's.
+//! - A relaying proxy dies (`[cluster]`): its relayed handles are adopted like echotest's
+//!   (`VideoRoom::adopt`): the adopting proxy claims the dead proxy's peer session on the
+//!   owner (kept there for the owner's `general.reclaim_session_timeout`) over a peer link
+//!   of its own, and relays the same owner handles again.
 //! - The owner dies: the peer link drops, and every relayed handle ends as one whose
 //!   backend died (`hangup`, then `detached`). Its room key runs out after `owner_ttl`;
 //!   until then joins of the room fail with 503, then the next join takes the room (a new,
@@ -190,6 +194,9 @@ pub async fn join(ctx: &HandleCtx, h: &Rc<VrHandle>, url: String, job: Job) -> O
     *h.backend.borrow_mut() = Some(b.clone());
     *h.role.borrow_mut() = Role::Relay(url.into());
     flush_candidates(h, &b);
+    // With `[cluster]`, another proxy can adopt the relay if this one dies: its record
+    // (the owner, the peer session and handle there) is in Redis before the join goes.
+    ctx.adoption_recorded().await;
     forward(ctx, h, job).await
 }
 
