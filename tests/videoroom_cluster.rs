@@ -6,7 +6,9 @@
 //! is seen on B; the owner killed ends B's participants (`hangup`, `detached`) and the
 //! room is taken over by B once the owner's key ran out. With `[cluster] session_db` and a
 //! third proxy C, a subscriber relayed through B survives kill -9 of B: its client claims
-//! its session on C, which claims B's peer session on A, and the media never stops.
+//! its session on C (or on A), which claims B's peer session on A, and the media never
+//! stops; with an owner that keeps no orphaned session (reclaim 0) the relayed handle is
+//! ended cleanly after the claim instead.
 //!
 //! Ports: Janus ws 18300-18302 (admin 17300-17302), RTP 33000-33899.
 
@@ -537,10 +539,19 @@ fn an_owner_whose_room_was_taken_ends_it_as_destroyed() {
 /// Redis, heartbeat 2 s, and a reclaim window of 30 s (the owner keeps the peer session of
 /// a dead relaying proxy for the adopter to claim).
 fn failover_proxy(be: &Backends, redis: &RedisServer, name: &str) -> Proxy {
+    failover_proxy_reclaiming(be, redis, name, 30)
+}
+
+fn failover_proxy_reclaiming(
+    be: &Backends,
+    redis: &RedisServer,
+    name: &str,
+    reclaim_s: u64,
+) -> Proxy {
     let cfg = proxy_config(be)
         .set_str("videoroom", "room_db", &redis.url())
         .set("videoroom", "owner_ttl", &OWNER_TTL.to_string())
-        .set("general", "reclaim_session_timeout", "30")
+        .set("general", "reclaim_session_timeout", &reclaim_s.to_string())
         .set_str("cluster", "session_db", &redis.url())
         .set_str("cluster", "proxy_name", name)
         .set("cluster", "heartbeat_ttl", "2")
@@ -737,4 +748,55 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
     let lp = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
     assert_eq!(lp["participants"].as_array().map(Vec::len), Some(1), "{lp}");
     drop(a);
+}
+
+/// An owner without a reclaim window drops the peer session of a dead relaying proxy at
+/// once: its relayed participant leaves the room, and after the claim on C (whose claim of
+/// the peer session on A is refused) the client gets `hangup` and `detached` for the handle
+/// while its session lives on.
+#[test]
+fn a_relayed_handle_whose_peer_session_the_owner_dropped_is_ended_cleanly() {
+    let be = janus();
+    let redis = RedisServer::start();
+    let a = failover_proxy_reclaiming(&be, &redis, "vra0", 0);
+    let mut b = failover_proxy(&be, &redis, "vrb0");
+    let c = failover_proxy(&be, &redis, "vrc0");
+    let room = fresh_room();
+    let mut admin = Vr::connect(&a.url());
+    let ha = admin.handle();
+    admin.sync(ha, json!({"request": "create", "room": room}));
+    let (mut wa, wha, _) = watcher(&a.url(), room, 31);
+    let (v, hw, _) = watcher(&b.url(), room, 32);
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    let lv = wa.event(wha, |d| d.get("leaving").is_some());
+    assert_eq!(
+        lv,
+        json!({"videoroom": "event", "room": room, "leaving": 32})
+    );
+    drop(v.c);
+    let mut cc = c.client();
+    let r = cc.request(json!({"janus": "claim", "session_id": v.sid}));
+    assert_eq!(r["janus"], "success", "claim on C: {r}");
+    cc.recv_event(|e| e["janus"] == "hangup" && e["sender"] == hw, T);
+    cc.recv_event(|e| e["janus"] == "detached" && e["sender"] == hw, T);
+    assert_eq!(
+        metric(&c, "janus_proxy_unadoptable_handles_total"),
+        Some(1.0)
+    );
+    // It was recorded as adoptable: C tried to claim the peer session on A.
+    assert!(
+        c.log().contains("could not be claimed"),
+        "C's log: {}",
+        c.log()
+    );
+    // The session lives on: a new handle joins the room through C.
+    let mut v = Vr { c: cc, sid: v.sid };
+    let h = v.handle();
+    let (j, _) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "publisher", "id": 33}),
+        None,
+    );
+    assert_eq!(j["videoroom"], "joined", "{j}");
 }
