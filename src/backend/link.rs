@@ -9,7 +9,9 @@
 //! A peer link ([`Link::peer`]) reaches another proxy of the cluster over its client
 //! API, as a client would: it is never selected for new work and serves one connection
 //! only (when it goes down its handles are lost and it retires; the next use makes a new
-//! one), so that the death of that proxy ends what went through it.
+//! one), so that the death of that proxy ends what went through it. An adopting peer link
+//! ([`Link::adopting_peer`]) is both: it claims the session a dead proxy's peer link left
+//! on that proxy.
 //!
 //! Lifecycle: `Connecting` → `Up` (socket open, `info` read, session created) → on any
 //! failure `Down`, after which the supervisor retries with exponential backoff. A link
