@@ -44,32 +44,6 @@ fn cluster_proxy(be: &Backends, redis: &RedisServer) -> Proxy {
     Proxy::start(cfg)
 }
 
-/// A publisher with real media.
-struct Pub {
-    v: Vr,
-    h: u64,
-    _peer: Peer,
-}
-
-fn publish(peers: &Peers, url: &str, room: u64, id: u64) -> Pub {
-    let mut v = Vr::connect(url);
-    let h = v.handle();
-    let (j, _) = v.call(h, json!({"request": "join", "room": room, "ptype": "publisher", "id": id, "display": format!("p{id}")}), None);
-    assert_eq!(j["videoroom"], "joined", "{j}");
-    let (peer, offer) = peers.publisher(true, true).expect("publisher peer");
-    let (c, jsep) = v.call(
-        h,
-        json!({"request": "configure", "audio": true, "video": true}),
-        Some(json!({"type": "offer", "sdp": offer})),
-    );
-    assert_eq!(c["configured"], "ok", "{c}");
-    peer.set_answer(jsep["sdp"].as_str().expect("answer sdp"))
-        .expect("set answer");
-    peer.wait_connected(T).expect("publisher connected");
-    v.c.recv_event(|e| e["janus"] == "webrtcup" && e["sender"] == h, T);
-    Pub { v, h, _peer: peer }
-}
-
 /// The subscriber mids of each feed in an `attached`/`updated` stream list (active only).
 fn mids_by_feed(data: &Value) -> BTreeMap<u64, Vec<String>> {
     let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();

@@ -18,32 +18,6 @@ const T: Duration = REPLY_TIMEOUT;
 /// Long enough for Opus silence (about 150 bytes a second) to show.
 const AUDIO_BYTES: u64 = 150;
 
-/// A publisher with real media.
-struct Pub {
-    v: Vr,
-    h: u64,
-    peer: Peer,
-}
-
-fn publish(peers: &Peers, url: &str, room: u64, id: u64) -> Pub {
-    let mut v = Vr::connect(url);
-    let h = v.handle();
-    let (j, _) = v.call(h, json!({"request": "join", "room": room, "ptype": "publisher", "id": id, "display": format!("p{id}")}), None);
-    assert_eq!(j["videoroom"], "joined", "{j}");
-    let (peer, offer) = peers.publisher(true, true).expect("publisher peer");
-    let (c, jsep) = v.call(
-        h,
-        json!({"request": "configure", "audio": true, "video": true}),
-        Some(json!({"type": "offer", "sdp": offer})),
-    );
-    assert_eq!(c["configured"], "ok", "{c}");
-    peer.set_answer(jsep["sdp"].as_str().expect("answer sdp"))
-        .expect("set answer");
-    peer.wait_connected(T).expect("publisher connected");
-    v.c.recv_event(|e| e["janus"] == "webrtcup" && e["sender"] == h, T);
-    Pub { v, h, peer }
-}
-
 /// A subscriber with real media to `feeds`: its handle, its peer, and the `attached`
 /// event.
 struct Sub {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use janus_mediapeer::{Peer, Peers};
 use serde_json::{json, Value};
 
 use super::*;
@@ -133,4 +134,31 @@ pub fn metric(proxy: &Proxy, name: &str) -> Option<f64> {
         .find(|l| l.split_whitespace().next() == Some(name))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+/// A publisher with real media (a mediapeer PeerConnection): joined as `p{id}`, configured,
+/// its PeerConnection up.
+pub struct Pub {
+    pub v: Vr,
+    pub h: u64,
+    pub peer: Peer,
+}
+
+pub fn publish(peers: &Peers, url: &str, room: u64, id: u64) -> Pub {
+    let mut v = Vr::connect(url);
+    let h = v.handle();
+    let (j, _) = v.call(h, json!({"request": "join", "room": room, "ptype": "publisher", "id": id, "display": format!("p{id}")}), None);
+    assert_eq!(j["videoroom"], "joined", "{j}");
+    let (peer, offer) = peers.publisher(true, true).expect("publisher peer");
+    let (c, jsep) = v.call(
+        h,
+        json!({"request": "configure", "audio": true, "video": true}),
+        Some(json!({"type": "offer", "sdp": offer})),
+    );
+    assert_eq!(c["configured"], "ok", "{c}");
+    peer.set_answer(jsep["sdp"].as_str().expect("answer sdp"))
+        .expect("set answer");
+    peer.wait_connected(T).expect("publisher connected");
+    v.c.recv_event(|e| e["janus"] == "webrtcup" && e["sender"] == h, T);
+    Pub { v, h, peer }
 }
