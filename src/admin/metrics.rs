@@ -2,7 +2,7 @@
 //! per shard (each shard writes only its own cache line, so counting costs no cross-core
 //! traffic) and summed at scrape time; rarer gauges and error counts are shared atomics;
 //! backend gauges are read from the registry entries at scrape time. Each shard also
-//! stamps a heartbeat once a second ([`ShardCounters::beat`]); its age is exported as
+//! stamps a heartbeat once a second (`ShardCounters::beat`); its age is exported as
 //! `janus_proxy_shard_heartbeat_age_seconds{shard}` and judged by `GET /health`.
 
 use prometheus_client::encoding::text::encode;

@@ -2,15 +2,15 @@
 //! of the shard's backend handles share, keepalives, transaction matching, and
 //! reconnection with backoff.
 //!
-//! An adopting link ([`Link::adopting`]) claims an existing backend session instead of
+//! An adopting link ([`Role::claim`]) claims an existing backend session instead of
 //! creating one: the session of a dead proxy, whose handles this proxy adopts. It is
 //! never selected for new work, and gives up when Janus no longer has that session.
 //!
-//! A peer link ([`Link::peer`]) reaches another proxy of the cluster over its client
+//! A peer link ([`Role::peer`]) reaches another proxy of the cluster over its client
 //! API, as a client would: it is never selected for new work and serves one connection
 //! only (when it goes down its handles are lost and it retires; the next use makes a new
 //! one), so that the death of that proxy ends what went through it. An adopting peer link
-//! ([`Link::adopting_peer`]) is both: it claims the session a dead proxy's peer link left
+//! is both: it claims the session a dead proxy's peer link left
 //! on that proxy.
 //!
 //! Lifecycle: `Connecting` → `Up` (socket open, `info` read, session created) → on any
@@ -164,60 +164,38 @@ pub struct Link {
     once: bool,
 }
 
+/// What a link is for: which Janus session it uses, and what it reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Role {
+    /// Claim this existing session (left by a dead proxy) instead of creating one; the
+    /// link stops for good when the other side answers that the session is gone.
+    pub claim: Option<u64>,
+    /// Another proxy's client API (see the module doc): one connection, then retired.
+    pub peer: bool,
+}
+
+impl Role {
+    /// A link to a Janus of the registry: creates its session, reconnects forever.
+    pub const BACKEND: Role = Role {
+        claim: None,
+        peer: false,
+    };
+    /// A link to another proxy of the cluster.
+    pub const PEER: Role = Role {
+        claim: None,
+        peer: true,
+    };
+}
+
 impl Link {
     pub fn new(
         server: Arc<ServerEntry>,
         conf: LinkConf,
         counters: Arc<ShardCounters>,
         sink: Sink,
+        role: Role,
     ) -> Rc<Link> {
-        Self::build(server, conf, counters, sink, None, false)
-    }
-
-    /// A link to another proxy's client API (see the module doc): one connection, then
-    /// retired.
-    pub fn peer(
-        server: Arc<ServerEntry>,
-        conf: LinkConf,
-        counters: Arc<ShardCounters>,
-        sink: Sink,
-    ) -> Rc<Link> {
-        Self::build(server, conf, counters, sink, None, true)
-    }
-
-    /// A link that claims backend session `session` (left by a dead proxy) instead of
-    /// creating one; it stops for good when Janus answers that the session is gone.
-    pub fn adopting(
-        server: Arc<ServerEntry>,
-        conf: LinkConf,
-        counters: Arc<ShardCounters>,
-        sink: Sink,
-        session: u64,
-    ) -> Rc<Link> {
-        Self::build(server, conf, counters, sink, Some(session), false)
-    }
-
-    /// A peer link that claims session `session` of the proxy at `server` (the peer
-    /// session a dead proxy left there, kept by that proxy's reclaim window) instead of
-    /// creating one: one connection, like [`Link::peer`].
-    pub fn adopting_peer(
-        server: Arc<ServerEntry>,
-        conf: LinkConf,
-        counters: Arc<ShardCounters>,
-        sink: Sink,
-        session: u64,
-    ) -> Rc<Link> {
-        Self::build(server, conf, counters, sink, Some(session), true)
-    }
-
-    fn build(
-        server: Arc<ServerEntry>,
-        conf: LinkConf,
-        counters: Arc<ShardCounters>,
-        sink: Sink,
-        claim: Option<u64>,
-        once: bool,
-    ) -> Rc<Link> {
+        let Role { claim, peer: once } = role;
         Rc::new(Link {
             server,
             counters,
@@ -243,7 +221,7 @@ impl Link {
         self.live.borrow().as_ref().map_or(0, |l| l.session_id)
     }
 
-    /// Whether the link reaches another proxy's client API (see [`Link::peer`]).
+    /// Whether the link reaches another proxy's client API (see [`Role::peer`]).
     pub fn is_peer(&self) -> bool {
         self.once
     }

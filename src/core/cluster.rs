@@ -73,7 +73,7 @@ const MAX_PENDING: usize = 64;
 /// goes on serving (the write waits in the queue), without the failover guarantee.
 const WRITE_WAIT: Duration = Duration::from_secs(1);
 
-/// Waits (at most [`WRITE_WAIT`]) until a record is in Redis, so that what a client was
+/// Waits (at most `WRITE_WAIT`) until a record is in Redis, so that what a client was
 /// told exists can be adopted if this proxy dies right after.
 pub async fn written(w: Option<Written>) {
     if let Some(w) = w {
@@ -153,7 +153,7 @@ pub fn handle_changed(shard: &Rc<Shard>, session: u64, handle: u64) -> Option<Wr
 }
 
 /// Pushes a frame to the client of session `id` now, or, while the session waits for its
-/// client's claim after an adoption, once it is claimed (at most [`MAX_PENDING`] frames).
+/// client's claim after an adoption, once it is claimed (at most `MAX_PENDING` frames).
 pub fn push_when_claimed(shard: &Rc<Shard>, id: u64, frame: Vec<u8>) {
     let orphaned = shard
         .sessions

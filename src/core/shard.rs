@@ -22,7 +22,7 @@ use super::{dispatch, events, http_api};
 use crate::api::error::{Code, JanusError};
 use crate::api::json::ObjectWriter;
 use crate::api::reply;
-use crate::backend::link::{Link, LinkConf, Sink};
+use crate::backend::link::{Link, LinkConf, Role, Sink};
 use crate::backend::server::ServerEntry;
 use crate::backend::Backends;
 use crate::config::Config;
@@ -198,45 +198,43 @@ impl Shard {
         })
     }
 
-    /// Opens a link to a newly registered server and starts supervising it.
-    pub fn add_server(self: &Rc<Self>, server: Arc<ServerEntry>) {
+    /// Makes a link of this shard and starts supervising it.
+    fn start_link(self: &Rc<Self>, server: Arc<ServerEntry>, role: Role) -> Rc<Link> {
         let link = Link::new(
             server,
             self.link_conf.clone(),
             self.counters.clone(),
             self.link_sink(),
-        );
-        self.backends.add(link.clone());
-        monoio::spawn(link.supervise());
-    }
-
-    /// A link that claims backend session `session` of `server`, left by a dead proxy
-    /// (see `cluster`); supervised like the others, never selected for new work.
-    pub fn adopting_link(self: &Rc<Self>, server: Arc<ServerEntry>, session: u64) -> Rc<Link> {
-        let link = Link::adopting(
-            server,
-            self.link_conf.clone(),
-            self.counters.clone(),
-            self.link_sink(),
-            session,
+            role,
         );
         monoio::spawn(link.clone().supervise());
         link
     }
 
+    /// Opens a link to a newly registered server and starts supervising it.
+    pub fn add_server(self: &Rc<Self>, server: Arc<ServerEntry>) {
+        let link = self.start_link(server, Role::BACKEND);
+        self.backends.add(link);
+    }
+
+    /// A link that claims backend session `session` of `server`, left by a dead proxy
+    /// (see `cluster`); supervised like the others, never selected for new work.
+    pub fn adopting_link(self: &Rc<Self>, server: Arc<ServerEntry>, session: u64) -> Rc<Link> {
+        let role = Role {
+            claim: Some(session),
+            peer: false,
+        };
+        self.start_link(server, role)
+    }
+
     /// A peer link that claims client session `session` of the proxy at `url`, the peer
     /// session a dead proxy left there (see `cluster`); never selected, one connection.
     pub fn adopting_peer_link(self: &Rc<Self>, url: &str, session: u64) -> Option<Rc<Link>> {
-        let server = Arc::new(ServerEntry::peer(url)?);
-        let link = Link::adopting_peer(
-            server,
-            self.link_conf.clone(),
-            self.counters.clone(),
-            self.link_sink(),
-            session,
-        );
-        monoio::spawn(link.clone().supervise());
-        Some(link)
+        let role = Role {
+            claim: Some(session),
+            peer: true,
+        };
+        Some(self.start_link(Arc::new(ServerEntry::peer(url)?), role))
     }
 
     /// This shard's link to the other proxy of the cluster at `url` (its client API), made
@@ -245,15 +243,8 @@ impl Shard {
         if let Some(l) = self.backends.peer(url) {
             return Some(l);
         }
-        let server = Arc::new(ServerEntry::peer(url)?);
-        let link = Link::peer(
-            server,
-            self.link_conf.clone(),
-            self.counters.clone(),
-            self.link_sink(),
-        );
+        let link = self.start_link(Arc::new(ServerEntry::peer(url)?), Role::PEER);
         self.backends.add_peer(link.clone());
-        monoio::spawn(link.clone().supervise());
         Some(link)
     }
 
