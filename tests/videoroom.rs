@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::vr::*;
 use common::*;
@@ -651,6 +651,16 @@ fn permanent_rooms_survive_a_restart_with_a_redis_room_db() {
         json!({"request": "destroy", "room": room, "secret": "s", "permanent": true}),
     );
     assert_eq!(d["videoroom"], "destroyed", "{d}");
+    // The store is written behind the answer (its own thread): wait for the delete to land
+    // before the kill, or the kill can beat it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis.command(&format!("HEXISTS janus-cloud:videoroom:rooms {room}")) != ":0\r\n" {
+        assert!(
+            Instant::now() < deadline,
+            "the destroy never reached the room store"
+        );
+        poll_pause();
+    }
     drop(v);
     drop(proxy);
     let proxy = Proxy::start(cfg);

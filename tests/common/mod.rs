@@ -2201,6 +2201,17 @@ impl Backends {
 }
 
 impl RedisServer {
+    /// One inline command (`HEXISTS key field`), its raw RESP reply (`:1\r\n`).
+    pub fn command(&self, line: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        s.write_all(format!("{line}\r\n").as_bytes())
+            .expect("write to redis");
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).expect("read from redis");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
     /// Kill the server (SIGKILL): clients see connection errors until [`start_again`].
     pub fn stop(&mut self) {
         let _ = self.child.kill();
