@@ -74,11 +74,12 @@ const MAX_PENDING: usize = 64;
 const WRITE_WAIT: Duration = Duration::from_secs(1);
 
 /// Waits (at most `WRITE_WAIT`) until a record is in Redis, so that what a client was
-/// told exists can be adopted if this proxy dies right after.
+/// told exists can be adopted (or, for a plugin's record, found again) if this proxy dies
+/// right after.
 pub async fn written(w: Option<Written>) {
     if let Some(w) = w {
         if monoio::time::timeout(WRITE_WAIT, w).await.is_err() {
-            warn!("cluster record not written in time; answering anyway");
+            warn!("record not written to Redis in time; answering anyway");
         }
     }
 }

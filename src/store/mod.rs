@@ -19,6 +19,9 @@ pub mod redis_users;
 
 pub use record::{ServerRecord, ServerUpdate};
 
+/// Fires once a write is in Redis (dropped, so `Canceled`, if it never gets there).
+pub type Written = futures_channel::oneshot::Receiver<()>;
+
 /// Milliseconds since the epoch: the clock of every stored timestamp (records' `utime`,
 /// expiry, sentinel start times).
 pub fn now_ms() -> u64 {

@@ -1,6 +1,8 @@
 //! A Redis hash written from a thread of its own: callers on shards queue `HSET`/`HDEL`
-//! (never wait), the thread applies them in order and retries while Redis is away. What
-//! the fields mean is the caller's business (the VideoRoom keeps its rooms here).
+//! (never block), the thread applies them in order and retries while Redis is away. Each
+//! write hands back a [`Written`] that fires once Redis has it, so a caller can answer
+//! its client only then. What the fields mean is the caller's business (the VideoRoom
+//! keeps its rooms here).
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::time::Duration;
@@ -8,15 +10,21 @@ use std::time::Duration;
 use tracing::warn;
 
 use super::redis_conn::RedisConn;
-use super::StoreError;
+use super::{StoreError, Written};
+use futures_channel::oneshot;
 
 /// Most writes waiting for Redis; beyond, writes are dropped with a warning (the shard
 /// must never wait).
 const QUEUE: usize = 4096;
 
-enum Write {
+enum Change {
     Set(String, String),
     Del(String),
+}
+
+struct Write {
+    change: Change,
+    done: oneshot::Sender<()>,
 }
 
 /// The writing side, cheap to clone and usable from any thread.
@@ -51,22 +59,26 @@ impl RedisHash {
         ))
     }
 
-    pub fn set(&self, field: String, value: String) {
-        self.queue(Write::Set(field, value));
+    /// Queues `HSET key field value`.
+    pub fn set(&self, field: String, value: String) -> Written {
+        self.queue(Change::Set(field, value))
     }
 
-    pub fn del(&self, field: String) {
-        self.queue(Write::Del(field));
+    /// Queues `HDEL key field`.
+    pub fn del(&self, field: String) -> Written {
+        self.queue(Change::Del(field))
     }
 
-    fn queue(&self, w: Write) {
-        match self.tx.try_send(w) {
+    fn queue(&self, change: Change) -> Written {
+        let (done, written) = oneshot::channel();
+        match self.tx.try_send(Write { change, done }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 warn!(key = %self.key, "redis writes backed up; one dropped")
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
+        written
     }
 }
 
@@ -76,14 +88,18 @@ fn run(mut conn: RedisConn, key: &str, rx: Receiver<Write>) {
         // front bounds what waits meanwhile).
         let mut delay = Duration::from_millis(100);
         loop {
-            let done = match &w {
-                Write::Set(f, v) => {
+            let done = match &w.change {
+                Change::Set(f, v) => {
                     conn.with(|c| redis::cmd("HSET").arg(key).arg(f).arg(v).query::<i64>(c))
                 }
-                Write::Del(f) => conn.with(|c| redis::cmd("HDEL").arg(key).arg(f).query::<i64>(c)),
+                Change::Del(f) => conn.with(|c| redis::cmd("HDEL").arg(key).arg(f).query::<i64>(c)),
             };
             match done {
-                Ok(_) => break,
+                Ok(_) => {
+                    // The caller may have stopped waiting: nothing to do then.
+                    let _ = w.done.send(());
+                    break;
+                }
                 Err(e) => {
                     warn!(key, error = %e, "redis write failed; retrying");
                     std::thread::sleep(delay);

@@ -112,8 +112,7 @@ pub enum Adoption {
     },
 }
 
-/// Fires once a write is in Redis (dropped if it never gets there).
-pub type Written = oneshot::Receiver<()>;
+pub use super::Written;
 
 enum Op {
     Session {

@@ -90,7 +90,14 @@ async fn create(host: &Host, mut body: Map<String, Value>) -> VrResult<Value> {
     if made.as_ref().is_err_and(|e| e.code != ROOM_EXISTS) {
         super::relay::release(host, id);
     }
-    made
+    stored(made).await
+}
+
+/// A room request's answer, once the room store has what it changed.
+async fn stored(answer: VrResult<rooms::Answer>) -> VrResult<Value> {
+    let (value, written) = answer?;
+    crate::core::cluster::written(written).await;
+    Ok(value)
 }
 
 async fn list(host: &Host) -> VrResult<Value> {
@@ -112,10 +119,10 @@ async fn on_owner(
 ) -> VrResult<Value> {
     match request {
         "exists" => Ok(rooms::exists(host, room)),
-        "edit" => rooms::edit(host, room, &body),
+        "edit" => stored(rooms::edit(host, room, &body)).await,
         "destroy" => {
             check(&body, &[opt("permanent", Ty::Bool)])?;
-            rooms::destroy(host, room, &body)
+            stored(rooms::destroy(host, room, &body)).await
         }
         "allowed" => {
             check(

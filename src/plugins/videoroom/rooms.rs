@@ -22,6 +22,7 @@ use crate::api::reply;
 use crate::plugins::directory::HandleLoc;
 use crate::plugins::Host;
 use crate::runtime::jump_hash::jump_hash;
+use crate::store::Written;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Largest id handed out (JavaScript-safe).
@@ -193,11 +194,14 @@ pub fn push(host: &Host, to: &[HandleLoc], data: &Value) {
 // ------------------------------------------------------------------------------------
 // synchronous requests, on the owner shard
 
+/// The answer to a room request, and the room store's write to await before giving it.
+pub type Answer = (Value, Option<Written>);
+
 /// `create` of room `id` with a validated configuration.
 ///
 /// # Errors
 /// 427 when the room exists.
-pub fn create(host: &Host, id: u64, config: RoomConfig, permanent: bool) -> VrResult<Value> {
+pub fn create(host: &Host, id: u64, config: RoomConfig, permanent: bool) -> VrResult<Answer> {
     let rooms = rooms(host);
     let mut map = rooms.map.borrow_mut();
     if map.contains_key(&id) {
@@ -206,14 +210,22 @@ pub fn create(host: &Host, id: u64, config: RoomConfig, permanent: bool) -> VrRe
             format!("Room {id} already exists"),
         ));
     }
-    let stored = permanent && super::store::save(host, id, &config);
+    let written = if permanent {
+        super::store::save(host, id, &config)
+    } else {
+        None
+    };
+    let stored = written.is_some();
     let mut room = Room::new(id, config);
     room.permanent = stored;
     map.insert(id, room);
     if let Some(c) = counts(host) {
         c.rooms.fetch_add(1, Relaxed);
     }
-    Ok(json!({"videoroom": "created", "room": id, "permanent": stored}))
+    Ok((
+        json!({"videoroom": "created", "room": id, "permanent": stored}),
+        written,
+    ))
 }
 
 /// `exists`.
@@ -237,15 +249,23 @@ pub fn list(host: &Host, with_private: bool) -> Vec<(u64, Value)> {
 ///
 /// # Errors
 /// 426, the secret check, validation.
-pub fn edit(host: &Host, id: u64, body: &Map<String, Value>) -> VrResult<Value> {
+pub fn edit(host: &Host, id: u64, body: &Map<String, Value>) -> VrResult<Answer> {
     let permanent = body.get("permanent").and_then(Value::as_bool) == Some(true);
     let (config, was_permanent) = with_room(host, id, |r| {
         check_secret(body, "secret", &r.config.secret)?;
         r.config.edit(body)?;
         Ok((r.config.clone(), r.permanent))
     })?;
-    let saved = (permanent || was_permanent) && super::store::save(host, id, &config);
-    Ok(json!({"videoroom": "edited", "room": id, "permanent": saved && permanent}))
+    let written = if permanent || was_permanent {
+        super::store::save(host, id, &config)
+    } else {
+        None
+    };
+    let saved = written.is_some() && permanent;
+    Ok((
+        json!({"videoroom": "edited", "room": id, "permanent": saved}),
+        written,
+    ))
 }
 
 /// `allowed`: enable, disable, add or remove join tokens.
@@ -375,7 +395,7 @@ pub fn placements(host: &Host, id: u64) -> VrResult<Vec<Value>> {
 ///
 /// # Errors
 /// 426, the secret check.
-pub fn destroy(host: &Host, id: u64, body: &Map<String, Value>) -> VrResult<Value> {
+pub fn destroy(host: &Host, id: u64, body: &Map<String, Value>) -> VrResult<Answer> {
     let room = {
         let rooms = rooms(host);
         let mut map = rooms.map.borrow_mut();
@@ -393,12 +413,17 @@ pub fn destroy(host: &Host, id: u64, body: &Map<String, Value>) -> VrResult<Valu
         c.participants.fetch_sub(room.participants.len(), Relaxed);
     }
     let permanent = body.get("permanent").and_then(Value::as_bool) == Some(true);
-    if room.permanent || permanent {
-        super::store::delete(host, id);
-    }
+    let written = if room.permanent || permanent {
+        super::store::delete(host, id)
+    } else {
+        None
+    };
     super::relay::release(host, id);
     end(host, room);
-    Ok(json!({"videoroom": "destroyed", "room": id, "permanent": permanent}))
+    Ok((
+        json!({"videoroom": "destroyed", "room": id, "permanent": permanent}),
+        written,
+    ))
 }
 
 /// The end of a room's life here: its participants are told `destroyed` and are out, its

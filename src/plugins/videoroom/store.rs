@@ -2,10 +2,14 @@
 //! hash (field = room id, value = the room's configuration as JSON), read back at start,
 //! so a restarted proxy, or another proxy on the same Redis, still knows them. With
 //! `memory`, such rooms last as long as the process and `permanent` answers false.
+//! A request that changes a kept room is answered once Redis has the change (at most
+//! [`crate::core::cluster::written`]'s wait), so a proxy killed right after its answer
+//! cannot lose what its client was told is kept.
 
 use super::room::RoomConfig;
 use crate::plugins::Host;
 use crate::store::redis_hash::RedisHash;
+use crate::store::Written;
 
 /// The Redis hash of the rooms.
 const KEY: &str = "janus-cloud:videoroom:rooms";
@@ -39,23 +43,15 @@ pub fn open(room_db: &str) -> Result<Option<(RoomDb, StoredRooms)>, String> {
     Ok(Some((RoomDb(hash), rooms)))
 }
 
-/// Keeps room `id`; whether there is a store to keep it in.
-pub fn save(host: &Host, id: u64, config: &RoomConfig) -> bool {
-    let Some(db) = host.service::<RoomDb>() else {
-        return false;
-    };
-    match serde_json::to_string(config) {
-        Ok(text) => {
-            db.0.set(id.to_string(), text);
-            true
-        }
-        Err(_) => false,
-    }
+/// Keeps room `id`: the write to await before answering, `None` when there is no store
+/// to keep it in.
+pub fn save(host: &Host, id: u64, config: &RoomConfig) -> Option<Written> {
+    let db = host.service::<RoomDb>()?;
+    let text = serde_json::to_string(config).ok()?;
+    Some(db.0.set(id.to_string(), text))
 }
 
-/// Forgets room `id`.
-pub fn delete(host: &Host, id: u64) {
-    if let Some(db) = host.service::<RoomDb>() {
-        db.0.del(id.to_string());
-    }
+/// Forgets room `id`: the write to await before answering.
+pub fn delete(host: &Host, id: u64) -> Option<Written> {
+    host.service::<RoomDb>().map(|db| db.0.del(id.to_string()))
 }
