@@ -73,6 +73,7 @@ function attachSubscriber(streams) {
     opaqueId: `videoroom-sub-${Janus.randomString(12)}`,
     success: (h) => {
       sub = h;
+      window.videoroomSubscriber = h; // for the tests (getStats of its PeerConnection)
       h.send({ message: { request: 'join', room, ptype: 'subscriber', streams } });
     },
     error: (e) => page.fail('attach subscriber', e),

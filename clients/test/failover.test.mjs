@@ -10,7 +10,7 @@
 // new proxy answers 404 for a session it does not hold yet); either way janus.js calls the
 // page's `error` callback and `reconnect()` claims the session.
 //
-// The load balancer (a few lines of Node below) forwards each new connection to the first
+// The load balancer (a few lines of Node, clients/lib/failover.mjs) forwards each new connection to the first
 // proxy that accepts it, as HAProxy with `option redispatch` or a DNS list would. The page
 // runs an EchoTest with real audio and video (Chromium's fake devices) through proxy A; A is
 // killed with SIGKILL; janus.js reports the lost connection on its `error` callback and the
@@ -33,12 +33,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 import { startBackends, startProxy, startRedis, waitFor, waitEchotestReady, tail, ROOT, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
+import { startBalancer, startSampler, baseline, pauses, inbound } from '../lib/failover.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SET = 'clients-failover';
@@ -48,54 +48,6 @@ let backends;
 let redis;
 let server;
 let browser;
-
-// ------------------------------------------------------------------ load balancer
-
-/**
- * A TCP load balancer: each new connection goes to the first of `ports` that accepts it
- * (a dead proxy refuses: the next one is tried). Both directions are piped untouched; when
- * one side closes, so does the other. `routed` lists where each connection went.
- */
-function startBalancer(ports) {
-  const routed = [];
-  const open = new Set();
-  const srv = net.createServer((client) => {
-    open.add(client);
-    client.once('close', () => open.delete(client));
-    client.on('error', () => {});
-    client.pause();
-    let i = 0;
-    const next = () => {
-      if (i >= ports.length || client.destroyed) {
-        client.destroy();
-        return;
-      }
-      const port = ports[i++];
-      const up = net.connect({ host: '127.0.0.1', port });
-      up.once('error', next);
-      up.once('connect', () => {
-        up.removeListener('error', next);
-        up.on('error', () => {});
-        routed.push({ at: Date.now(), port });
-        open.add(up);
-        up.once('close', () => { open.delete(up); client.destroy(); });
-        client.once('close', () => up.destroy());
-        client.pipe(up);
-        up.pipe(client);
-        client.resume();
-      });
-    };
-    next();
-  });
-  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({
-    port: srv.address().port,
-    routed,
-    close: () => new Promise((r) => {
-      for (const s of open) s.destroy();
-      srv.close(r);
-    }),
-  })));
-}
 
 // ------------------------------------------------------------------ pages
 
@@ -190,43 +142,6 @@ after(async () => {
 
 // ------------------------------------------------------------------ the test
 
-/** In the page: samples the inbound bytes of the PeerConnection of window[handle] every 20 ms. */
-function startSampler(handle) {
-  const pc = window[handle].webrtcStuff.pc;
-  window.inbound = [];
-  const tick = async () => {
-    const stats = await pc.getStats();
-    const s = { t: Date.now(), audio: 0, video: 0 };
-    stats.forEach((r) => {
-      if (r.type === 'inbound-rtp' && (r.kind === 'audio' || r.kind === 'video')) s[r.kind] += r.bytesReceived || 0;
-    });
-    window.inbound.push(s);
-  };
-  window.samplerTimer = setInterval(() => { tick().catch(() => {}); }, 20);
-}
-
-/** The longest time within [from, to] the inbound bytes of `kind` did not grow, in ms. */
-function longestPause(samples, kind, from, to) {
-  let longest = 0;
-  let since = null;
-  let last = null;
-  for (const s of samples) {
-    if (s.t < from || s.t > to) continue;
-    if (last === null) {
-      last = s[kind];
-      since = s.t;
-      continue;
-    }
-    if (s[kind] > last) {
-      longest = Math.max(longest, s.t - since);
-      last = s[kind];
-      since = s.t;
-    }
-  }
-  if (since !== null) longest = Math.max(longest, Math.min(to, samples.at(-1).t) - since);
-  return longest;
-}
-
 /** A page with its console collected and its state object (window[stateName]) read by `state()`. */
 async function openPage(url, stateName) {
   const page = await browser.newPage();
@@ -239,9 +154,8 @@ async function openPage(url, stateName) {
     if (s && s.errors.length) throw Object.assign(new Error(`page error: ${s.errors.join('; ')}`), { fatal: true });
     return s && pred(s);
   }, { within, every: 50 });
-  const inbound = () => page.evaluate(() => window.inbound);
   await page.goto(url);
-  return { page, state, until, inbound, consoleLines, url };
+  return { page, state, until, consoleLines, url };
 }
 
 /** The URL of demo page `name` through a load balancer, reconnecting, with `extra` params. */
@@ -262,36 +176,13 @@ async function dump(cluster, pages, e, started) {
   for (const f of backends.logs()) console.error(`--- ${f} ---\n${tail(f, 25)}`);
 }
 
-/** Waits until the page's sampler covers 2 s with both kinds growing: the undisturbed baseline. */
-async function baseline(p) {
-  const from = Date.now();
-  await waitFor('2 s of inbound samples', async () => {
-    const s = await p.inbound();
-    return s.length > 0 && s.at(-1).t - from >= 2000 && s.at(-1).video > s[0].video && s.at(-1).audio > s[0].audio;
-  }, { within: 10000 });
-  return from;
-}
-
 /** Waits until the page's inbound audio and video have grown well past what they were now. */
 async function mediaGrows(p, what) {
-  const now = (await p.inbound()).at(-1);
+  const now = (await inbound(p.page)).at(-1);
   await waitFor(what, async () => {
-    const last = (await p.inbound()).at(-1);
+    const last = (await inbound(p.page)).at(-1);
     return last.video > now.video + 20000 && last.audio > now.audio + 2000;
   }, { within: 10000 });
-}
-
-/** Longest pauses of a page's inbound bytes: in [from, killedAt] and after killedAt. */
-async function pauses(p, from, killedAt) {
-  await p.page.evaluate(() => clearInterval(window.samplerTimer));
-  const samples = await p.inbound();
-  const end = samples.at(-1).t;
-  return {
-    baseline: Math.max(longestPause(samples, 'audio', from, killedAt), longestPause(samples, 'video', from, killedAt)),
-    audio: longestPause(samples, 'audio', killedAt, end),
-    video: longestPause(samples, 'video', killedAt, end),
-    samples: samples.length,
-  };
 }
 
 for (const transport of ['ws', 'http']) {
@@ -310,7 +201,7 @@ for (const transport of ['ws', 'http']) {
       const sid = (await p.state()).sessionId;
 
       await p.page.evaluate(startSampler, 'echoHandle');
-      const sampling = await baseline(p);
+      const sampling = await baseline(p.page);
 
       const killedAt = Date.now();
       await a.kill9();
@@ -323,11 +214,11 @@ for (const transport of ['ws', 'http']) {
       await p.page.evaluate(() => window.echoHandle.send({ message: { bitrate: 256000 } }));
       await p.until('the echotest answer through proxy B', (s) => s.echoResults.length > oks && s.echoResults.at(-1) === 'ok', 10000);
 
-      const gap = await pauses(p, sampling, killedAt);
+      const { pause: gap, baseline: calm, samples } = await pauses(p.page, sampling, killedAt);
       const failover = r.claimedAt - killedAt;
       t.diagnostic(`echotest failover over ${transport} (janus.js in Chromium, via a load balancer): kill -9 -> connection lost seen by janus.js ${r.lostAt - killedAt} ms, ` +
         `session claimed on proxy B ${failover} ms (${r.attempts} reconnect attempt(s)); longest pause of inbound bytes after the kill: ` +
-        `audio ${gap.audio} ms, video ${gap.video} ms (${gap.baseline} ms in 2 s before it); ${gap.samples} getStats samples`);
+        `audio ${gap.audio} ms, video ${gap.video} ms (${calm} ms in 2 s before it); ${samples} getStats samples`);
 
       const s = await p.state();
       assert.deepEqual(s.errors, []);
@@ -371,7 +262,7 @@ test('janus.js videocall over ws through a load balancer: kill -9 of the proxy o
     assert.ok(cluster.balancer.routed.every((x) => x.port === a.port), JSON.stringify(cluster.balancer.routed));
 
     for (const p of [pa, pb]) await p.page.evaluate(startSampler, 'callHandle');
-    const sampling = Math.max(await baseline(pa), await baseline(pb));
+    const sampling = Math.max(await baseline(pa.page), await baseline(pb.page));
 
     const killedAt = Date.now();
     await a.kill9();
@@ -382,8 +273,8 @@ test('janus.js videocall over ws through a load balancer: kill -9 of the proxy o
     const report = [];
     for (const [who, p] of [['caller', pa], ['callee', pb]]) {
       const r = (await p.state()).reconnects[0];
-      const gap = await pauses(p, sampling, killedAt);
-      report.push(`${who}: claimed on B ${r.claimedAt - killedAt} ms after the kill, longest inbound pause audio ${gap.audio} ms, video ${gap.video} ms (${gap.baseline} ms before)`);
+      const { pause: gap, baseline: calm } = await pauses(p.page, sampling, killedAt);
+      report.push(`${who}: claimed on B ${r.claimedAt - killedAt} ms after the kill, longest inbound pause audio ${gap.audio} ms, video ${gap.video} ms (${calm} ms before)`);
       assert.ok(gap.audio < 1000 && gap.video < 1000, `${who}: inbound media paused audio ${gap.audio} ms, video ${gap.video} ms`);
     }
     t.diagnostic(`videocall failover (janus.js in Chromium, via a load balancer): ${report.join('; ')}`);

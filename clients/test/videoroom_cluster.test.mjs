@@ -18,6 +18,17 @@
 // Printed: the time from asking for a feed (join/subscribe request) to its first video
 // frame, for each feed, with whether it was mirrored to the watcher's backend.
 //
+// The second test is acceptance 2 for a VideoRoom subscriber: its own pair of proxies with
+// `[cluster] session_db` on the same redis-server, the watcher page connected through a TCP
+// load balancer (clients/lib/failover.mjs) that prefers proxy D, the publishers through C,
+// which owns the room. D, which only relays the watcher's handles to C, is killed with
+// SIGKILL; janus.js reports the lost connection, the page calls `janus.reconnect()`, the
+// balancer sends it to C and C adopts the session with both handles (the peer session D
+// held on C waits for the claim: C's own `reclaim_session_timeout`). The subscriber's
+// inbound bytes, sampled per mid every 20 ms, keep growing through the switch; afterwards
+// a new publisher reaches the watcher through the adopted handles (a `publishers` event,
+// a subscribe and an updated offer). Printed: failover time and the longest pause per mid.
+//
 // Port plan (see clients/lib/fixtures.mjs): Janus WS 18600-18602, admin 18610-18612, RTP
 // UDP 49300-50199; proxies and redis-server on free ports.
 //
@@ -29,10 +40,12 @@ import assert from 'node:assert/strict';
 
 import { chromium } from 'playwright-core';
 import { startBackends, startProxy, startRedis, waitFor, target, tail, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
+import { startBalancer, startSampler, baseline, pauses } from '../lib/failover.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SET = 'clients-vr-cluster';
 const DEADLINE = 30000;
+const HEARTBEAT_TTL = 2;
 
 let backends;
 let redis;
@@ -50,10 +63,38 @@ function clusterProxy(name) {
   });
 }
 
+/**
+ * A proxy of a cluster that survives the death of its members: session records in Redis,
+ * and the peer sessions of a dead relaying proxy kept for `reclaim_session_timeout`.
+ */
+function failoverProxy(name) {
+  return startProxy({
+    name: `${SET}-${name}`,
+    backendUrls: backends.urls(),
+    plugins: ['videoroom'],
+    general: { reclaim_session_timeout: 30 },
+    http: true,
+    sections: {
+      videoroom: { room_db: JSON.stringify(redis.url) },
+      cluster: {
+        session_db: JSON.stringify(redis.url),
+        proxy_name: JSON.stringify(name),
+        heartbeat_ttl: HEARTBEAT_TTL,
+        adopt_timeout: 20,
+        drain_timeout: 0,
+      },
+    },
+  });
+}
+
 before(async () => {
   if (target() === 'direct') return;
   [backends, redis, browser] = await Promise.all([
-    startBackends({ name: SET, n: 3, wsBase: 18600, adminBase: 18610, rtpBase: 49300, rtpSpan: 300, plugins: 'videoroom' }),
+    // Janus keeps the sessions of a dead proxy for 30 s, for another proxy to claim.
+    startBackends({
+      name: SET, n: 3, wsBase: 18600, adminBase: 18610, rtpBase: 49300, rtpSpan: 300, plugins: 'videoroom',
+      env: { JANUS_RECLAIM_SESSION_TIMEOUT: '30' },
+    }),
     startRedis(SET),
     chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
   ]);
@@ -108,8 +149,8 @@ function grew(s, base, mids, by) {
 const feedsOf = (s) => new Set(Object.values(s.midFeed).map(([feed]) => feed));
 
 /** The publishers of the room as its owner holds them: { id: display }. */
-async function roomPublishers(room) {
-  const parts = await admin(proxyA, `/plugins/videoroom/rooms/${room}/participants`);
+async function roomPublishers(room, owner = proxyA) {
+  const parts = await admin(owner, `/plugins/videoroom/rooms/${room}/participants`);
   return { parts, publishers: Object.fromEntries(parts.filter((p) => p.publisher).map((p) => [String(p.id), p.display])) };
 }
 
@@ -211,5 +252,86 @@ test('a room over two proxies: publishers on A, one subscriber PeerConnection on
     throw e;
   } finally {
     for (const p of pages) await p.page.close().catch(() => {});
+  }
+});
+
+test('kill -9 of the proxy a VideoRoom subscriber is on (relaying to the owner): janus.reconnect() claims it on the owner, its feeds never stop, the room goes on', async (t) => {
+  if (target() === 'direct') {
+    t.skip('a room spanning proxies is the proxies\'');
+    return;
+  }
+  const [owner, relay] = await Promise.all([failoverProxy('c'), failoverProxy('d')]);
+  const balancer = await startBalancer([relay.port, owner.port]);
+  const room = 100000 + Math.floor(Math.random() * 800000);
+  const pages = [];
+  const publish = async (name) => {
+    const p = await openPage(owner, { room: String(room), name, subscribe: '0' });
+    pages.push(p);
+    const s = await p.until(`${name} joined and publishing through C`, (st) => st.joined && st.published);
+    p.id = s.publisherId;
+    return p;
+  };
+  try {
+    const ann = await publish('ann');
+    const bob = await publish('bob');
+    // The watcher's page comes from C (it must outlive D); its API goes through the balancer.
+    const watcher = await openPage(owner, {
+      room: String(room), name: 'watcher', publish: '0', server: `ws://127.0.0.1:${balancer.port}`, reconnect: '1',
+    });
+    pages.push(watcher);
+    let s = await watcher.until('the watcher (via D) receiving audio and video of ann and bob', (st) =>
+      st.joined && st.subscribed && feedsOf(st).size === 2 && Object.keys(st.midFeed).length === 4
+        && Object.keys(st.midFeed).every((m) => (st.bytes[m] || 0) > 0));
+    assert.deepEqual(s.feeds, { [ann.id]: 'ann', [bob.id]: 'bob' });
+    assert.ok(balancer.routed.length >= 1 && balancer.routed.every((x) => x.port === relay.port), `the watcher's connection goes to D: ${JSON.stringify(balancer.routed)}`);
+    const { parts } = await roomPublishers(room, owner);
+    assert.ok(parts.some((p) => p.display === 'watcher'), `C owns the room and holds the watcher relayed by D: ${JSON.stringify(parts)}`);
+    const sid = s.sessionId;
+
+    const mids = Object.keys(s.midFeed);
+    const keys = mids.map((m) => `mid:${m}`);
+    await watcher.page.evaluate(startSampler, 'videoroomSubscriber');
+    const sampling = await baseline(watcher.page, keys);
+
+    const killedAt = Date.now();
+    await relay.kill9();
+    s = await watcher.until('the session claimed again (janus.reconnect)', (st) => st.reconnects && st.reconnects[0] && st.reconnects[0].claimedAt);
+    const claimed = s;
+    // Every feed keeps coming after the claim, well past what had arrived then.
+    await watcher.until('every mid growing after the claim', (st) => grew(st, claimed.bytes, mids, 20000), 15000);
+    const { pause, baseline: calm, samples } = await pauses(watcher.page, sampling, killedAt, keys);
+    const r = claimed.reconnects[0];
+    const failover = r.claimedAt - killedAt;
+    const nameOf = (m) => `${s.feeds[s.midFeed[m][0]]}/${s.midFeed[m][1]}`;
+    t.diagnostic(`videoroom subscriber failover (janus.js in Chromium, via a load balancer): kill -9 of D -> connection lost seen by janus.js ${r.lostAt - killedAt} ms, ` +
+      `session claimed on C (the owner) ${failover} ms (${r.attempts} attempt(s)); longest pause of inbound bytes after the kill: ` +
+      `${mids.map((m) => `${nameOf(m)} ${pause[`mid:${m}`]} ms`).join(', ')} (${calm} ms in 2 s before it); ${samples} getStats samples`);
+    assert.equal(claimed.sessionId, sid, 'the same session');
+    assert.equal(claimed.reconnects.length, 1, JSON.stringify(claimed.reconnects));
+    assert.ok(balancer.routed.some((x) => x.port === owner.port && x.at >= killedAt), `reconnected through the balancer to C: ${JSON.stringify(balancer.routed)}`);
+    assert.ok(failover < HEARTBEAT_TTL * 1000 + 5000, `claimed ${failover} ms after the kill`);
+    for (const m of mids) assert.ok(pause[`mid:${m}`] < 1000, `mid ${m} (${nameOf(m)}) paused ${pause[`mid:${m}`]} ms`);
+
+    // The room goes on through the adopted handles: cid publishes, the watcher hears of it
+    // (publishers event on its participant handle), subscribes and gets the updated offer.
+    const updatesBefore = s.updates;
+    const cid = await publish('cid');
+    s = await watcher.until('the watcher receiving cid after the failover', (st) =>
+      feedsOf(st).has(cid.id) && Object.keys(st.midFeed).length === 6 && st.updates > updatesBefore);
+    const all = Object.keys(s.midFeed);
+    await watcher.until('bytes growing on all six tracks', (st) => grew(st, s.bytes, all, 500));
+    assert.equal(s.subscriberPcs, 1, 'still one subscriber PeerConnection');
+    assert.deepEqual((await watcher.state()).errors, []);
+  } catch (e) {
+    for (const p of pages) {
+      console.error(`--- page ${p.url} ---\n${p.consoleLines.slice(-30).join('\n')}`);
+    }
+    console.error(`--- balancer ---\n${JSON.stringify(balancer.routed)}`);
+    for (const p of [owner, relay]) console.error(`--- proxy ${p.url} output ---\n${tail(p.logPath, 60)}`);
+    throw e;
+  } finally {
+    for (const p of pages) await p.page.close().catch(() => {});
+    await balancer.close();
+    for (const p of [owner, relay]) await p.stop();
   }
 });
