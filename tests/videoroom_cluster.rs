@@ -8,7 +8,9 @@
 //! third proxy C, a subscriber relayed through B survives kill -9 of B: its client claims
 //! its session on C (or on A), which claims B's peer session on A, and the media never
 //! stops; with an owner that keeps no orphaned session (reclaim 0) the relayed handle is
-//! ended cleanly after the claim instead.
+//! ended cleanly after the claim instead. And a room outlives its owner: killed, the owner's
+//! clients claim their sessions on the other proxy, which takes the room over with the
+//! snapshot the owner kept in Redis; the media never stops.
 //!
 //! Ports: Janus ws 18300-18302 (admin 17300-17302), RTP 33000-33899.
 
@@ -30,8 +32,16 @@ const OWNER_TTL: u64 = 2;
 /// A room both proxies know from their config.
 const STATIC_ROOM: u64 = 4321;
 
+/// Janus keeps a dead proxy's sessions 30 s for another proxy to claim.
 fn janus() -> Backends {
-    backends_with_span("vr-cluster", 3, 18300, 33000, 300)
+    backends_with_env(
+        "vr-cluster",
+        3,
+        18300,
+        33000,
+        300,
+        &[("JANUS_RECLAIM_SESSION_TIMEOUT", "30".into())],
+    )
 }
 
 fn cluster_proxy(be: &Backends, redis: &RedisServer) -> Proxy {
@@ -461,16 +471,6 @@ fn redis_away_gives_clean_errors_and_the_room_comes_back_with_it() {
 }
 
 /// Sends one inline command to `redis` and returns its first reply line.
-fn redis_cmd(redis: &RedisServer, cmd: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", redis.port)).expect("redis");
-    s.set_read_timeout(Some(T)).expect("timeout");
-    s.write_all(format!("{cmd}\r\n").as_bytes()).expect("write");
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).expect("read");
-    String::from_utf8_lossy(&buf[..n]).trim().to_string()
-}
-
 #[test]
 fn an_owner_whose_room_was_taken_ends_it_as_destroyed() {
     let be = janus();
@@ -483,13 +483,13 @@ fn an_owner_whose_room_was_taken_ends_it_as_destroyed() {
     // What a proxy taking the room while Redis had lost A's key leaves in Redis.
     let key = format!("januscloud:videoroom_owner:{room}");
     assert_eq!(
-        redis_cmd(&redis, &format!("GET {key}")).lines().nth(1),
+        redis.command(&format!("GET {key}")).lines().nth(1),
         Some(format!("ws://127.0.0.1:{}", a.port).as_str())
     );
     let taken = Instant::now();
     assert_eq!(
-        redis_cmd(&redis, &format!("SET {key} ws://127.0.0.1:9 PX 60000")),
-        "+OK"
+        redis.command(&format!("SET {key} ws://127.0.0.1:9 PX 60000")),
+        "+OK\r\n"
     );
     // A notices at its next refresh: its participants, relayed ones too, are told.
     let d = wa.event(wha, |d| d["videoroom"] == "destroyed");
@@ -522,15 +522,18 @@ fn failover_proxy_reclaiming(
     name: &str,
     reclaim_s: u64,
 ) -> Proxy {
-    let cfg = proxy_config(be)
+    Proxy::start(failover_config(be, redis, name, reclaim_s))
+}
+
+fn failover_config(be: &Backends, redis: &RedisServer, name: &str, reclaim_s: u64) -> ProxyConfig {
+    proxy_config(be)
         .set_str("videoroom", "room_db", &redis.url())
         .set("videoroom", "owner_ttl", &OWNER_TTL.to_string())
         .set("general", "reclaim_session_timeout", &reclaim_s.to_string())
         .set_str("cluster", "session_db", &redis.url())
         .set_str("cluster", "proxy_name", name)
         .set("cluster", "heartbeat_ttl", "2")
-        .set("cluster", "adopt_timeout", "20");
-    Proxy::start(cfg)
+        .set("cluster", "adopt_timeout", "20")
 }
 
 /// The subscriber's received bytes, all mids together.
@@ -564,8 +567,8 @@ fn longest_pause(
 /// survives kill -9 of B. Its client reconnects to C and claims its session; C adopts the
 /// relayed handle by claiming B's peer session on A (which A kept for its reclaim window)
 /// and relays it again. The media (Janus → subscriber, never through a proxy) never stops;
-/// later requests and events go through C. A handle of the same session in a room B owned
-/// cannot be adopted: `hangup` and `detached` after the claim.
+/// later requests and events go through C. A participant of the same session in a room B
+/// owned is adopted too: C takes that room over from the dead B.
 #[test]
 fn a_relayed_subscriber_survives_kill9_of_its_proxy() {
     relayed_subscriber_survives_kill9(false);
@@ -656,18 +659,22 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
     let failover = killed.elapsed();
     assert_eq!(r["janus"], "success", "claim on {name}: {r}");
     let mut v = Vr { c: cc, sid: v.sid };
-    // The handle of B's own room is ended.
-    v.c.recv_event(|e| e["janus"] == "hangup" && e["sender"] == hw, T);
-    v.c.recv_event(|e| e["janus"] == "detached" && e["sender"] == hw, T);
+    // The participant of B's own room is adopted too: the adopter took that room over
+    // from B (see a_subscriber_on_the_rooms_owner_survives_kill9_of_it).
     assert_eq!(
         metric(adopter, "janus_proxy_adopted_handles_total"),
-        Some(1.0),
-        "the relayed handle adopted"
+        Some(2.0),
+        "the relayed handle and the participant of B's room adopted"
     );
     assert_eq!(
-        metric(adopter, "janus_proxy_unadoptable_handles_total"),
-        Some(1.0),
-        "the handle of B's own room ended"
+        metric(adopter, "janus_proxy_unadoptable_handles_total").unwrap_or(0.0),
+        0.0
+    );
+    let lp = v.sync(hw, json!({"request": "listparticipants", "room": room_b}));
+    assert_eq!(
+        lp["participants"],
+        json!([{"id": 77, "publisher": false}]),
+        "B's room, taken over by {name}: {lp}"
     );
 
     // The media keeps coming on every mid, past what had arrived at the kill.
@@ -773,4 +780,188 @@ fn a_relayed_handle_whose_peer_session_the_owner_dropped_is_ended_cleanly() {
         None,
     );
     assert_eq!(j["videoroom"], "joined", "{j}");
+}
+
+/// Issue 13, a room outliving its owner: everyone of the room is on A, which owns it; A is
+/// killed with SIGKILL. The clients claim their sessions on B, which adopts their handles,
+/// takes the room over from the dead A with the snapshot A kept in Redis, and puts every
+/// adopted handle back in its place. The subscriber's media (one PeerConnection, a feed of
+/// its backend and a mirrored one) never stops; the room goes on through B: the restored
+/// publishers are listed, a new publisher joins through B and the subscriber adds it, and
+/// a restored publisher leaving updates the subscription.
+#[test]
+fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
+    let be = janus();
+    let redis = RedisServer::start();
+    let mut a = failover_proxy(&be, &redis, "vro-a");
+    let b = failover_proxy(&be, &redis, "vro-b");
+    let peers = Peers::new();
+    let room = fresh_room();
+    let mut admin = Vr::connect(&a.url());
+    let ha = admin.handle();
+    let cr = admin.sync(
+        ha,
+        json!({"request": "create", "room": room, "publishers": 6}),
+    );
+    assert_eq!(cr["videoroom"], "created", "{cr}");
+    let p1 = publish(&peers, &a.url(), room, 1);
+    let p2 = publish(&peers, &a.url(), room, 2);
+
+    let mut v = Vr::connect(&a.url());
+    let h = v.handle();
+    let (attached, jsep) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": [{"feed": 1}, {"feed": 2}]}),
+        None,
+    );
+    assert_eq!(attached["videoroom"], "attached", "{attached}");
+    let (peer, answer) = peers
+        .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
+        .expect("subscriber peer");
+    let (s, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(s["started"], "ok", "{s}");
+    peer.wait_connected(T).expect("subscriber connected");
+    let by_feed = mids_by_feed(&attached);
+    let mids: Vec<String> = by_feed.values().flatten().cloned().collect();
+    assert_eq!(by_feed.len(), 2, "{attached}");
+    wait_growth(&peer, &mids, AUDIO_BYTES, T);
+    let mirrors = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
+    assert_eq!(
+        mirrors["participants"].as_array().map(Vec::len),
+        Some(2),
+        "{mirrors}"
+    );
+    // The owner's snapshot is written behind the room's changes (every 250 ms).
+    let deadline = Instant::now() + T;
+    while !redis
+        .command(&format!("HGET janus-cloud:videoroom:live {room}"))
+        .contains("\"id\":2")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot of the room in Redis"
+        );
+        poll_pause();
+    }
+
+    let peer = std::sync::Arc::new(peer);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let baseline = longest_pause(peer.clone(), stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let baseline = baseline.join().expect("sampler");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = longest_pause(peer.clone(), stop.clone());
+
+    let killed = Instant::now();
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let at_kill = peer.received();
+    drop(v.c);
+    let mut cc = b.client();
+    let r = cc.request(json!({"janus": "claim", "session_id": v.sid}));
+    let failover = killed.elapsed();
+    assert_eq!(r["janus"], "success", "claim on B: {r}");
+    let mut v = Vr { c: cc, sid: v.sid };
+    // The publishers' clients come back too.
+    let mut pubs = Vec::new();
+    for p in [p1, p2] {
+        let mut c = b.client();
+        let r = c.request(json!({"janus": "claim", "session_id": p.v.sid}));
+        assert_eq!(r["janus"], "success", "publisher's claim on B: {r}");
+        pubs.push(Pub {
+            v: Vr { c, sid: p.v.sid },
+            h: p.h,
+            peer: p.peer,
+        });
+    }
+
+    let until = Instant::now() + T;
+    loop {
+        let now = peer.received();
+        if mids.iter().all(|m| {
+            now.get(m).copied().unwrap_or(0)
+                >= at_kill.get(m).copied().unwrap_or(0) + 4 * AUDIO_BYTES
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "media stopped after the failover: at kill {at_kill:?}, now {:?}",
+            peer.received()
+        );
+        poll_pause();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let gap = sampler.join().expect("sampler");
+    eprintln!(
+        "subscriber of the owner: kill -9 of A -> claim answered by B in {} ms; longest media \
+         pause across the switch {} ms (in 2 s before the kill: {} ms)",
+        failover.as_millis(),
+        gap.as_millis(),
+        baseline.as_millis(),
+    );
+    assert!(gap < Duration::from_secs(1), "media paused {gap:?}");
+    assert_eq!(
+        metric(&b, "janus_proxy_adopted_handles_total"),
+        Some(3.0),
+        "the subscriber and both publishers adopted"
+    );
+
+    // The room goes on through B, its owner now.
+    let mut admin = Vr::connect(&b.url());
+    let ha = admin.handle();
+    let lp = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
+    let ids: Vec<u64> = lp["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["id"].as_u64())
+        .collect();
+    assert_eq!(ids, vec![1, 2], "the restored publishers: {lp}");
+    let _p3 = publish(&peers, &b.url(), room, 3);
+    let (sub, offer) = v.call(
+        h,
+        json!({"request": "subscribe", "streams": [{"feed": 3}]}),
+        None,
+    );
+    assert_eq!(sub["videoroom"], "updated", "{sub}");
+    let new_mids = mids_by_feed(&sub).get(&3).cloned().unwrap_or_default();
+    assert_eq!(new_mids.len(), 2, "feed 3's audio and video: {sub}");
+    let answer = peer
+        .renegotiate(offer["sdp"].as_str().expect("offer sdp"))
+        .expect("renegotiate");
+    let (st, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(st["started"], "ok", "{st}");
+    wait_growth(&peer, &new_mids, AUDIO_BYTES, T);
+    // A restored publisher leaves: the subscription loses its feed.
+    let p1 = &mut pubs[0];
+    let (l, _) = p1.v.call(p1.h, json!({"request": "leave"}), None);
+    assert_eq!(l["leaving"], "ok", "{l}");
+    let upd = v.c.recv_event(
+        |e| {
+            e["sender"] == h
+                && e["plugindata"]["data"]["videoroom"] == "updated"
+                && !mids_by_feed(&data_of(e)).contains_key(&1)
+        },
+        T,
+    );
+    eprintln!("after the take-over: {}", data_of(&upd));
+    let lp = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
+    let ids: Vec<u64> = lp["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["id"].as_u64())
+        .collect();
+    assert_eq!(ids, vec![2, 3], "{lp}");
 }

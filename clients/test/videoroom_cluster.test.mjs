@@ -255,37 +255,42 @@ test('a room over two proxies: publishers on A, one subscriber PeerConnection on
   }
 });
 
-test('kill -9 of the proxy a VideoRoom subscriber is on (relaying to the owner): janus.reconnect() claims it on the owner, its feeds never stop, the room goes on', async (t) => {
-  if (target() === 'direct') {
-    t.skip('a room spanning proxies is the proxies\'');
-    return;
-  }
-  const [owner, relay] = await Promise.all([failoverProxy('c'), failoverProxy('d')]);
-  const balancer = await startBalancer([relay.port, owner.port]);
+/**
+ * Acceptance 2 for a VideoRoom subscriber: the watcher page (through a load balancer,
+ * `?reconnect=1`) receives ann and bob; the proxy it is on is killed with SIGKILL; it
+ * claims its session on the other proxy and every feed keeps flowing. `ownerDies`: everyone
+ * is on C, the room's owner, and C dies (D takes the room over from C's snapshot; the
+ * publishers reconnect too); else the watcher is on D, which relays it to C, and D dies.
+ * Afterwards cid publishes and the watcher adds it through its adopted handles.
+ */
+async function subscriberSurvives(t, ownerDies) {
+  const [owner, relay] = await Promise.all([failoverProxy(ownerDies ? 'e' : 'c'), failoverProxy(ownerDies ? 'f' : 'd')]);
+  const [first, other] = ownerDies ? [owner, relay] : [relay, owner];
+  const balancer = await startBalancer([first.port, other.port]);
+  const viaBalancer = { server: `ws://127.0.0.1:${balancer.port}`, reconnect: '1' };
   const room = 100000 + Math.floor(Math.random() * 800000);
   const pages = [];
-  const publish = async (name) => {
-    const p = await openPage(owner, { room: String(room), name, subscribe: '0' });
+  // Pages come from the proxy that stays up; the publishers' API goes to the owner C
+  // directly, or, when C dies, through the balancer as the watcher's does.
+  const publish = async (name, via = ownerDies ? viaBalancer : {}) => {
+    const p = await openPage(ownerDies ? other : owner, { room: String(room), name, subscribe: '0', ...via });
     pages.push(p);
-    const s = await p.until(`${name} joined and publishing through C`, (st) => st.joined && st.published);
+    const s = await p.until(`${name} joined and publishing`, (st) => st.joined && st.published);
     p.id = s.publisherId;
     return p;
   };
   try {
     const ann = await publish('ann');
     const bob = await publish('bob');
-    // The watcher's page comes from C (it must outlive D); its API goes through the balancer.
-    const watcher = await openPage(owner, {
-      room: String(room), name: 'watcher', publish: '0', server: `ws://127.0.0.1:${balancer.port}`, reconnect: '1',
-    });
+    const watcher = await openPage(ownerDies ? other : owner, { room: String(room), name: 'watcher', publish: '0', ...viaBalancer });
     pages.push(watcher);
-    let s = await watcher.until('the watcher (via D) receiving audio and video of ann and bob', (st) =>
+    let s = await watcher.until('the watcher receiving audio and video of ann and bob', (st) =>
       st.joined && st.subscribed && feedsOf(st).size === 2 && Object.keys(st.midFeed).length === 4
         && Object.keys(st.midFeed).every((m) => (st.bytes[m] || 0) > 0));
     assert.deepEqual(s.feeds, { [ann.id]: 'ann', [bob.id]: 'bob' });
-    assert.ok(balancer.routed.length >= 1 && balancer.routed.every((x) => x.port === relay.port), `the watcher's connection goes to D: ${JSON.stringify(balancer.routed)}`);
+    assert.ok(balancer.routed.length >= 1 && balancer.routed.every((x) => x.port === first.port), `every connection goes to the first proxy: ${JSON.stringify(balancer.routed)}`);
     const { parts } = await roomPublishers(room, owner);
-    assert.ok(parts.some((p) => p.display === 'watcher'), `C owns the room and holds the watcher relayed by D: ${JSON.stringify(parts)}`);
+    assert.ok(parts.some((p) => p.display === 'watcher'), `C owns the room and holds the watcher: ${JSON.stringify(parts)}`);
     const sid = s.sessionId;
 
     const mids = Object.keys(s.midFeed);
@@ -294,7 +299,7 @@ test('kill -9 of the proxy a VideoRoom subscriber is on (relaying to the owner):
     const sampling = await baseline(watcher.page, keys);
 
     const killedAt = Date.now();
-    await relay.kill9();
+    await first.kill9();
     s = await watcher.until('the session claimed again (janus.reconnect)', (st) => st.reconnects && st.reconnects[0] && st.reconnects[0].claimedAt);
     const claimed = s;
     // Every feed keeps coming after the claim, well past what had arrived then.
@@ -303,24 +308,32 @@ test('kill -9 of the proxy a VideoRoom subscriber is on (relaying to the owner):
     const r = claimed.reconnects[0];
     const failover = r.claimedAt - killedAt;
     const nameOf = (m) => `${s.feeds[s.midFeed[m][0]]}/${s.midFeed[m][1]}`;
-    t.diagnostic(`videoroom subscriber failover (janus.js in Chromium, via a load balancer): kill -9 of D -> connection lost seen by janus.js ${r.lostAt - killedAt} ms, ` +
-      `session claimed on C (the owner) ${failover} ms (${r.attempts} attempt(s)); longest pause of inbound bytes after the kill: ` +
-      `${mids.map((m) => `${nameOf(m)} ${pause[`mid:${m}`]} ms`).join(', ')} (${calm} ms in 2 s before it); ${samples} getStats samples`);
+    t.diagnostic(`videoroom subscriber failover, ${ownerDies ? 'the room\'s owner killed' : 'its relaying proxy killed'} (janus.js in Chromium, via a load balancer): ` +
+      `connection lost seen by janus.js ${r.lostAt - killedAt} ms after the kill, session claimed on the other proxy ${failover} ms (${r.attempts} attempt(s)); ` +
+      `longest pause of inbound bytes after the kill: ${mids.map((m) => `${nameOf(m)} ${pause[`mid:${m}`]} ms`).join(', ')} ` +
+      `(${calm} ms in 2 s before it); ${samples} getStats samples`);
     assert.equal(claimed.sessionId, sid, 'the same session');
     assert.equal(claimed.reconnects.length, 1, JSON.stringify(claimed.reconnects));
-    assert.ok(balancer.routed.some((x) => x.port === owner.port && x.at >= killedAt), `reconnected through the balancer to C: ${JSON.stringify(balancer.routed)}`);
+    assert.ok(balancer.routed.some((x) => x.port === other.port && x.at >= killedAt), `reconnected through the balancer to the other proxy: ${JSON.stringify(balancer.routed)}`);
     assert.ok(failover < HEARTBEAT_TTL * 1000 + 5000, `claimed ${failover} ms after the kill`);
     for (const m of mids) assert.ok(pause[`mid:${m}`] < 1000, `mid ${m} (${nameOf(m)}) paused ${pause[`mid:${m}`]} ms`);
+    if (ownerDies) {
+      for (const p of [ann, bob]) await p.until(`${p.name} claimed its session again`, (st) => st.reconnects && st.reconnects[0] && st.reconnects[0].claimedAt);
+    }
 
-    // The room goes on through the adopted handles: cid publishes, the watcher hears of it
-    // (publishers event on its participant handle), subscribes and gets the updated offer.
+    // The room goes on through the adopted handles: cid publishes (through the survivor),
+    // the watcher hears of it (publishers event on its participant handle), subscribes and
+    // gets the updated offer.
     const updatesBefore = s.updates;
-    const cid = await publish('cid');
+    const cid = await publish('cid', {});
     s = await watcher.until('the watcher receiving cid after the failover', (st) =>
       feedsOf(st).has(cid.id) && Object.keys(st.midFeed).length === 6 && st.updates > updatesBefore);
     const all = Object.keys(s.midFeed);
     await watcher.until('bytes growing on all six tracks', (st) => grew(st, s.bytes, all, 500));
     assert.equal(s.subscriberPcs, 1, 'still one subscriber PeerConnection');
+    const survivor = ownerDies ? other : owner;
+    const { publishers } = await roomPublishers(room, survivor);
+    assert.deepEqual(publishers, { [ann.id]: 'ann', [bob.id]: 'bob', [cid.id]: 'cid' }, 'the room on the survivor');
     assert.deepEqual((await watcher.state()).errors, []);
   } catch (e) {
     for (const p of pages) {
@@ -334,4 +347,20 @@ test('kill -9 of the proxy a VideoRoom subscriber is on (relaying to the owner):
     await balancer.close();
     for (const p of [owner, relay]) await p.stop();
   }
+}
+
+test('kill -9 of the proxy a VideoRoom subscriber is on (relaying to the owner): janus.reconnect() claims it on the owner, its feeds never stop, the room goes on', async (t) => {
+  if (target() === 'direct') {
+    t.skip('a room spanning proxies is the proxies\'');
+    return;
+  }
+  await subscriberSurvives(t, false);
+});
+
+test('kill -9 of the room\'s owner, everyone on it: the clients claim their sessions on the other proxy, which takes the room over; the subscriber\'s feeds never stop, the room goes on', async (t) => {
+  if (target() === 'direct') {
+    t.skip('a room spanning proxies is the proxies\'');
+    return;
+  }
+  await subscriberSurvives(t, true);
 });

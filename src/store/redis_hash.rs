@@ -44,19 +44,31 @@ impl RedisHash {
         let mut conn = RedisConn::new(url)?;
         let fields: Vec<(String, String)> =
             conn.with(|c| redis::cmd("HGETALL").arg(key).query(c))?;
+        Ok((RedisHash::start(conn, key)?, fields))
+    }
+
+    /// Connects to `url` (blocking: call at start-up only) and starts the writer thread
+    /// of hash `key`, without reading it.
+    ///
+    /// # Errors
+    /// Redis unreachable or the URL malformed.
+    pub fn writer(url: &str, key: &str) -> Result<RedisHash, StoreError> {
+        let mut conn = RedisConn::new(url)?;
+        conn.ping()?;
+        RedisHash::start(conn, key)
+    }
+
+    fn start(conn: RedisConn, key: &str) -> Result<RedisHash, StoreError> {
         let (tx, rx) = sync_channel(QUEUE);
         let thread_key = key.to_string();
         std::thread::Builder::new()
             .name("redis-hash".into())
             .spawn(move || run(conn, &thread_key, rx))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok((
-            RedisHash {
-                tx,
-                key: key.to_string(),
-            },
-            fields,
-        ))
+        Ok(RedisHash {
+            tx,
+            key: key.to_string(),
+        })
     }
 
     /// Queues `HSET key field value`.

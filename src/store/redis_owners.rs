@@ -64,12 +64,34 @@ end
 return 0
 "#;
 
+/// Takes `KEYS[1]` from a dead owner (ARGV[3]) or from none, for ARGV[1] with a TTL of
+/// ARGV[2] ms; answers {owner now, field ARGV[4] of hash KEYS[2] ('' for none)}, so that
+/// the taker gets, in the same round trip, what the dead owner left of the id.
+const TAKE_OVER: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if (not v) or v == ARGV[3] or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  v = ARGV[1]
+end
+local state = redis.call('HGET', KEYS[2], ARGV[4])
+return {v, state or ''}
+"#;
+
 /// Called (on the owner thread) for ids another proxy took from this one; the callback
 /// must only post work to the shards.
 pub type OnLost = Box<dyn Fn(u64) + Send>;
 
+/// What a take-over found: the owner now, and the state the dead owner left.
+pub type TakenOver = Result<(String, Option<String>), StoreError>;
+
 enum Op {
     Claim(u64, bool, oneshot::Sender<Result<String, StoreError>>),
+    TakeOver {
+        id: u64,
+        dead: String,
+        state_key: String,
+        reply: oneshot::Sender<TakenOver>,
+    },
     Release(u64),
 }
 
@@ -117,6 +139,28 @@ impl Worker {
             }
         }
         Ok(owner)
+    }
+
+    fn take_over(&mut self, id: u64, dead: &str, state_key: &str) -> TakenOver {
+        let key = self.key(id);
+        let (me, ttl) = (self.me.clone(), self.ttl_ms);
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let (owner, state) = self.conn.with(|c| {
+            redis::Script::new(TAKE_OVER)
+                .key(&key)
+                .key(state_key)
+                .arg(&me)
+                .arg(ttl)
+                .arg(dead)
+                .arg(id.to_string())
+                .invoke::<(String, String)>(c)
+        })?;
+        if owner == self.me {
+            if let Ok(mut l) = self.local.lock() {
+                l.insert(id);
+            }
+        }
+        Ok((owner, (!state.is_empty()).then_some(state)))
     }
 
     fn release(&mut self, id: u64) {
@@ -179,6 +223,14 @@ impl Worker {
                 Ok(Op::Claim(id, may_take, reply)) => {
                     let _ = reply.send(self.claim(id, may_take));
                 }
+                Ok(Op::TakeOver {
+                    id,
+                    dead,
+                    state_key,
+                    reply,
+                }) => {
+                    let _ = reply.send(self.take_over(id, &dead, &state_key));
+                }
                 Ok(Op::Release(id)) => self.release(id),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -236,6 +288,26 @@ impl RedisOwners {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Op::Claim(id, may_take, tx))
+            .map_err(|_| StoreError::Unavailable("owner thread stopped".into()))?;
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("owner thread stopped".into())))
+    }
+
+    /// Takes `id` from `dead`, a proxy known to be dead (or from nobody): the owner now
+    /// (this proxy, unless a live one has it), and field `id` of hash `state_key`, where
+    /// the dead owner kept what it held of the id.
+    ///
+    /// # Errors
+    /// Redis unavailable.
+    pub async fn take_over(&self, id: u64, dead: &str, state_key: &str) -> TakenOver {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::TakeOver {
+                id,
+                dead: dead.to_string(),
+                state_key: state_key.to_string(),
+                reply,
+            })
             .map_err(|_| StoreError::Unavailable("owner thread stopped".into()))?;
         rx.await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("owner thread stopped".into())))

@@ -2201,15 +2201,36 @@ impl Backends {
 }
 
 impl RedisServer {
-    /// One inline command (`HEXISTS key field`), its raw RESP reply (`:1\r\n`).
+    /// One inline command (`HEXISTS key field`), its raw RESP reply (`:1\r\n`), a bulk
+    /// string's whole.
     pub fn command(&self, line: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
         s.set_read_timeout(Some(Duration::from_secs(2))).ok();
         s.write_all(format!("{line}\r\n").as_bytes())
             .expect("write to redis");
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).expect("read from redis");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).expect("read from redis");
+            assert!(n > 0, "redis closed the connection");
+            reply.extend_from_slice(&buf[..n]);
+            let Some(eol) = reply.windows(2).position(|w| w == b"\r\n") else {
+                continue;
+            };
+            // A bulk string: its header, its bytes and their CRLF; anything else: a line.
+            let whole = match reply.first() {
+                Some(b'$') => std::str::from_utf8(&reply[1..eol])
+                    .ok()
+                    .and_then(|l| l.parse::<i64>().ok())
+                    .map_or(eol + 2, |len| {
+                        eol + 2 + if len < 0 { 0 } else { len as usize + 2 }
+                    }),
+                _ => eol + 2,
+            };
+            if reply.len() >= whole {
+                return String::from_utf8_lossy(&reply).into_owned();
+            }
+        }
     }
 
     /// Kill the server (SIGKILL): clients see connection errors until [`start_again`].

@@ -106,7 +106,7 @@ enum State {
 }
 
 /// Where a mirror's two halves are.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ends {
     pub origin: String,
     pub origin_room: u64,
@@ -183,6 +183,50 @@ impl Mirrors {
         out
     }
 
+    /// The ready mirrors, as a room's snapshot keeps them ([`super::takeover`]).
+    pub fn snapshot(&self) -> Vec<Kept> {
+        let mut out: Vec<Kept> = self
+            .map
+            .iter()
+            .filter_map(|((feed, target), m)| match (&m.state, &m.ends) {
+                (State::Ready(map), Some(ends)) => Some(Kept {
+                    feed: *feed,
+                    target: target.clone(),
+                    map: map.clone(),
+                    ends: ends.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| (a.feed, &a.target).cmp(&(b.feed, &b.target)));
+        out
+    }
+
+    /// Mirrors of a room taken over from its dead owner: ready, held by nobody until the
+    /// adopted subscriptions hold them again ([`rehold`]); see [`expire_idle`].
+    pub fn restore(&mut self, kept: Vec<Kept>) {
+        for k in kept {
+            self.map.insert(
+                (k.feed, k.target),
+                Mirror {
+                    holders: 0,
+                    idle_since: Some(Instant::now()),
+                    state: State::Ready(k.map),
+                    ends: Some(k.ends),
+                },
+            );
+        }
+    }
+
+    /// (feed, target) of the mirrors nobody holds.
+    pub fn idle(&self) -> Vec<(u64, String)> {
+        self.map
+            .iter()
+            .filter(|(_, m)| m.holders == 0)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Removes every mirror.
     pub fn take_all(&mut self) -> Vec<(u64, Ends)> {
         self.map
@@ -190,6 +234,34 @@ impl Mirrors {
             .filter_map(|((f, _), m)| Some((f, m.ends?)))
             .collect()
     }
+}
+
+/// A ready mirror as a room's snapshot keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Kept {
+    pub feed: u64,
+    pub target: String,
+    pub map: MidMap,
+    pub ends: Ends,
+}
+
+/// An adopted subscription holds again the mirrors of `feeds` on `target` it held on the
+/// dead owner; the feeds whose mirror the room no longer has (they are not held).
+pub fn rehold(host: &Host, room: u64, target: &str, feeds: &[u64]) -> Vec<u64> {
+    with_room(host, room, |r| {
+        let mut missing = Vec::new();
+        for &feed in feeds {
+            match r.mirrors.map.get_mut(&(feed, target.to_string())) {
+                Some(m) if matches!(m.state, State::Ready(_)) => {
+                    m.holders += 1;
+                    m.idle_since = None;
+                }
+                _ => missing.push(feed),
+            }
+        }
+        Ok(missing)
+    })
+    .unwrap_or_else(|_| feeds.to_vec())
 }
 
 /// Holds a mirror of each of `feeds` on `target` (creating those missing), after making
@@ -455,9 +527,14 @@ pub fn release(host: &Host, room: u64, feed: u64, target: &str) {
         }
         Ok(false)
     });
-    if idle != Ok(true) {
-        return;
+    if idle == Ok(true) {
+        expire_idle(host, room, key);
     }
+}
+
+/// Removes mirror `key` of `room` after `mirror_idle_timeout` unless someone held it
+/// again meanwhile.
+pub fn expire_idle(host: &Host, room: u64, key: (u64, String)) {
     let grace = Duration::from_secs(
         host.service::<Settings>()
             .map_or(60, |s| s.mirror_idle_timeout),
@@ -465,6 +542,7 @@ pub fn release(host: &Host, room: u64, feed: u64, target: &str) {
     let host = host.clone();
     monoio::spawn(async move {
         monoio::time::sleep(grace).await;
+        let feed = key.0;
         let expired = with_room(&host, room, |r| {
             let due = r.mirrors.map.get(&key).is_some_and(|m| {
                 m.holders == 0 && m.idle_since.is_some_and(|t| t.elapsed() >= grace)

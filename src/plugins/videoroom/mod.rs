@@ -30,6 +30,7 @@ mod rooms;
 mod settings;
 mod store;
 mod subscriber;
+mod takeover;
 mod validate;
 
 use std::cell::RefCell;
@@ -181,6 +182,15 @@ impl Plugin for VideoRoom {
             );
             round_trips = Some(owners.round_trips());
             cx.services.insert(owners);
+            // With proxy failover a room outlives its owner: the owner keeps its snapshot.
+            if cx.config.cluster.enabled() {
+                let live = crate::store::redis_hash::RedisHash::writer(
+                    &settings.room_db,
+                    takeover::LIVE_KEY,
+                )
+                .map_err(|e| format!("videoroom.room_db: {e}"))?;
+                cx.services.insert(takeover::Live(live));
+            }
         }
         tracing::info!(
             rooms = start.rooms.len(),
@@ -306,16 +316,32 @@ impl Plugin for VideoRoom {
         );
     }
 
-    /// A handle relayed to the room's owner (another proxy) can be adopted: its backend
-    /// handle is its handle on the owner, in this shard's peer session there, which the
-    /// owner keeps for its `general.reclaim_session_timeout` when this proxy dies. Other
-    /// handles (the room's own participants here) cannot: their state is the room's.
+    /// Every handle in a room can be adopted, with its backend handle:
+    /// - one relayed to the room's owner (another proxy): its backend handle is its handle
+    ///   on the owner, in this shard's peer session there, which the owner keeps for its
+    ///   `general.reclaim_session_timeout` when this proxy dies;
+    /// - a publisher or subscriber of a room this proxy owns, with its part in the room
+    ///   ([`takeover::Kept`]): the adopting proxy takes the room over ([`takeover`]).
     fn adoption(&self, _ctx: &HandleCtx, h: &Rc<VrHandle>) -> Option<Adoptable> {
-        let Role::Relay(url) = &*h.role.borrow() else {
-            return None;
+        let state = match &*h.role.borrow() {
+            Role::Relay(url) => serde_json::json!({ "relay": url.as_ref() }).to_string(),
+            Role::Publisher(p) => adoption_state(_ctx, p.room, takeover::Part::Publisher(p.id))?,
+            Role::Subscriber(s) => adoption_state(
+                _ctx,
+                s.room,
+                takeover::Part::Subscriber {
+                    server: s.server.clone(),
+                    held: s
+                        .held
+                        .borrow()
+                        .iter()
+                        .map(|(f, m)| (*f, m.clone()))
+                        .collect(),
+                },
+            )?,
+            Role::None => return None,
         };
         let b = h.backend.borrow().as_ref()?.adoption()?;
-        let state = serde_json::json!({ "relay": url.as_ref() }).to_string();
         Some(Adoptable {
             backend: Some(b),
             state: Some(state),
@@ -323,32 +349,39 @@ impl Plugin for VideoRoom {
     }
 
     /// A relayed handle of a dead proxy: the same relay around the claimed peer session.
+    /// A participant handle of a dead owner: its place in the room, taken over here.
     fn adopt(
         &self,
         ctx: HandleCtx,
         b: Option<BackendHandle>,
         state: Option<String>,
     ) -> LocalFuture<Option<VrHandle>> {
-        let url = state
-            .as_deref()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        let state = state.unwrap_or_default();
+        let relay = serde_json::from_str::<Value>(&state)
+            .ok()
             .and_then(|v| v.get("relay").and_then(Value::as_str).map(str::to_string));
-        let adopted = match (url, b) {
-            (Some(url), Some(b)) if b.link.is_peer() => {
-                tracing::debug!(handle = ctx.handle_id, owner = %url, "videoroom relay adopted");
-                let h = VrHandle::default();
-                *h.role.borrow_mut() = Role::Relay(url.into());
-                *h.backend.borrow_mut() = Some(b);
-                Some(h)
-            }
-            (_, b) => {
+        let part = serde_json::from_str::<takeover::Kept>(&state).ok();
+        Box::pin(async move {
+            let adopted = match (relay, part, b.clone()) {
+                (Some(url), _, Some(b)) if b.link.is_peer() => {
+                    tracing::debug!(handle = ctx.handle_id, owner = %url, "videoroom relay adopted");
+                    let h = VrHandle::default();
+                    *h.role.borrow_mut() = Role::Relay(url.into());
+                    *h.backend.borrow_mut() = Some(b);
+                    Some(h)
+                }
+                (None, Some(kept), Some(b)) if !b.link.is_peer() => {
+                    participant::adopt(&ctx, kept, b).await
+                }
+                _ => None,
+            };
+            if adopted.is_none() {
                 if let Some(b) = b {
                     b.detach();
                 }
-                None
             }
-        };
-        Box::pin(async move { adopted })
+            adopted
+        })
     }
 
     fn backend_lost(
@@ -495,6 +528,14 @@ async fn run(ctx: &HandleCtx, h: &Rc<VrHandle>, job: Job) -> Outcome {
             format!("Unknown request '{other}'"),
         )),
     }
+}
+
+/// A participant handle's adoption state: `None` without rooms across proxies (nobody
+/// could take its room over).
+fn adoption_state(ctx: &HandleCtx, room: u64, part: takeover::Part) -> Option<String> {
+    ctx.host().service::<takeover::Live>()?;
+    let owner = relay::me(ctx.host())?;
+    serde_json::to_string(&takeover::Kept { room, owner, part }).ok()
 }
 
 /// Sends the candidates trickled before `b` existed.

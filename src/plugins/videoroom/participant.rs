@@ -2,15 +2,18 @@
 //! looks at `ptype`, and the end of a handle's part in a room (leave, detach, backend
 //! lost, room destroyed, kicked).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
+use ahash::AHashMap;
 use serde_json::Value;
 
 use super::error::{VrError, VrResult, INVALID_ELEMENT};
+use super::takeover::{self, Kept, Part};
 use super::validate::{check, opt, req, req_pos, Ty};
-use super::{publisher, rooms, subscriber, Job, Outcome, Role, VrHandle};
+use super::{mirrors, publisher, rooms, subscriber, Job, Outcome, Role, VrHandle};
 use crate::plugins::directory::HandleLoc;
-use crate::plugins::{HandleCtx, Host};
+use crate::plugins::{BackendHandle, HandleCtx, Host};
 
 /// Janus's `join_parameters`.
 const JOIN_PARAMS: &[super::validate::Param] = &[
@@ -99,6 +102,77 @@ pub fn release(host: &Host, h: &Rc<VrHandle>, loc: HandleLoc, end: End) {
         Role::Relay(_) | Role::None => {}
     }
     end_backend(h, end);
+    adoption_changed(host, loc);
+}
+
+/// The handle at `loc` is no longer what its adoption record says.
+fn adoption_changed(host: &Host, loc: HandleLoc) {
+    if let Some((ctx, _)) = host.handle::<VrHandle>(loc.session_id, loc.handle_id) {
+        ctx.adoption_changed();
+    }
+}
+
+/// A participant handle of a room whose owner died, adopted here: the room is taken over
+/// from the dead owner (once per room), then the handle takes its place in it again.
+/// `None` when the room or its place is gone (the caller detaches the backend handle).
+pub async fn adopt(ctx: &HandleCtx, kept: Kept, b: BackendHandle) -> Option<VrHandle> {
+    let host = ctx.host();
+    let room = kept.room;
+    let owner = rooms::owner(host, room);
+    let dead = kept.owner;
+    let taken = host
+        .ask_async(owner, move |o| {
+            Box::pin(async move { takeover::take_over(&o, room, &dead).await })
+        })
+        .await
+        .unwrap_or(false);
+    if !taken {
+        return None;
+    }
+    let role = match kept.part {
+        Part::Publisher(user) => {
+            let me = loc(ctx);
+            let bound = host
+                .ask(owner, move |o| takeover::rebind(o, room, user, me))
+                .await
+                .unwrap_or(false);
+            if !bound {
+                return None;
+            }
+            Role::Publisher(publisher::PubRole {
+                room,
+                id: user,
+                owner,
+            })
+        }
+        Part::Subscriber { server, held } => {
+            let feeds: Vec<u64> = held.iter().map(|(f, _)| *f).collect();
+            let target = server.clone();
+            let missing = host
+                .ask(owner, move |o| mirrors::rehold(o, room, &target, &feeds))
+                .await
+                .unwrap_or_default();
+            let held: AHashMap<u64, mirrors::MidMap> = held
+                .into_iter()
+                .filter(|(f, _)| !missing.contains(f))
+                .collect();
+            Role::Subscriber(subscriber::SubRole {
+                room,
+                owner,
+                server,
+                held: Rc::new(RefCell::new(held)),
+            })
+        }
+    };
+    tracing::debug!(
+        handle = ctx.handle_id,
+        room,
+        "videoroom participant adopted"
+    );
+    let h = VrHandle::default();
+    *h.role.borrow_mut() = role;
+    *h.backend.borrow_mut() = Some(b);
+    Some(h)
 }
 
 /// Ends the handle's backend handle (and a retired one, if any).
@@ -132,6 +206,7 @@ pub fn room_gone(host: &Host, loc: HandleLoc) {
         subscriber::release_all(host, s);
     }
     end_backend(&h, End::Retire);
+    adoption_changed(host, loc);
 }
 
 /// The room's owner answers `f` (which runs there).

@@ -60,6 +60,7 @@ pub async fn join(ctx: &HandleCtx, h: &Rc<VrHandle>, room: u64, job: Job) -> Out
         id: adm.id,
         owner,
     });
+    ctx.adoption_changed();
     let mut extra = Map::new();
     for k in ["audio_active_packets", "audio_level_average"] {
         if let Some(v) = job.body.get(k) {

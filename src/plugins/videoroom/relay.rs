@@ -104,6 +104,29 @@ impl Owners {
     }
 }
 
+/// Whether this proxy owns room `id` (no Redis round trip).
+pub fn owns(host: &Host, id: u64) -> bool {
+    host.service::<Owners>().is_some_and(|o| o.owns(id))
+}
+
+/// This proxy's `peer_url`, with rooms across proxies.
+pub fn me(host: &Host) -> Option<String> {
+    host.service::<Owners>().map(|o| o.me().to_string())
+}
+
+/// Takes room `id` from `dead`, its owner that died ([`RedisOwners::take_over`]), with the
+/// snapshot it left ([`super::takeover`]); and this proxy's `peer_url`. `None` without
+/// rooms across proxies.
+pub async fn take_over(
+    host: &Host,
+    id: u64,
+    dead: &str,
+) -> Option<(crate::store::redis_owners::TakenOver, String)> {
+    let owners = host.service::<Owners>()?;
+    let (db, me) = (owners.db.clone(), owners.me().to_string());
+    Some((db.take_over(id, dead, super::takeover::LIVE_KEY).await, me))
+}
+
 /// `ws://` + the listen address; `None` for a wildcard address, which other proxies
 /// cannot use (every proxy would call itself `ws://127.0.0.1:…` and own every room).
 fn default_peer_url(ws_listen: &str) -> Option<String> {

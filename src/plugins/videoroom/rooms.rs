@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 use futures_channel::oneshot;
 use serde_json::{json, Map, Value};
 use tracing::{debug, warn};
@@ -69,6 +69,9 @@ pub struct Participant {
     pub started: bool,
     pub talking: bool,
     pub kicked: bool,
+    /// Restored from its dead owner's snapshot, its handle not adopted yet
+    /// ([`super::takeover`]).
+    pub adopting: bool,
 }
 
 impl Participant {
@@ -141,12 +144,19 @@ impl Room {
 pub struct Rooms {
     pub map: RefCell<AHashMap<u64, Room>>,
     loaded: Cell<bool>,
+    /// Rooms touched since the last snapshot flush ([`super::takeover`]).
+    pub touched: RefCell<AHashSet<u64>>,
+    /// Digest of each room's last written snapshot.
+    pub written: RefCell<AHashMap<u64, u64>>,
+    /// Rooms being taken over from a dead owner, and who waits for the outcome.
+    pub taking: RefCell<AHashMap<u64, Vec<oneshot::Sender<bool>>>>,
 }
 
 /// This shard's rooms, with the static and stored rooms it owns loaded on first use.
 pub fn rooms(host: &Host) -> Rc<Rooms> {
     let rooms = host.slot::<Rooms>();
     if !rooms.loaded.replace(true) {
+        super::takeover::start(host);
         if let Some(start) = host.service::<StartRooms>() {
             let mut map = rooms.map.borrow_mut();
             for (id, config, permanent) in &start.rooms {
@@ -169,6 +179,8 @@ pub fn with_room<T>(host: &Host, id: u64, f: impl FnOnce(&mut Room) -> VrResult<
     let rooms = rooms(host);
     let mut map = rooms.map.borrow_mut();
     let room = map.get_mut(&id).ok_or_else(|| VrError::no_such_room(id))?;
+    // Possibly changed: its snapshot is looked at on the next flush.
+    rooms.touched.borrow_mut().insert(id);
     f(room)
 }
 
@@ -403,6 +415,7 @@ pub fn destroy(host: &Host, id: u64, body: &Map<String, Value>) -> VrResult<Answ
             return Err(VrError::no_such_room(id));
         };
         check_secret(body, "secret", &r.config.secret)?;
+        rooms.touched.borrow_mut().insert(id);
         map.remove(&id)
     };
     let Some(room) = room else {
@@ -461,6 +474,7 @@ pub fn lost(host: &Host, id: u64) {
         let mut fresh = Room::new(id, old.config.clone());
         fresh.permanent = old.permanent;
         map.insert(id, fresh);
+        rooms.touched.borrow_mut().insert(id);
         old
     };
     warn!(
@@ -608,6 +622,7 @@ pub async fn admit(
                 started: false,
                 talking: false,
                 kicked: false,
+                adopting: false,
             },
         );
         Ok((user, server))
@@ -1038,6 +1053,7 @@ pub fn server_lost(host: &Host, url: &str) {
     let affected: Vec<Affected> = {
         let rooms = rooms(host);
         let mut map = rooms.map.borrow_mut();
+        rooms.touched.borrow_mut().extend(map.keys().copied());
         map.values_mut()
             .map(|r| {
                 r.backends.remove(url);

@@ -184,6 +184,7 @@ pub async fn join(ctx: &HandleCtx, h: &Rc<VrHandle>, room: u64, job: Job) -> Out
     };
     let data = answer(host, &role, data);
     *h.role.borrow_mut() = Role::Subscriber(role);
+    ctx.adoption_changed();
     Ok(Some((data, jsep)))
 }
 
@@ -402,7 +403,17 @@ pub async fn request(ctx: &HandleCtx, h: &Rc<VrHandle>, role: SubRole, job: Job)
         super::participant::release(host, h, me, super::participant::End::Retire);
         return Ok(Some((with_room(data, room), jsep)));
     }
-    Ok(Some((answer(host, &role, data), jsep)))
+    let data = answer(host, &role, data);
+    held_changed(ctx, &role, &held_before);
+    Ok(Some((data, jsep)))
+}
+
+/// The mirrors a subscription holds are part of its adoption record.
+fn held_changed(ctx: &HandleCtx, role: &SubRole, before: &[u64]) {
+    let held = role.held.borrow();
+    if held.len() != before.len() || before.iter().any(|f| !held.contains_key(f)) {
+        ctx.adoption_changed();
+    }
 }
 
 /// An event of the subscriber's backend handle: relayed with the proxy's room id and
@@ -421,7 +432,9 @@ pub fn backend_event(
     let Some(data) = super::event_data(msg) else {
         return;
     };
+    let held_before: Vec<u64> = role.held.borrow().keys().copied().collect();
     let data = answer(ctx.host(), role, data);
+    held_changed(ctx, role, &held_before);
     ctx.push(crate::api::reply::plugin_event(
         ctx.addr(),
         None,
