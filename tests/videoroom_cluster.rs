@@ -782,15 +782,29 @@ fn a_relayed_handle_whose_peer_session_the_owner_dropped_is_ended_cleanly() {
     assert_eq!(j["videoroom"], "joined", "{j}");
 }
 
-/// Issue 13, a room outliving its owner: everyone of the room is on A, which owns it; A is
-/// killed with SIGKILL. The clients claim their sessions on B, which adopts their handles,
-/// takes the room over from the dead A with the snapshot A kept in Redis, and puts every
-/// adopted handle back in its place. The subscriber's media (one PeerConnection, a feed of
-/// its backend and a mirrored one) never stops; the room goes on through B: the restored
-/// publishers are listed, a new publisher joins through B and the subscriber adds it, and
-/// a restored publisher leaving updates the subscription.
+/// Issue 13, a room outliving its owner: the room's publishers are on A, which owns it; A
+/// is killed with SIGKILL. The publishers' clients claim their sessions on B, which adopts
+/// their handles, takes the room over from the dead A with the snapshot A kept in Redis,
+/// and puts every adopted handle back in its place. Here the subscriber is on A too: its
+/// client claims its session on B as well.
 #[test]
 fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
+    room_survives_its_owner(false);
+}
+
+/// The same with the subscriber on B, relayed to A: when the link to A drops, B's relay
+/// claims its peer session again, on B itself, which adopts it from the dead A with the
+/// room; the client notices nothing.
+#[test]
+fn a_subscriber_relayed_to_the_rooms_owner_follows_the_room_when_it_dies() {
+    room_survives_its_owner(true);
+}
+
+/// The subscriber's media (one PeerConnection, a feed of its backend and a mirrored one)
+/// never stops; the room goes on through B: the restored publishers are listed, a new
+/// publisher joins through B and the subscriber adds it, and a restored publisher leaving
+/// updates the subscription.
+fn room_survives_its_owner(subscriber_on_b: bool) {
     let be = janus();
     let redis = RedisServer::start();
     let mut a = failover_proxy(&be, &redis, "vro-a");
@@ -807,7 +821,7 @@ fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
     let p1 = publish(&peers, &a.url(), room, 1);
     let p2 = publish(&peers, &a.url(), room, 2);
 
-    let mut v = Vr::connect(&a.url());
+    let mut v = Vr::connect(&if subscriber_on_b { b.url() } else { a.url() });
     let h = v.handle();
     let (attached, jsep) = v.call(
         h,
@@ -861,12 +875,15 @@ fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
     let _ = a.child.kill();
     let _ = a.child.wait();
     let at_kill = peer.received();
-    drop(v.c);
-    let mut cc = b.client();
-    let r = cc.request(json!({"janus": "claim", "session_id": v.sid}));
-    let failover = killed.elapsed();
-    assert_eq!(r["janus"], "success", "claim on B: {r}");
-    let mut v = Vr { c: cc, sid: v.sid };
+    let mut v = if subscriber_on_b {
+        v
+    } else {
+        drop(v.c);
+        let mut cc = b.client();
+        let r = cc.request(json!({"janus": "claim", "session_id": v.sid}));
+        assert_eq!(r["janus"], "success", "claim on B: {r}");
+        Vr { c: cc, sid: v.sid }
+    };
     // The publishers' clients come back too.
     let mut pubs = Vec::new();
     for p in [p1, p2] {
@@ -879,6 +896,7 @@ fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
             peer: p.peer,
         });
     }
+    let failover = killed.elapsed();
 
     let until = Instant::now() + T;
     loop {
@@ -900,13 +918,17 @@ fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let gap = sampler.join().expect("sampler");
     eprintln!(
-        "subscriber of the owner: kill -9 of A -> claim answered by B in {} ms; longest media \
-         pause across the switch {} ms (in 2 s before the kill: {} ms)",
+        "subscriber {}: kill -9 of the owner A -> {} {} ms; longest media pause across the \
+         switch {} ms (in 2 s before the kill: {} ms)",
+        if subscriber_on_b { "relayed through B" } else { "on the owner" },
+        "every claim answered by B in",
         failover.as_millis(),
         gap.as_millis(),
         baseline.as_millis(),
     );
     assert!(gap < Duration::from_secs(1), "media paused {gap:?}");
+    // Both publishers adopted, and the subscriber: its client's session, or B's own
+    // peer session on A holding it.
     assert_eq!(
         metric(&b, "janus_proxy_adopted_handles_total"),
         Some(3.0),

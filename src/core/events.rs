@@ -82,27 +82,27 @@ fn backend_handle_gone(shard: &Rc<Shard>, owner: HandleOwner, from: BackendRef, 
     if !plugin.backend_lost(&ctx, &state, from, reason) {
         return;
     }
+    end_handle(shard, owner.session_id, owner.handle_id, reason);
+}
+
+/// A frontend handle ends without its client asking: it is removed, and the client gets
+/// `hangup` (with `reason`) and `detached`.
+pub fn end_handle(shard: &Rc<Shard>, session_id: u64, handle_id: u64, reason: &str) {
     let removed = shard
         .sessions
         .borrow_mut()
-        .get_mut(owner.session_id)
-        .and_then(|s| s.handles.remove(&owner.handle_id));
+        .get_mut(session_id)
+        .and_then(|s| s.handles.remove(&handle_id));
     if let Some(h) = removed {
         shard.metrics.handles.dec();
-        super::cluster::handle_gone(shard, owner.session_id, owner.handle_id);
+        super::cluster::handle_gone(shard, session_id, handle_id);
         let addr = reply::Addr {
-            session_id: owner.session_id,
-            handle_id: owner.handle_id,
+            session_id,
+            handle_id,
             opaque_id: h.opaque_id.as_deref(),
         };
-        shard.push_to_session(
-            owner.session_id,
-            reply::handle_event("hangup", addr, Some(reason)),
-        );
-        shard.push_to_session(
-            owner.session_id,
-            reply::handle_event("detached", addr, None),
-        );
+        shard.push_to_session(session_id, reply::handle_event("hangup", addr, Some(reason)));
+        shard.push_to_session(session_id, reply::handle_event("detached", addr, None));
     }
 }
 

@@ -57,6 +57,27 @@ impl Host {
         self.shard.backends.by_url(url)
     }
 
+    /// A link claiming client session `session` of the proxy at `url` (a session a dead
+    /// proxy left there, or its own one a dead peer held: see the VideoRoom's relay),
+    /// shared by every caller for the same session and kept while handles use it. Pinned
+    /// until [`Host::unpin_claim`], so that it survives until its first handle is bound.
+    /// `None` for a URL that is not `ws://host:port[/path]`.
+    pub fn claim_peer_session(&self, url: &str, session: u64) -> Option<Rc<Link>> {
+        let key = format!("{url}|{session}");
+        if let Some(l) = self.shard.backends.adopted(&key) {
+            self.shard.backends.pin_adopted(&key);
+            return Some(l);
+        }
+        let l = self.shard.adopting_peer_link(url, session)?;
+        self.shard.backends.add_adopted(key, l.clone());
+        Some(l)
+    }
+
+    /// Drops the pin of [`Host::claim_peer_session`].
+    pub fn unpin_claim(&self, url: &str, session: u64) {
+        self.shard.backends.unpin_adopted(&format!("{url}|{session}"));
+    }
+
     /// This shard's link to another proxy of the cluster, reached at `url` over its client
     /// API (`ws://…`): never selected for new work, one connection only (when it drops,
     /// its handles are lost as with a dead backend, and the next call makes a new link).
@@ -235,6 +256,18 @@ impl HandleCtx {
     pub fn adoption_pending(&self) -> Option<super::plugin::LocalFuture<()>> {
         let w = super::cluster::handle_changed(self.host.shard(), self.session_id, self.handle_id)?;
         Some(Box::pin(super::cluster::written(Some(w))))
+    }
+
+    /// Ends the handle for its client: `hangup` with `reason`, then `detached`, and the
+    /// handle is gone (as when its backend handle dies and the plugin lets it go). The
+    /// plugin's own state must be released by the caller.
+    pub fn end(&self, reason: &str) {
+        super::events::end_handle(
+            self.host.shard(),
+            self.session_id,
+            self.handle_id,
+            reason,
+        );
     }
 
     /// Whether the client still has this handle (it was not detached meanwhile).

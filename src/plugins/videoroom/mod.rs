@@ -104,6 +104,9 @@ pub struct VrHandle {
     pub held_events: RefCell<Option<Vec<Vec<u8>>>>,
     /// Candidates trickled before the backend handle existed.
     candidates: RefCell<Vec<String>>,
+    /// A relayed handle's session on the owner (its peer session there), kept for when
+    /// the link to the owner drops (see [`relay::rehome`]).
+    pub relay_session: std::cell::Cell<u64>,
     jobs: RefCell<VecDeque<Job>>,
     running: std::cell::Cell<bool>,
 }
@@ -366,6 +369,8 @@ impl Plugin for VideoRoom {
                 (Some(url), _, Some(b)) if b.link.is_peer() => {
                     tracing::debug!(handle = ctx.handle_id, owner = %url, "videoroom relay adopted");
                     let h = VrHandle::default();
+                    h.relay_session
+                        .set(b.link.claimed_session().unwrap_or_default());
                     *h.role.borrow_mut() = Role::Relay(url.into());
                     *h.backend.borrow_mut() = Some(b);
                     Some(h)
@@ -395,21 +400,28 @@ impl Plugin for VideoRoom {
         if h.retired.borrow().as_ref().is_some_and(|b| from.is(b)) {
             h.retired.borrow_mut().take();
         }
-        if ours {
-            tracing::info!(
-                handle = ctx.handle_id,
-                server = from.server,
-                reason,
-                "videoroom backend lost"
-            );
-            participant::release(
-                ctx.host(),
-                h,
-                participant::loc(ctx),
-                participant::End::Detach,
-            );
+        if !ours {
+            return false;
         }
-        ours
+        tracing::info!(
+            handle = ctx.handle_id,
+            server = from.server,
+            reason,
+            "videoroom backend lost"
+        );
+        // A relay whose link to the room's owner dropped: the owner may be gone, its room
+        // taken over by the proxy adopting its sessions; the relay follows it there.
+        if matches!(*h.role.borrow(), Role::Relay(_)) && relay::may_rehome(ctx.host()) {
+            relay::rehome(ctx, h, reason);
+            return false;
+        }
+        participant::release(
+            ctx.host(),
+            h,
+            participant::loc(ctx),
+            participant::End::Detach,
+        );
+        true
     }
 
     fn backend_event(

@@ -127,6 +127,94 @@ pub async fn take_over(
     Some((db.take_over(id, dead, super::takeover::LIVE_KEY).await, me))
 }
 
+/// Whether a relay whose link to the owner dropped can follow its room ([`rehome`]): with
+/// proxy failover, where a dead owner's room is taken over.
+pub fn may_rehome(host: &Host) -> bool {
+    host.service::<super::takeover::Live>().is_some()
+}
+
+/// How long a relay waits for its session to be claimed again: the dead owner's
+/// heartbeat running out, then the adoption.
+fn rehome_wait(host: &Host) -> std::time::Duration {
+    let c = host.config();
+    std::time::Duration::from_secs(c.cluster.heartbeat_ttl + c.backend.connect_timeout)
+}
+
+/// The link of relayed handle `h` to the room's owner dropped. Its session there (the
+/// peer session, a client session of the owner, recorded in the cluster's directory
+/// like any) is claimed again: at the owner first (a link that only dropped), then at
+/// this proxy itself, which adopts it from the dead owner together with the room
+/// ([`super::takeover`]), as it adopts the session of any client of the dead proxy. The
+/// relay then goes on around the same handle there, its PeerConnection untouched. When
+/// neither works the handle ends as one whose backend died (`hangup`, `detached`).
+pub fn rehome(ctx: &HandleCtx, h: &Rc<VrHandle>, reason: &str) {
+    let (ctx, h, reason) = (ctx.clone(), h.clone(), reason.to_string());
+    let lost = h.backend.borrow().clone();
+    let old = match &*h.role.borrow() {
+        Role::Relay(url) => url.to_string(),
+        _ => String::new(),
+    };
+    let session = h.relay_session.get();
+    monoio::spawn(async move {
+        let host = ctx.host().clone();
+        let targets = [Some(old), me(&host)];
+        if let (Some(lost), true) = (lost, session != 0) {
+            for (i, url) in targets.into_iter().flatten().enumerate() {
+                // The old owner gets one try (a dead one refuses at once); this proxy
+                // gets the time the dead owner's heartbeat takes to run out.
+                let until = std::time::Instant::now()
+                    + if i == 0 {
+                        std::time::Duration::ZERO
+                    } else {
+                        rehome_wait(&host)
+                    };
+                let Some(link) = claimed(&host, &url, session, until).await else {
+                    host.unpin_claim(&url, session);
+                    continue;
+                };
+                let b = BackendHandle::adopted(&link, lost.id, &ctx);
+                host.unpin_claim(&url, session);
+                if !ctx.is_attached() {
+                    b.detach();
+                    return;
+                }
+                *h.backend.borrow_mut() = Some(b);
+                *h.role.borrow_mut() = Role::Relay(url.as_str().into());
+                ctx.adoption_changed();
+                tracing::info!(handle = ctx.handle_id, owner = %url, session, "videoroom relay follows its room");
+                return;
+            }
+        }
+        tracing::info!(handle = ctx.handle_id, session, "videoroom relay lost its room");
+        super::participant::release(
+            &host,
+            &h,
+            super::participant::loc(&ctx),
+            super::participant::End::Detach,
+        );
+        ctx.end(&reason);
+    });
+}
+
+/// A link that claimed `session` at the proxy at `url`, trying until `until`.
+async fn claimed(
+    host: &Host,
+    url: &str,
+    session: u64,
+    until: std::time::Instant,
+) -> Option<Rc<crate::backend::link::Link>> {
+    let link = host.claim_peer_session(url, session)?;
+    loop {
+        if link.ready().await.is_ok() {
+            return Some(link);
+        }
+        if link.is_retired() || std::time::Instant::now() >= until {
+            return None;
+        }
+        monoio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// `ws://` + the listen address; `None` for a wildcard address, which other proxies
 /// cannot use (every proxy would call itself `ws://127.0.0.1:…` and own every room).
 fn default_peer_url(ws_listen: &str) -> Option<String> {
@@ -216,6 +304,7 @@ pub async fn join(ctx: &HandleCtx, h: &Rc<VrHandle>, url: String, job: Job) -> O
     }
     *h.backend.borrow_mut() = Some(b.clone());
     *h.role.borrow_mut() = Role::Relay(url.into());
+    h.relay_session.set(b.link.session_id());
     flush_candidates(h, &b);
     // With `[cluster]`, another proxy can adopt the relay if this one dies: its record
     // (the owner, the peer session and handle there) is in Redis before the join goes.
