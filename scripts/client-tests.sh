@@ -19,9 +19,10 @@
 #   clients/test/videoroom_cluster.test.mjs  the same room across two proxies sharing a
 #                                  redis-server (room_db): publishers through A, the
 #                                  subscriber page through B (relayed to A, the owner);
-#                                  then kill -9 of the proxy a subscriber page is on (through
-#                                  a load balancer): it claims its session on the owner and
-#                                  every feed keeps flowing (failover time, gap per mid)
+#                                  then kill -9 of the subscriber's proxy, or of the room's
+#                                  owner (through a load balancer): sessions are claimed on the
+#                                  other proxy, the room is taken over, and every feed keeps
+#                                  flowing (claim times, gap per mid)
 #
 # 1. Installs what is missing: Debian's chromium (apt, when /usr/bin/chromium is missing;
 #    root or sudo; with a temporary policy-rc.d so that no package starts a service), g++,
