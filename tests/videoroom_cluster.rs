@@ -567,8 +567,9 @@ fn longest_pause(
 /// survives kill -9 of B. Its client reconnects to C and claims its session; C adopts the
 /// relayed handle by claiming B's peer session on A (which A kept for its reclaim window)
 /// and relays it again. The media (Janus → subscriber, never through a proxy) never stops;
-/// later requests and events go through C. A participant of the same session in a room B
-/// owned is adopted too: C takes that room over from the dead B.
+/// later requests and events go through C. A publisher relayed through B is adopted the same
+/// way (its feed keeps reaching the subscriber). A participant of the same session in a
+/// room B owned is adopted too: C takes that room over from the dead B.
 #[test]
 fn a_relayed_subscriber_survives_kill9_of_its_proxy() {
     relayed_subscriber_survives_kill9(false);
@@ -606,7 +607,8 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
     assert_eq!(cr["videoroom"], "created", "{cr}");
 
     let p1 = publish(&peers, &a.url(), room, 1);
-    let _p2 = publish(&peers, &a.url(), room, 2);
+    // Publisher 2 is relayed through B as well: its client claims its session too.
+    let p2 = publish(&peers, &b.url(), room, 2);
 
     // The subscriber, through B, and a watcher of B's room in the same session.
     let mut v = Vr::connect(&b.url());
@@ -659,12 +661,15 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
     let failover = killed.elapsed();
     assert_eq!(r["janus"], "success", "claim on {name}: {r}");
     let mut v = Vr { c: cc, sid: v.sid };
+    let mut c2 = adopter.client();
+    let r = c2.request(json!({"janus": "claim", "session_id": p2.v.sid}));
+    assert_eq!(r["janus"], "success", "publisher's claim on {name}: {r}");
     // The participant of B's own room is adopted too: the adopter took that room over
     // from B (see a_subscriber_on_the_rooms_owner_survives_kill9_of_it).
     assert_eq!(
         metric(adopter, "janus_proxy_adopted_handles_total"),
-        Some(2.0),
-        "the relayed handle and the participant of B's room adopted"
+        Some(3.0),
+        "the relayed subscriber and publisher, and the participant of B's room adopted"
     );
     assert_eq!(
         metric(adopter, "janus_proxy_unadoptable_handles_total").unwrap_or(0.0),
@@ -792,9 +797,9 @@ fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
     room_survives_its_owner(false);
 }
 
-/// The same with the subscriber on B, relayed to A: when the link to A drops, B's relay
-/// claims its peer session again, on B itself, which adopts it from the dead A with the
-/// room; the client notices nothing.
+/// The same with the subscriber and publisher 2 on B, relayed to A: when the link to A
+/// drops, B's relays claim their peer session again, on B itself, which adopts it from the
+/// dead A with the room; their clients notice nothing.
 #[test]
 fn a_subscriber_relayed_to_the_rooms_owner_follows_the_room_when_it_dies() {
     room_survives_its_owner(true);
@@ -819,7 +824,13 @@ fn room_survives_its_owner(subscriber_on_b: bool) {
     );
     assert_eq!(cr["videoroom"], "created", "{cr}");
     let p1 = publish(&peers, &a.url(), room, 1);
-    let p2 = publish(&peers, &a.url(), room, 2);
+    // With the subscriber on B, publisher 2 is relayed through B too.
+    let p2 = publish(
+        &peers,
+        &if subscriber_on_b { b.url() } else { a.url() },
+        room,
+        2,
+    );
 
     let mut v = Vr::connect(&if subscriber_on_b { b.url() } else { a.url() });
     let h = v.handle();
@@ -886,7 +897,11 @@ fn room_survives_its_owner(subscriber_on_b: bool) {
     };
     // The publishers' clients come back too.
     let mut pubs = Vec::new();
-    for p in [p1, p2] {
+    for (i, p) in [p1, p2].into_iter().enumerate() {
+        if subscriber_on_b && i == 1 {
+            pubs.push(p);
+            continue;
+        }
         let mut c = b.client();
         let r = c.request(json!({"janus": "claim", "session_id": p.v.sid}));
         assert_eq!(r["janus"], "success", "publisher's claim on B: {r}");
@@ -920,7 +935,11 @@ fn room_survives_its_owner(subscriber_on_b: bool) {
     eprintln!(
         "subscriber {}: kill -9 of the owner A -> {} {} ms; longest media pause across the \
          switch {} ms (in 2 s before the kill: {} ms)",
-        if subscriber_on_b { "relayed through B" } else { "on the owner" },
+        if subscriber_on_b {
+            "relayed through B"
+        } else {
+            "on the owner"
+        },
         "every claim answered by B in",
         failover.as_millis(),
         gap.as_millis(),

@@ -101,7 +101,10 @@ pub fn end_handle(shard: &Rc<Shard>, session_id: u64, handle_id: u64, reason: &s
             handle_id,
             opaque_id: h.opaque_id.as_deref(),
         };
-        shard.push_to_session(session_id, reply::handle_event("hangup", addr, Some(reason)));
+        shard.push_to_session(
+            session_id,
+            reply::handle_event("hangup", addr, Some(reason)),
+        );
         shard.push_to_session(session_id, reply::handle_event("detached", addr, None));
     }
 }

@@ -75,7 +75,9 @@ impl Host {
 
     /// Drops the pin of [`Host::claim_peer_session`].
     pub fn unpin_claim(&self, url: &str, session: u64) {
-        self.shard.backends.unpin_adopted(&format!("{url}|{session}"));
+        self.shard
+            .backends
+            .unpin_adopted(&format!("{url}|{session}"));
     }
 
     /// This shard's link to another proxy of the cluster, reached at `url` over its client
@@ -262,12 +264,7 @@ impl HandleCtx {
     /// handle is gone (as when its backend handle dies and the plugin lets it go). The
     /// plugin's own state must be released by the caller.
     pub fn end(&self, reason: &str) {
-        super::events::end_handle(
-            self.host.shard(),
-            self.session_id,
-            self.handle_id,
-            reason,
-        );
+        super::events::end_handle(self.host.shard(), self.session_id, self.handle_id, reason);
     }
 
     /// Whether the client still has this handle (it was not detached meanwhile).

@@ -185,7 +185,11 @@ pub fn rehome(ctx: &HandleCtx, h: &Rc<VrHandle>, reason: &str) {
                 return;
             }
         }
-        tracing::info!(handle = ctx.handle_id, session, "videoroom relay lost its room");
+        tracing::info!(
+            handle = ctx.handle_id,
+            session,
+            "videoroom relay lost its room"
+        );
         super::participant::release(
             &host,
             &h,
