@@ -10,7 +10,8 @@
 //! itself, room ids and mirror mids are rewritten both ways.
 //!
 //! With a Redis `room_db` a room is served by one proxy of the cluster, its owner, and
-//! the other proxies relay their clients' handles of it there ([`relay`]).
+//! the other proxies relay their clients' handles of it there ([`relay`]); with proxy
+//! failover (`[cluster]`) as well, a room outlives its owner ([`takeover`]).
 //!
 //! This module is the plugin's face: the handle state, which requests are synchronous,
 //! and the routing of backend events. [`requests`] serves the room-management requests,

@@ -24,10 +24,13 @@
 //!   (`VideoRoom::adopt`): the adopting proxy claims the dead proxy's peer session on the
 //!   owner (kept there for the owner's `general.reclaim_session_timeout`) over a peer link
 //!   of its own, and relays the same owner handles again.
-//! - The owner dies: the peer link drops, and every relayed handle ends as one whose
-//!   backend died (`hangup`, then `detached`). Its room key runs out after `owner_ttl`;
-//!   until then joins of the room fail with 503, then the next join takes the room (a new,
-//!   empty room: nothing of the dead owner's is taken over).
+//! - The owner dies. With `[cluster]` the room outlives it ([`super::takeover`]): the
+//!   proxy adopting the owner's sessions takes the room over, and a relay whose peer link
+//!   dropped follows it ([`rehome`]): it claims its peer session (a client session of the
+//!   dead owner) again, on this proxy, which adopts it with the room. Without `[cluster]`,
+//!   or when that fails, every relayed handle ends as one whose backend died (`hangup`,
+//!   then `detached`); the room key runs out after `owner_ttl`, joins fail with 503 until
+//!   then, and the next join takes the room anew, empty.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
