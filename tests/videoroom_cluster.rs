@@ -933,14 +933,13 @@ fn room_survives_its_owner(subscriber_on_b: bool) {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let gap = sampler.join().expect("sampler");
     eprintln!(
-        "subscriber {}: kill -9 of the owner A -> {} {} ms; longest media pause across the \
-         switch {} ms (in 2 s before the kill: {} ms)",
+        "subscriber {}: kill -9 of the owner A -> every claim answered by B in {} ms; longest \
+         media pause across the switch {} ms (in 2 s before the kill: {} ms)",
         if subscriber_on_b {
             "relayed through B"
         } else {
             "on the owner"
         },
-        "every claim answered by B in",
         failover.as_millis(),
         gap.as_millis(),
         baseline.as_millis(),
