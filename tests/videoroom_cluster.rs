@@ -563,6 +563,93 @@ fn longest_pause(
     })
 }
 
+/// A subscriber through `url` to `feeds` of `room`, in one PeerConnection whose media
+/// flows: its client, its handle, the peer and its mids.
+fn subscribe(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> (Vr, u64, Peer, Vec<String>) {
+    let mut v = Vr::connect(url);
+    let h = v.handle();
+    let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
+    let (attached, jsep) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
+        None,
+    );
+    assert_eq!(attached["videoroom"], "attached", "{attached}");
+    let (peer, answer) = peers
+        .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
+        .expect("subscriber peer");
+    let (s, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(s["started"], "ok", "{s}");
+    peer.wait_connected(T).expect("subscriber connected");
+    let by_feed = mids_by_feed(&attached);
+    let mids: Vec<String> = by_feed.values().flatten().cloned().collect();
+    assert_eq!(by_feed.len(), feeds.len(), "{attached}");
+    wait_growth(&peer, &mids, AUDIO_BYTES, T);
+    (v, h, peer, mids)
+}
+
+/// A subscriber's media watched across a proxy's death: the longest pause of its bytes in
+/// 2 s of calm, then a sampler running until [`Switch::gap`].
+struct Switch {
+    peer: std::sync::Arc<Peer>,
+    calm: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<Duration>,
+    at_kill: BTreeMap<String, u64>,
+}
+
+impl Switch {
+    fn start(peer: &std::sync::Arc<Peer>) -> Switch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let calm = longest_pause(peer.clone(), stop.clone());
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let calm = calm.join().expect("sampler");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        Switch {
+            peer: peer.clone(),
+            calm,
+            sampler: longest_pause(peer.clone(), stop.clone()),
+            stop,
+            at_kill: BTreeMap::new(),
+        }
+    }
+
+    /// The proxy was just killed.
+    fn killed(&mut self) {
+        self.at_kill = self.peer.received().into_iter().collect();
+    }
+
+    /// Waits until every mid got well past what it had at the kill; the longest pause of
+    /// the media since the sampler started.
+    fn gap(self, mids: &[String]) -> Duration {
+        let until = Instant::now() + T;
+        loop {
+            let now = self.peer.received();
+            let past = |m: &String| {
+                now.get(m).copied().unwrap_or(0)
+                    >= self.at_kill.get(m).copied().unwrap_or(0) + 4 * AUDIO_BYTES
+            };
+            if mids.iter().all(past) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "media stopped after the failover: at kill {:?}, now {now:?}",
+                self.at_kill
+            );
+            poll_pause();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sampler.join().expect("sampler")
+    }
+}
+
 /// Issue 13, the VideoRoom part: a subscriber relayed through B to the room's owner A
 /// survives kill -9 of B. Its client reconnects to C and claims its session; C adopts the
 /// relayed handle by claiming B's peer session on A (which A kept for its reclaim window)
@@ -599,7 +686,7 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
         json!({"request": "create", "room": room, "publishers": 6}),
     );
     assert_eq!(cr["videoroom"], "created", "{cr}");
-    // A room B owns: its participants are B's own, not adoptable.
+    // A room B owns: the adopter takes it over from the dead B.
     let room_b = fresh_room();
     let mut admin_b = Vr::connect(&b.url());
     let hb = admin_b.handle();
@@ -611,29 +698,7 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
     let p2 = publish(&peers, &b.url(), room, 2);
 
     // The subscriber, through B, and a watcher of B's room in the same session.
-    let mut v = Vr::connect(&b.url());
-    let h = v.handle();
-    let streams = json!([{"feed": 1}, {"feed": 2}]);
-    let (attached, jsep) = v.call(
-        h,
-        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
-        None,
-    );
-    assert_eq!(attached["videoroom"], "attached", "{attached}");
-    let (peer, answer) = peers
-        .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
-        .expect("subscriber peer");
-    let (s, _) = v.call(
-        h,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(s["started"], "ok", "{s}");
-    peer.wait_connected(T).expect("subscriber connected");
-    let by_feed = mids_by_feed(&attached);
-    let mids: Vec<String> = by_feed.values().flatten().cloned().collect();
-    assert_eq!(by_feed.len(), 2, "{attached}");
-    wait_growth(&peer, &mids, AUDIO_BYTES, T);
+    let (mut v, h, peer, mids) = subscribe(&peers, &b.url(), room, &[1, 2]);
     let hw = v.handle();
     let (j, _) = v.call(
         hw,
@@ -643,18 +708,12 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
     assert_eq!(j["videoroom"], "joined", "{j}");
 
     let peer = std::sync::Arc::new(peer);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let baseline = longest_pause(peer.clone(), stop.clone());
-    std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let baseline = baseline.join().expect("sampler");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = longest_pause(peer.clone(), stop.clone());
-
+    let mut switch = Switch::start(&peer);
     let killed = Instant::now();
     let _ = b.child.kill();
     let _ = b.child.wait();
-    let at_kill = peer.received();
+    switch.killed();
+    let (at_kill, baseline) = (peer.received(), switch.calm);
     drop(v.c);
     let mut cc = adopter.client();
     let r = cc.request(json!({"janus": "claim", "session_id": v.sid}));
@@ -683,24 +742,7 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
     );
 
     // The media keeps coming on every mid, past what had arrived at the kill.
-    let until = Instant::now() + T;
-    loop {
-        let now = peer.received();
-        if mids.iter().all(|m| {
-            now.get(m).copied().unwrap_or(0)
-                >= at_kill.get(m).copied().unwrap_or(0) + 4 * AUDIO_BYTES
-        }) {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "media stopped after the failover: at kill {at_kill:?}, now {now:?}"
-        );
-        poll_pause();
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let gap = sampler.join().expect("sampler");
+    let gap = switch.gap(&mids);
     eprintln!(
         "relayed subscriber: kill -9 of B -> claim answered by {name} in {} ms; longest media \
          pause across the switch {} ms (in 2 s before the kill: {} ms); bytes per mid at the \
@@ -832,28 +874,12 @@ fn room_survives_its_owner(subscriber_on_b: bool) {
         2,
     );
 
-    let mut v = Vr::connect(&if subscriber_on_b { b.url() } else { a.url() });
-    let h = v.handle();
-    let (attached, jsep) = v.call(
-        h,
-        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": [{"feed": 1}, {"feed": 2}]}),
-        None,
+    let (v, h, peer, mids) = subscribe(
+        &peers,
+        &if subscriber_on_b { b.url() } else { a.url() },
+        room,
+        &[1, 2],
     );
-    assert_eq!(attached["videoroom"], "attached", "{attached}");
-    let (peer, answer) = peers
-        .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
-        .expect("subscriber peer");
-    let (s, _) = v.call(
-        h,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(s["started"], "ok", "{s}");
-    peer.wait_connected(T).expect("subscriber connected");
-    let by_feed = mids_by_feed(&attached);
-    let mids: Vec<String> = by_feed.values().flatten().cloned().collect();
-    assert_eq!(by_feed.len(), 2, "{attached}");
-    wait_growth(&peer, &mids, AUDIO_BYTES, T);
     let mirrors = admin.sync(ha, json!({"request": "listparticipants", "room": room}));
     assert_eq!(
         mirrors["participants"].as_array().map(Vec::len),
@@ -874,18 +900,12 @@ fn room_survives_its_owner(subscriber_on_b: bool) {
     }
 
     let peer = std::sync::Arc::new(peer);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let baseline = longest_pause(peer.clone(), stop.clone());
-    std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let baseline = baseline.join().expect("sampler");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = longest_pause(peer.clone(), stop.clone());
-
+    let mut switch = Switch::start(&peer);
+    let baseline = switch.calm;
     let killed = Instant::now();
     let _ = a.child.kill();
     let _ = a.child.wait();
-    let at_kill = peer.received();
+    switch.killed();
     let mut v = if subscriber_on_b {
         v
     } else {
@@ -912,26 +932,7 @@ fn room_survives_its_owner(subscriber_on_b: bool) {
         });
     }
     let failover = killed.elapsed();
-
-    let until = Instant::now() + T;
-    loop {
-        let now = peer.received();
-        if mids.iter().all(|m| {
-            now.get(m).copied().unwrap_or(0)
-                >= at_kill.get(m).copied().unwrap_or(0) + 4 * AUDIO_BYTES
-        }) {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "media stopped after the failover: at kill {at_kill:?}, now {:?}",
-            peer.received()
-        );
-        poll_pause();
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let gap = sampler.join().expect("sampler");
+    let gap = switch.gap(&mids);
     eprintln!(
         "subscriber {}: kill -9 of the owner A -> every claim answered by B in {} ms; longest \
          media pause across the switch {} ms (in 2 s before the kill: {} ms)",
