@@ -563,6 +563,20 @@ fn longest_pause(
     })
 }
 
+/// A new room (up to 6 publishers) created through `url`, which owns it then: the
+/// creating client, its handle, the room id.
+fn new_room(url: &str) -> (Vr, u64, u64) {
+    let room = fresh_room();
+    let mut admin = Vr::connect(url);
+    let ha = admin.handle();
+    let cr = admin.sync(
+        ha,
+        json!({"request": "create", "room": room, "publishers": 6}),
+    );
+    assert_eq!(cr["videoroom"], "created", "{cr}");
+    (admin, ha, room)
+}
+
 /// A subscriber through `url` to `feeds` of `room`, in one PeerConnection whose media
 /// flows: its client, its handle, the peer and its mids.
 fn subscribe(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> (Vr, u64, Peer, Vec<String>) {
@@ -678,14 +692,7 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
     let adopter = c.as_ref().unwrap_or(&a);
     let name = if back_to_owner { "A (the owner)" } else { "C" };
     let peers = Peers::new();
-    let room = fresh_room();
-    let mut admin = Vr::connect(&a.url());
-    let ha = admin.handle();
-    let cr = admin.sync(
-        ha,
-        json!({"request": "create", "room": room, "publishers": 6}),
-    );
-    assert_eq!(cr["videoroom"], "created", "{cr}");
+    let (mut admin, ha, room) = new_room(&a.url());
     // A room B owns: the adopter takes it over from the dead B.
     let room_b = fresh_room();
     let mut admin_b = Vr::connect(&b.url());
@@ -857,14 +864,7 @@ fn room_survives_its_owner(subscriber_on_b: bool) {
     let mut a = failover_proxy(&be, &redis, "vro-a");
     let b = failover_proxy(&be, &redis, "vro-b");
     let peers = Peers::new();
-    let room = fresh_room();
-    let mut admin = Vr::connect(&a.url());
-    let ha = admin.handle();
-    let cr = admin.sync(
-        ha,
-        json!({"request": "create", "room": room, "publishers": 6}),
-    );
-    assert_eq!(cr["videoroom"], "created", "{cr}");
+    let (mut admin, ha, room) = new_room(&a.url());
     let p1 = publish(&peers, &a.url(), room, 1);
     // With the subscriber on B, publisher 2 is relayed through B too.
     let p2 = publish(
