@@ -843,7 +843,15 @@ fn a_relayed_handle_whose_peer_session_the_owner_dropped_is_ended_cleanly() {
 /// client claims its session on B as well.
 #[test]
 fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
-    room_survives_its_owner(false);
+    room_survives_its_owner(false, false);
+}
+
+/// The same after Redis restarted empty while the room lived: the owner writes what it
+/// keeps there again (its owner key, its snapshot, the session records), so the room is
+/// still taken over when the owner dies afterwards.
+#[test]
+fn a_room_outlives_its_owner_after_a_redis_restart() {
+    room_survives_its_owner(false, true);
 }
 
 /// The same with the subscriber and publisher 2 on B, relayed to A: when the link to A
@@ -851,16 +859,16 @@ fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
 /// dead A with the room; their clients notice nothing.
 #[test]
 fn a_subscriber_relayed_to_the_rooms_owner_follows_the_room_when_it_dies() {
-    room_survives_its_owner(true);
+    room_survives_its_owner(true, false);
 }
 
 /// The subscriber's media (one PeerConnection, a feed of its backend and a mirrored one)
 /// never stops; the room goes on through B: the restored publishers are listed, a new
 /// publisher joins through B and the subscriber adds it, and a restored publisher leaving
 /// updates the subscription.
-fn room_survives_its_owner(subscriber_on_b: bool) {
+fn room_survives_its_owner(subscriber_on_b: bool, redis_restart: bool) {
     let be = janus();
-    let redis = RedisServer::start();
+    let mut redis = RedisServer::start();
     let mut a = failover_proxy(&be, &redis, "vro-a");
     let b = failover_proxy(&be, &redis, "vro-b");
     let peers = Peers::new();
@@ -887,16 +895,39 @@ fn room_survives_its_owner(subscriber_on_b: bool) {
         "{mirrors}"
     );
     // The owner's snapshot is written behind the room's changes (every 250 ms).
-    let deadline = Instant::now() + T;
-    while !redis
-        .command(&format!("HGET janus-cloud:videoroom:live {room}"))
-        .contains("\"id\":2")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot of the room in Redis"
+    let snapshot = |redis: &RedisServer| {
+        let deadline = Instant::now() + T;
+        while !redis
+            .command(&format!("HGET janus-cloud:videoroom:live {room}"))
+            .contains("\"id\":2")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no snapshot of the room in Redis"
+            );
+            poll_pause();
+        }
+    };
+    snapshot(&redis);
+    if redis_restart {
+        redis.stop();
+        redis.start_again();
+        let restarted = Instant::now();
+        // Written again at the owner's next refresh of its room key, and its flush.
+        snapshot(&redis);
+        eprintln!(
+            "Redis restarted empty: the room's snapshot written again {} ms after",
+            restarted.elapsed().as_millis()
         );
-        poll_pause();
+        // The session records too: the directory finds its heartbeat gone.
+        let deadline = Instant::now() + T;
+        while redis.command(&format!("EXISTS januscloud:cluster:session:{}", v.sid)) != ":1\r\n" {
+            assert!(
+                Instant::now() < deadline,
+                "session records never written back"
+            );
+            poll_pause();
+        }
     }
 
     let peer = std::sync::Arc::new(peer);

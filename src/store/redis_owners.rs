@@ -44,12 +44,12 @@ end
 return ''
 "#;
 
-/// 1 = still ours (renewed, or written again after Redis lost it), 0 = another's.
+/// 1 = still ours (renewed), 2 = ours, written again after Redis lost it, 0 = another's.
 const REFRESH: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if not v then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+  return 2
 elseif v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
@@ -77,9 +77,19 @@ local state = redis.call('HGET', KEYS[2], ARGV[4])
 return {v, state or ''}
 "#;
 
-/// Called (on the owner thread) for ids another proxy took from this one; the callback
-/// must only post work to the shards.
-pub type OnLost = Box<dyn Fn(u64) + Send>;
+/// What the refresh found of an id of this proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Another proxy took it.
+    Lost,
+    /// Its key was gone (Redis restarted empty, or lost it): written again. What the
+    /// owner keeps in Redis besides the key is gone too.
+    Restored,
+}
+
+/// Called (on the owner thread) with what a refresh found of an id; the callback must
+/// only post work to the shards.
+pub type OnRefresh = Box<dyn Fn(u64, Found) + Send>;
 
 /// What a take-over found: the owner now, and the state the dead owner left.
 pub type TakenOver = Result<(String, Option<String>), StoreError>;
@@ -113,7 +123,7 @@ struct Worker {
     /// Ids this proxy owns (shared with the shards, which need no round trip for them).
     local: Arc<Mutex<BTreeSet<u64>>>,
     round_trips: Arc<AtomicU64>,
-    on_lost: OnLost,
+    on_refresh: OnRefresh,
 }
 
 impl Worker {
@@ -197,12 +207,13 @@ impl Worker {
             });
             match mine {
                 Ok(1) => {}
+                Ok(2) => (self.on_refresh)(id, Found::Restored),
                 Ok(_) => {
                     info!(ns = self.ns, id, "id owned by another proxy now");
                     if let Ok(mut l) = self.local.lock() {
                         l.remove(&id);
                     }
-                    (self.on_lost)(id);
+                    (self.on_refresh)(id, Found::Lost);
                 }
                 Err(e) => {
                     warn!(ns = self.ns, error = %e, "owner refresh failed; retrying next round");
@@ -241,8 +252,8 @@ impl Worker {
 
 impl RedisOwners {
     /// Starts the owner thread of namespace `ns`; `me` is this proxy's address, `owned`
-    /// the set of ids it owns, kept up to date by the thread; `on_lost` hears of the ids
-    /// another proxy took.
+    /// the set of ids it owns, kept up to date by the thread; `on_refresh` hears of the
+    /// ids another proxy took, and of those whose key Redis had lost.
     ///
     /// # Errors
     /// A malformed Redis URL, or Redis unreachable at start.
@@ -252,7 +263,7 @@ impl RedisOwners {
         me: String,
         ttl: Duration,
         owned: Arc<Mutex<BTreeSet<u64>>>,
-        on_lost: OnLost,
+        on_refresh: OnRefresh,
     ) -> Result<RedisOwners, StoreError> {
         let mut conn = RedisConn::new(url)?;
         conn.ping()?;
@@ -266,7 +277,7 @@ impl RedisOwners {
             ttl_ms,
             local: owned,
             round_trips: round_trips.clone(),
-            on_lost,
+            on_refresh,
         };
         std::thread::Builder::new()
             .name(format!("{ns}-owners"))

@@ -35,7 +35,7 @@ impl RedisStore {
 
     fn with<T>(
         &mut self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        f: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         self.conn.with(f)
     }

@@ -48,7 +48,7 @@ use super::{Settings, PACKAGE};
 use crate::api::reply;
 use crate::plugins::{BackendHandle, HandleCtx, Host, Peers};
 use crate::runtime::jump_hash::jump_hash;
-use crate::store::redis_owners::RedisOwners;
+use crate::store::redis_owners::{Found, RedisOwners};
 
 /// The room owners in Redis (a service, with a Redis `room_db` only).
 pub struct Owners {
@@ -83,9 +83,12 @@ impl Owners {
             owned.clone(),
             {
                 let peers = peers.clone();
-                Box::new(move |id| {
+                Box::new(move |id, found| {
                     let shard = jump_hash(id, peers.count());
-                    peers.run_on(shard, move |h| rooms::lost(h, id));
+                    peers.run_on(shard, move |h| match found {
+                        Found::Lost => rooms::lost(h, id),
+                        Found::Restored => rooms::restored(h, id),
+                    });
                 })
             },
         )

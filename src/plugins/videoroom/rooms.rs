@@ -488,6 +488,23 @@ pub fn lost(host: &Host, id: u64) {
     end(host, old);
 }
 
+/// Redis lost this proxy's key of room `id` (restarted empty): what the room store and
+/// the room's snapshot held of it is written again (a permanent room's configuration,
+/// and the snapshot at the next flush).
+pub fn restored(host: &Host, id: u64) {
+    let rooms = rooms(host);
+    let config = match rooms.map.borrow().get(&id) {
+        Some(r) if r.permanent => Some(r.config.clone()),
+        Some(_) => None,
+        None => return,
+    };
+    if let Some(config) = config {
+        drop(super::store::save(host, id, &config));
+    }
+    rooms.written.borrow_mut().remove(&id);
+    rooms.touched.borrow_mut().insert(id);
+}
+
 /// Removes a room's mirrors, then its backend rooms (Janus 1.1.2 leaves a remote
 /// publisher's ports open when its room is destroyed under it).
 fn teardown_backends(host: &Host, mut room: Room) {
