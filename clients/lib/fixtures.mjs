@@ -262,7 +262,7 @@ export async function startProxy({ name, backendUrls, plugins = ['echotest', 'vi
     const lines = [`plugins = [${plugins.map(quote).join(', ')}]`, ''];
     const gen = { server_name: quote(`janus-proxy-${name}`), shards: 2, ...general };
     lines.push('[general]', ...Object.entries(gen).map(([k, v]) => `${k} = ${v}`), '');
-    lines.push('[log]', 'log_to_stdout = true', 'debug_level = "INFO"', '');
+    lines.push('[log]', 'log_to_stdout = true', `debug_level = "${process.env.PROXY_LOG_LEVEL || 'INFO'}"`, '');
     const wst = { ws_listen: quote(`127.0.0.1:${port}`), ...wsTransport };
     lines.push('[ws_transport]', ...Object.entries(wst).map(([k, v]) => `${k} = ${v}`), '');
     lines.push('[admin_api]', `http_listen = ${quote(`127.0.0.1:${adminPort}`)}`, '');

@@ -457,8 +457,39 @@ async fn create(
         teardown(host, secret, feed, ends);
         return Err(e);
     }
+    if let Err(e) = listed(host, target, target_room, feed).await {
+        teardown(host, secret, feed, ends);
+        return Err(e);
+    }
     debug!(room, feed, %origin, %target, "mirror created");
     Ok((map, ends))
+}
+
+/// Most looks for a new remote publisher in its room, [`LISTED_EVERY`] apart.
+const LISTED_TRIES: u32 = 100;
+const LISTED_EVERY: Duration = Duration::from_millis(5);
+
+/// Waits until the target's room lists remote publisher `feed`. Janus 1.1.2 answers
+/// `add_remote_publisher` first and puts the publisher in its room from the publisher's
+/// own thread: a subscription asked for before that gets 428 "No such feed" (seen on a
+/// loaded machine).
+async fn listed(host: &Host, target: &str, target_room: u64, feed: u64) -> VrResult<()> {
+    let body = json!({"request": "listparticipants", "room": target_room});
+    for _ in 0..LISTED_TRIES {
+        let list = control::request(host, target, &body).await?;
+        let there = list
+            .get("participants")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|p| p.get("id").and_then(Value::as_u64) == Some(feed)));
+        if there {
+            return Ok(());
+        }
+        monoio::time::sleep(LISTED_EVERY).await;
+    }
+    Err(VrError::new(
+        UNKNOWN_ERROR,
+        format!("Mirror of feed {feed} never appeared on {target}"),
+    ))
 }
 
 async fn publish_remotely(host: &Host, secret: &str, feed: u64, ends: &Ends) -> VrResult<()> {
