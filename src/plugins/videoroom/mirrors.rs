@@ -480,7 +480,10 @@ async fn listed(host: &Host, target: &str, target_room: u64, feed: u64) -> VrRes
         let there = list
             .get("participants")
             .and_then(Value::as_array)
-            .is_some_and(|l| l.iter().any(|p| p.get("id").and_then(Value::as_u64) == Some(feed)));
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|p| p.get("id").and_then(Value::as_u64) == Some(feed))
+            });
         if there {
             return Ok(());
         }
