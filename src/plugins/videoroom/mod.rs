@@ -326,12 +326,12 @@ impl Plugin for VideoRoom {
     ///   `general.reclaim_session_timeout` when this proxy dies;
     /// - a publisher or subscriber of a room this proxy owns, with its part in the room
     ///   ([`takeover::Kept`]): the adopting proxy takes the room over ([`takeover`]).
-    fn adoption(&self, _ctx: &HandleCtx, h: &Rc<VrHandle>) -> Option<Adoptable> {
+    fn adoption(&self, ctx: &HandleCtx, h: &Rc<VrHandle>) -> Option<Adoptable> {
         let state = match &*h.role.borrow() {
             Role::Relay(url) => serde_json::json!({ "relay": url.as_ref() }).to_string(),
-            Role::Publisher(p) => adoption_state(_ctx, p.room, takeover::Part::Publisher(p.id))?,
+            Role::Publisher(p) => adoption_state(ctx, p.room, takeover::Part::Publisher(p.id))?,
             Role::Subscriber(s) => adoption_state(
-                _ctx,
+                ctx,
                 s.room,
                 takeover::Part::Subscriber {
                     server: s.server.clone(),
