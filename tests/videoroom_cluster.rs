@@ -843,7 +843,14 @@ fn a_relayed_handle_whose_peer_session_the_owner_dropped_is_ended_cleanly() {
 /// client claims its session on B as well.
 #[test]
 fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
-    room_survives_its_owner(false, false);
+    room_survives_its_owner(OwnerEnd::Killed, false);
+}
+
+/// The same with the owner drained (SIGTERM, `drain_timeout` 1 s) rather than killed: its
+/// rooms are taken over by the same path once it has gone.
+#[test]
+fn a_room_outlives_its_owner_drained_by_sigterm() {
+    room_survives_its_owner(OwnerEnd::Drained, false);
 }
 
 /// The same after Redis restarted empty while the room lived: the owner writes what it
@@ -851,7 +858,7 @@ fn a_subscriber_on_the_rooms_owner_survives_kill9_of_it() {
 /// still taken over when the owner dies afterwards.
 #[test]
 fn a_room_outlives_its_owner_after_a_redis_restart() {
-    room_survives_its_owner(false, true);
+    room_survives_its_owner(OwnerEnd::KilledAfterRedisRestart, false);
 }
 
 /// The same with the subscriber and publisher 2 on B, relayed to A: when the link to A
@@ -859,17 +866,31 @@ fn a_room_outlives_its_owner_after_a_redis_restart() {
 /// dead A with the room; their clients notice nothing.
 #[test]
 fn a_subscriber_relayed_to_the_rooms_owner_follows_the_room_when_it_dies() {
-    room_survives_its_owner(true, false);
+    room_survives_its_owner(OwnerEnd::Killed, true);
+}
+
+/// How the room's owner goes in [`room_survives_its_owner`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnerEnd {
+    Killed,
+    /// Redis restarted empty first, while the room lived.
+    KilledAfterRedisRestart,
+    /// SIGTERM: it drains, then hands off.
+    Drained,
 }
 
 /// The subscriber's media (one PeerConnection, a feed of its backend and a mirrored one)
 /// never stops; the room goes on through B: the restored publishers are listed, a new
 /// publisher joins through B and the subscriber adds it, and a restored publisher leaving
 /// updates the subscription.
-fn room_survives_its_owner(subscriber_on_b: bool, redis_restart: bool) {
+fn room_survives_its_owner(end: OwnerEnd, subscriber_on_b: bool) {
     let be = janus();
     let mut redis = RedisServer::start();
-    let mut a = failover_proxy(&be, &redis, "vro-a");
+    let mut a = Proxy::start(failover_config(&be, &redis, "vro-a", 30).set(
+        "cluster",
+        "drain_timeout",
+        "1",
+    ));
     let b = failover_proxy(&be, &redis, "vro-b");
     let peers = Peers::new();
     let (mut admin, ha, room) = new_room(&a.url());
@@ -909,7 +930,7 @@ fn room_survives_its_owner(subscriber_on_b: bool, redis_restart: bool) {
         }
     };
     snapshot(&redis);
-    if redis_restart {
+    if end == OwnerEnd::KilledAfterRedisRestart {
         redis.stop();
         redis.start_again();
         let restarted = Instant::now();
@@ -934,8 +955,15 @@ fn room_survives_its_owner(subscriber_on_b: bool, redis_restart: bool) {
     let mut switch = Switch::start(&peer);
     let baseline = switch.calm;
     let killed = Instant::now();
-    let _ = a.child.kill();
-    let _ = a.child.wait();
+    if end == OwnerEnd::Drained {
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(a.child.id() as i32, libc::SIGTERM) }, 0);
+        let status = a.child.wait().expect("wait for the drained owner");
+        assert!(status.success(), "drained owner's exit status {status}");
+    } else {
+        let _ = a.child.kill();
+        let _ = a.child.wait();
+    }
     switch.killed();
     let mut v = if subscriber_on_b {
         v
@@ -965,7 +993,7 @@ fn room_survives_its_owner(subscriber_on_b: bool, redis_restart: bool) {
     let failover = killed.elapsed();
     let gap = switch.gap(&mids);
     eprintln!(
-        "subscriber {}: kill -9 of the owner A -> every claim answered by B in {} ms; longest \
+        "subscriber {}: {end:?} owner A -> every claim answered by B in {} ms; longest \
          media pause across the switch {} ms (in 2 s before the kill: {} ms)",
         if subscriber_on_b {
             "relayed through B"
