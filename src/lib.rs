@@ -30,6 +30,10 @@
 //! A request for a session owned elsewhere travels to the owner through its mailbox,
 //! and replies travel back the same way; nothing on the per-message path takes a lock.
 
+// The docs are for the developers of this crate (`cargo doc --document-private-items`):
+// a module's doc links to the private modules it is made of.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod admin;
 pub mod api;
 pub mod backend;

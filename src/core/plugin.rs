@@ -1,7 +1,7 @@
 //! The plugin interface: what a plugin implements ([`Plugin`], pingora-style: documented
 //! callbacks with defaults) and what it is given at start-up ([`StartCx`]). At run time a
 //! plugin reaches the proxy only through the [`HandleCtx`] of the handle a callback is
-//! about, and its [`Host`]: never through the shard itself.
+//! about, and its [`Host`](super::host::Host): never through the shard itself.
 //!
 //! Every callback runs on the shard that owns the handle's session, must not block, and
 //! must not panic on input: a panic aborts the proxy. Work that waits (backend round trips,

@@ -23,9 +23,9 @@ use tracing::{info, warn};
 use super::redis_conn::RedisConn;
 use super::StoreError;
 
-/// The owner of `KEYS[1]` ('' for none). With ARGV[3] = '1' (the caller may own it) an id
-/// without owner becomes ARGV[1]'s, and an id of ARGV[1] has its TTL (ARGV[2] ms)
-/// renewed; without, an id of ARGV[1] is a leftover of its previous run (same address)
+/// The owner of `KEYS[1]` ('' for none). With `ARGV[3]` = '1' (the caller may own it) an id
+/// without owner becomes `ARGV[1]`'s, and an id of `ARGV[1]` has its TTL (`ARGV[2]` ms)
+/// renewed; without, an id of `ARGV[1]` is a leftover of its previous run (same address)
 /// and is freed.
 const CLAIM: &str = r#"
 local v = redis.call('GET', KEYS[1])
@@ -64,8 +64,8 @@ end
 return 0
 "#;
 
-/// Takes `KEYS[1]` from a dead owner (ARGV[3]) or from none, for ARGV[1] with a TTL of
-/// ARGV[2] ms; answers {owner now, field ARGV[4] of hash KEYS[2] ('' for none)}, so that
+/// Takes `KEYS[1]` from a dead owner (`ARGV[3]`) or from none, for `ARGV[1]` with a TTL of
+/// `ARGV[2]` ms; answers {owner now, field `ARGV[4]` of hash `KEYS[2]` ('' for none)}, so that
 /// the taker gets, in the same round trip, what the dead owner left of the id.
 const TAKE_OVER: &str = r#"
 local v = redis.call('GET', KEYS[1])

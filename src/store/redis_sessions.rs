@@ -224,8 +224,8 @@ struct Mirrored {
     backends: BTreeSet<String>,
 }
 
-/// Writes one session of this proxy back, unless another proxy owns it now. KEYS[1] is
-/// the session, KEYS[2..] its backend sessions; ARGV: name, TTL, session id, then field,
+/// Writes one session of this proxy back, unless another proxy owns it now. `KEYS[1]` is
+/// the session, `KEYS[2..]` its backend sessions; ARGV: name, TTL, session id, then field,
 /// value pairs.
 const RESTORE: &str = r#"
 local owner = redis.call('HGET', KEYS[1], 'owner')

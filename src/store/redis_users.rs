@@ -55,7 +55,7 @@ pub struct RedisUsers {
 }
 
 /// Returns the previous owner ('' for none), or '!taken' (and changes nothing) when
-/// another proxy owns the name and takeover is not allowed (ARGV[5] = '0').
+/// another proxy owns the name and takeover is not allowed (`ARGV[5]` = '0').
 const REGISTER: &str = r#"
 local old = redis.call('HGET', KEYS[1], 'proxy_uuid')
 if old and old ~= '' and old ~= ARGV[2] and ARGV[5] == '0' then
