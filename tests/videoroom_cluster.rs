@@ -1064,4 +1064,14 @@ fn room_survives_its_owner(end: OwnerEnd, subscriber_on_b: bool) {
         .filter_map(|p| p["id"].as_u64())
         .collect();
     assert_eq!(ids, vec![2, 3], "{lp}");
+    // B keeps the room's snapshot now, and deletes it with the room.
+    let live = format!("HEXISTS janus-cloud:videoroom:live {room}");
+    assert_eq!(redis.command(&live), ":1\r\n");
+    let d = admin.sync(ha, json!({"request": "destroy", "room": room}));
+    assert_eq!(d["videoroom"], "destroyed", "{d}");
+    let deadline = Instant::now() + T;
+    while redis.command(&live) != ":0\r\n" {
+        assert!(Instant::now() < deadline, "the snapshot outlived the room");
+        poll_pause();
+    }
 }

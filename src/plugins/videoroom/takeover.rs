@@ -4,8 +4,8 @@
 //!   [`LIVE_KEY`], field = room id): the configuration, the backend rooms and their
 //!   secret, the participants with their client session and handle ids, the ready
 //!   mirrors. Each owner shard writes the rooms touched since its last look, every
-//!   [`FLUSH`], and only when the snapshot changed; a room destroyed or left empty here is
-//!   deleted. A participant's handle records its part ([`Kept`]) in the cluster's session
+//!   [`FLUSH`], and only when the snapshot changed; a room destroyed or empty here is
+//!   deleted (so is the snapshot a dead former owner left of a room taken anew). A participant's handle records its part ([`Kept`]) in the cluster's session
 //!   directory, as any adoptable handle does.
 //! - **Take-over.** When the owner dies its clients claim their sessions on another proxy,
 //!   which adopts their handles (`VideoRoom::adopt`). The first adopted handle of a room
@@ -193,7 +193,13 @@ pub fn flush(host: &Host) {
     let mut written = rooms.written.borrow_mut();
     for id in touched {
         match map.get(&id) {
-            Some(r) if super::relay::owns(host, id) && busy(r) => {
+            Some(r) if super::relay::owns(host, id) => {
+                if !busy(r) {
+                    // Empty here: no snapshot (not even one a dead former owner left).
+                    written.remove(&id);
+                    drop(live.0.del(id.to_string()));
+                    continue;
+                }
                 let Ok(text) = serde_json::to_string(&snapshot(r, &me)) else {
                     continue;
                 };
@@ -203,11 +209,11 @@ pub fn flush(host: &Host) {
                 }
             }
             // Another proxy's now: its snapshot is that proxy's to write.
-            Some(_) if !super::relay::owns(host, id) => {
+            Some(_) => {
                 written.remove(&id);
             }
-            // Destroyed, or left empty, here.
-            _ => {
+            // Destroyed here.
+            None => {
                 if written.remove(&id).is_some() {
                     drop(live.0.del(id.to_string()));
                 }
