@@ -5,8 +5,9 @@
 //!   secret, the participants with their client session and handle ids, the ready
 //!   mirrors. Each owner shard writes the rooms touched since its last look, every
 //!   [`FLUSH`], and only when the snapshot changed; a room destroyed or empty here is
-//!   deleted (so is the snapshot a dead former owner left of a room taken anew). A participant's handle records its part ([`Kept`]) in the cluster's session
-//!   directory, as any adoptable handle does.
+//!   deleted (so is the snapshot a dead former owner left of a room taken anew). A
+//!   participant's handle records its part ([`Kept`]) in the cluster's session directory,
+//!   as any adoptable handle does.
 //! - **Take-over.** When the owner dies its clients claim their sessions on another proxy,
 //!   which adopts their handles (`VideoRoom::adopt`). The first adopted handle of a room
 //!   takes the room from the dead owner and reads its snapshot in one Redis round trip
