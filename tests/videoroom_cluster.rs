@@ -189,16 +189,7 @@ fn a_subscriber_on_b_receives_publishers_of_a_in_one_peerconnection() {
         None,
     );
     assert_eq!(attached_a, attached, "attached through A and through B");
-    let (peer, answer) = peers
-        .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
-        .expect("subscriber peer");
-    let (s, _) = v.call(
-        h,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(s["started"], "ok", "{s}");
-    peer.wait_connected(T).expect("subscriber connected");
+    let peer = start(&peers, &mut v, h, &jsep);
     let by_feed = mids_by_feed(&attached);
     assert_eq!(by_feed.len(), 4, "{attached}");
     for st in attached["streams"].as_array().unwrap() {
@@ -577,6 +568,22 @@ fn new_room(url: &str) -> (Vr, u64, u64) {
     (admin, ha, room)
 }
 
+/// Answers a subscriber's offer with a new peer and starts the subscription: the peer,
+/// connected.
+fn start(peers: &Peers, v: &mut Vr, h: u64, offer: &Value) -> Peer {
+    let (peer, answer) = peers
+        .subscriber(offer["sdp"].as_str().expect("offer sdp"))
+        .expect("subscriber peer");
+    let (s, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(s["started"], "ok", "{s}");
+    peer.wait_connected(T).expect("subscriber connected");
+    peer
+}
+
 /// A subscriber through `url` to `feeds` of `room`, in one PeerConnection whose media
 /// flows: its client, its handle, the peer and its mids.
 fn subscribe(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> (Vr, u64, Peer, Vec<String>) {
@@ -589,16 +596,7 @@ fn subscribe(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> (Vr, u64, Pe
         None,
     );
     assert_eq!(attached["videoroom"], "attached", "{attached}");
-    let (peer, answer) = peers
-        .subscriber(jsep["sdp"].as_str().expect("offer sdp"))
-        .expect("subscriber peer");
-    let (s, _) = v.call(
-        h,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(s["started"], "ok", "{s}");
-    peer.wait_connected(T).expect("subscriber connected");
+    let peer = start(peers, &mut v, h, &jsep);
     let by_feed = mids_by_feed(&attached);
     let mids: Vec<String> = by_feed.values().flatten().cloned().collect();
     assert_eq!(by_feed.len(), feeds.len(), "{attached}");
