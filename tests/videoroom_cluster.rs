@@ -54,20 +54,6 @@ fn cluster_proxy(be: &Backends, redis: &RedisServer) -> Proxy {
     Proxy::start(cfg)
 }
 
-/// The subscriber mids of each feed in an `attached`/`updated` stream list (active only).
-fn mids_by_feed(data: &Value) -> BTreeMap<u64, Vec<String>> {
-    let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    for s in data["streams"].as_array().into_iter().flatten() {
-        if s["active"] == false {
-            continue;
-        }
-        if let (Some(f), Some(m)) = (s["feed_id"].as_u64(), s["mid"].as_str()) {
-            out.entry(f).or_default().push(m.to_string());
-        }
-    }
-    out
-}
-
 fn round_trips(p: &Proxy) -> f64 {
     metric(p, "janus_proxy_videoroom_room_owner_round_trips").unwrap_or(0.0)
 }

@@ -88,20 +88,6 @@ impl Sub {
     }
 }
 
-/// The subscriber mids of each feed in an `attached`/`updated` stream list (active only).
-fn mids_by_feed(data: &Value) -> BTreeMap<u64, Vec<String>> {
-    let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    for s in data["streams"].as_array().into_iter().flatten() {
-        if s["active"] == false {
-            continue;
-        }
-        if let (Some(f), Some(m)) = (s["feed_id"].as_u64(), s["mid"].as_str()) {
-            out.entry(f).or_default().push(m.to_string());
-        }
-    }
-    out
-}
-
 /// The feeds mirrored in `room` (the proxy's admin API).
 fn mirrored_feeds(proxy: &Proxy, room: u64) -> Vec<u64> {
     let h = http(

@@ -1,6 +1,7 @@
 //! VideoRoom test helpers: the shared three-backend set, a proxy config with the plugin,
 //! and [`Vr`], a client with one session speaking to the VideoRoom.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use janus_mediapeer::{Peer, Peers};
@@ -43,6 +44,20 @@ pub fn fresh_room() -> u64 {
 
 pub fn data_of(frame: &Value) -> Value {
     frame["plugindata"]["data"].clone()
+}
+
+/// The subscriber mids of each feed in an `attached`/`updated` stream list (active only).
+pub fn mids_by_feed(data: &Value) -> BTreeMap<u64, Vec<String>> {
+    let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for s in data["streams"].as_array().into_iter().flatten() {
+        if s["active"] == false {
+            continue;
+        }
+        if let (Some(f), Some(m)) = (s["feed_id"].as_u64(), s["mid"].as_str()) {
+            out.entry(f).or_default().push(m.to_string());
+        }
+    }
+    out
 }
 
 /// A Janus API client with one session, speaking to the VideoRoom.
