@@ -7,6 +7,21 @@ import net from 'node:net';
 import { waitFor } from './fixtures.mjs';
 
 /**
+ * The `[cluster]` section of a proxy that survives the death of its peers (and whose
+ * clients survive its own): session records in `redisUrl`, heartbeat `heartbeatTtl` s,
+ * adopted sessions wait 20 s for their clients, no drain.
+ */
+export function clusterSection(redisUrl, name, heartbeatTtl) {
+  return {
+    session_db: JSON.stringify(redisUrl),
+    proxy_name: JSON.stringify(name),
+    heartbeat_ttl: heartbeatTtl,
+    adopt_timeout: 20,
+    drain_timeout: 0,
+  };
+}
+
+/**
  * A TCP load balancer: each new connection goes to the first of `ports` that accepts it
  * (a dead proxy refuses: the next one is tried), as HAProxy with `option redispatch` or a
  * DNS list would. Both directions are piped untouched; when one side closes, so does the

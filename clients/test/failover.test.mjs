@@ -38,7 +38,7 @@ import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 import { startBackends, startProxy, startRedis, waitFor, waitEchotestReady, tail, ROOT, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
-import { startBalancer, startSampler, baseline, pauses, inbound } from '../lib/failover.mjs';
+import { startBalancer, startSampler, baseline, pauses, inbound, clusterSection } from '../lib/failover.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SET = 'clients-failover';
@@ -80,13 +80,7 @@ function clusterProxy(name) {
     general: { reclaim_session_timeout: 30 },
     http: true,
     sections: {
-      cluster: {
-        session_db: JSON.stringify(redis.url),
-        proxy_name: JSON.stringify(name),
-        heartbeat_ttl: HEARTBEAT_TTL,
-        adopt_timeout: 20,
-        drain_timeout: 0,
-      },
+      cluster: clusterSection(redis.url, name, HEARTBEAT_TTL),
       videocall: { user_db: JSON.stringify(redis.url), refresh_interval: 1 },
     },
   });

@@ -47,7 +47,7 @@ import assert from 'node:assert/strict';
 
 import { chromium } from 'playwright-core';
 import { startBackends, startProxy, startRedis, waitFor, target, tail, CHROMIUM_ARGS } from '../lib/fixtures.mjs';
-import { startBalancer, startSampler, baseline, pauses } from '../lib/failover.mjs';
+import { startBalancer, startSampler, baseline, pauses, clusterSection } from '../lib/failover.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SET = 'clients-vr-cluster';
@@ -83,13 +83,7 @@ function failoverProxy(name) {
     http: true,
     sections: {
       videoroom: { room_db: JSON.stringify(redis.url) },
-      cluster: {
-        session_db: JSON.stringify(redis.url),
-        proxy_name: JSON.stringify(name),
-        heartbeat_ttl: HEARTBEAT_TTL,
-        adopt_timeout: 20,
-        drain_timeout: 0,
-      },
+      cluster: clusterSection(redis.url, name, HEARTBEAT_TTL),
     },
   });
 }
