@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,45 +99,6 @@ fn mids(sdp: &str) -> Vec<String> {
         .filter_map(|l| l.trim().strip_prefix("a=mid:"))
         .map(str::to_string)
         .collect()
-}
-
-fn total(peer: &Peer) -> u64 {
-    peer.received().values().sum()
-}
-
-/// Samples a peer's received bytes every 5 ms until stopped; returns the longest time the
-/// total did not grow.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Duration>,
-}
-
-impl Sampler {
-    fn start(peer: Arc<Peer>) -> Sampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut last = total(&peer);
-            let mut since = Instant::now();
-            let mut longest = Duration::ZERO;
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(5));
-                let now_total = total(&peer);
-                if now_total > last {
-                    longest = longest.max(since.elapsed());
-                    last = now_total;
-                    since = Instant::now();
-                }
-            }
-            longest.max(since.elapsed())
-        });
-        Sampler { stop, thread }
-    }
-
-    fn stop(self) -> Duration {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("sampler thread")
-    }
 }
 
 /// A session with an echotest handle whose real PeerConnection is up and echoing.

@@ -513,33 +513,6 @@ fn failover_config(be: &Backends, redis: &RedisServer, name: &str, reclaim_s: u6
         .set("cluster", "adopt_timeout", "20")
 }
 
-/// The subscriber's received bytes, all mids together.
-fn total_bytes(peer: &Peer) -> u64 {
-    peer.received().values().sum()
-}
-
-/// Samples `peer` every 5 ms until `stop`; the longest time its total did not grow.
-fn longest_pause(
-    peer: std::sync::Arc<Peer>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<Duration> {
-    std::thread::spawn(move || {
-        let mut last = total_bytes(&peer);
-        let mut since = Instant::now();
-        let mut longest = Duration::ZERO;
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(5));
-            let now = total_bytes(&peer);
-            if now > last {
-                longest = longest.max(since.elapsed());
-                last = now;
-                since = Instant::now();
-            }
-        }
-        longest.max(since.elapsed())
-    })
-}
-
 /// A new room (up to 6 publishers) created through `url`, which owns it then: the
 /// creating client, its handle, the room id.
 fn new_room(url: &str) -> (Vr, u64, u64) {
@@ -595,24 +568,18 @@ fn subscribe(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> (Vr, u64, Pe
 struct Switch {
     peer: std::sync::Arc<Peer>,
     calm: Duration,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    sampler: std::thread::JoinHandle<Duration>,
+    sampler: Sampler,
     at_kill: BTreeMap<String, u64>,
 }
 
 impl Switch {
     fn start(peer: &std::sync::Arc<Peer>) -> Switch {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let calm = longest_pause(peer.clone(), stop.clone());
+        let calm = Sampler::start(peer.clone());
         std::thread::sleep(Duration::from_secs(2));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let calm = calm.join().expect("sampler");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         Switch {
             peer: peer.clone(),
-            calm,
-            sampler: longest_pause(peer.clone(), stop.clone()),
-            stop,
+            calm: calm.stop(),
+            sampler: Sampler::start(peer.clone()),
             at_kill: BTreeMap::new(),
         }
     }
@@ -643,8 +610,7 @@ impl Switch {
             poll_pause();
         }
         std::thread::sleep(Duration::from_millis(500));
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.sampler.join().expect("sampler")
+        self.sampler.stop()
     }
 }
 

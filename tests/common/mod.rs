@@ -2293,6 +2293,46 @@ impl RedisServer {
     }
 }
 
+/// All the bytes `peer` received, every mid together.
+pub fn total(peer: &janus_mediapeer::Peer) -> u64 {
+    peer.received().values().sum()
+}
+
+/// Samples a peer's received bytes every 5 ms until stopped; returns the longest time the
+/// total did not grow.
+pub struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Duration>,
+}
+
+impl Sampler {
+    pub fn start(peer: std::sync::Arc<janus_mediapeer::Peer>) -> Sampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut last = total(&peer);
+            let mut since = Instant::now();
+            let mut longest = Duration::ZERO;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+                let now_total = total(&peer);
+                if now_total > last {
+                    longest = longest.max(since.elapsed());
+                    last = now_total;
+                    since = Instant::now();
+                }
+            }
+            longest.max(since.elapsed())
+        });
+        Sampler { stop, thread }
+    }
+
+    pub fn stop(self) -> Duration {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("sampler thread")
+    }
+}
+
 /// Waits until every mid of `mids` of `peer` received `more` bytes beyond what it had at the call.
 pub fn wait_growth(peer: &janus_mediapeer::Peer, mids: &[String], more: u64, within: Duration) {
     let base = peer.received();
