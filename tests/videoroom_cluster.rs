@@ -175,7 +175,7 @@ fn a_subscriber_on_b_receives_publishers_of_a_in_one_peerconnection() {
         None,
     );
     assert_eq!(attached_a, attached, "attached through A and through B");
-    let peer = start(&peers, &mut v, h, &jsep);
+    let peer = answer_offer(&peers, &mut v, h, &jsep);
     let by_feed = mids_by_feed(&attached);
     assert_eq!(by_feed.len(), 4, "{attached}");
     for st in attached["streams"].as_array().unwrap() {
@@ -245,15 +245,7 @@ fn a_subscriber_on_b_receives_publishers_of_a_in_one_peerconnection() {
         !mids_by_feed(&updated).contains_key(&1),
         "feed 1 is gone from the subscription: {updated}"
     );
-    let answer = peer
-        .renegotiate(upd["jsep"]["sdp"].as_str().expect("offer sdp"))
-        .expect("renegotiate");
-    let (st, _) = v.call(
-        h,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(st["started"], "ok", "{st}");
+    accept_offer(&mut v, h, &peer, &upd["jsep"]);
     let keep: Vec<String> = [2u64, 3, 4]
         .iter()
         .flat_map(|f| by_feed[f].clone())
@@ -527,35 +519,16 @@ fn new_room(url: &str) -> (Vr, u64, u64) {
     (admin, ha, room)
 }
 
-/// Answers a subscriber's offer with a new peer and starts the subscription: the peer,
-/// connected.
-fn start(peers: &Peers, v: &mut Vr, h: u64, offer: &Value) -> Peer {
-    let (peer, answer) = peers
-        .subscriber(offer["sdp"].as_str().expect("offer sdp"))
-        .expect("subscriber peer");
-    let (s, _) = v.call(
-        h,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(s["started"], "ok", "{s}");
-    peer.wait_connected(T).expect("subscriber connected");
-    peer
-}
-
 /// A subscriber through `url` to `feeds` of `room`, in one PeerConnection whose media
 /// flows: its client, its handle, the peer and its mids.
-fn subscribe(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> (Vr, u64, Peer, Vec<String>) {
-    let mut v = Vr::connect(url);
-    let h = v.handle();
-    let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
-    let (attached, jsep) = v.call(
+fn flowing(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> (Vr, u64, Peer, Vec<String>) {
+    let Sub {
+        v,
         h,
-        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
-        None,
-    );
-    assert_eq!(attached["videoroom"], "attached", "{attached}");
-    let peer = start(peers, &mut v, h, &jsep);
+        peer,
+        attached,
+        ..
+    } = subscribe(peers, url, room, feeds);
     let by_feed = mids_by_feed(&attached);
     let mids: Vec<String> = by_feed.values().flatten().cloned().collect();
     assert_eq!(by_feed.len(), feeds.len(), "{attached}");
@@ -655,7 +628,7 @@ fn relayed_subscriber_survives_kill9(back_to_owner: bool) {
     let p2 = publish(&peers, &b.url(), room, 2);
 
     // The subscriber, through B, and a watcher of B's room in the same session.
-    let (mut v, h, peer, mids) = subscribe(&peers, &b.url(), room, &[1, 2]);
+    let (mut v, h, peer, mids) = flowing(&peers, &b.url(), room, &[1, 2]);
     let hw = v.handle();
     let (j, _) = v.call(
         hw,
@@ -853,7 +826,7 @@ fn room_survives_its_owner(end: OwnerEnd, subscriber_on_b: bool) {
         2,
     );
 
-    let (v, h, peer, mids) = subscribe(
+    let (v, h, peer, mids) = flowing(
         &peers,
         &if subscriber_on_b { b.url() } else { a.url() },
         room,
@@ -983,15 +956,7 @@ fn room_survives_its_owner(end: OwnerEnd, subscriber_on_b: bool) {
     assert_eq!(sub["videoroom"], "updated", "{sub}");
     let new_mids = mids_by_feed(&sub).get(&3).cloned().unwrap_or_default();
     assert_eq!(new_mids.len(), 2, "feed 3's audio and video: {sub}");
-    let answer = peer
-        .renegotiate(offer["sdp"].as_str().expect("offer sdp"))
-        .expect("renegotiate");
-    let (st, _) = v.call(
-        h,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    );
-    assert_eq!(st["started"], "ok", "{st}");
+    accept_offer(&mut v, h, &peer, &offer);
     wait_growth(&peer, &new_mids, AUDIO_BYTES, T);
     // A restored publisher leaves: the subscription loses its feed.
     let p1 = &mut pubs[0];

@@ -151,6 +151,87 @@ pub fn metric(proxy: &Proxy, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Answers a subscriber's offer with a new peer and starts the subscription: the peer,
+/// connected.
+pub fn answer_offer(peers: &Peers, v: &mut Vr, h: u64, offer: &Value) -> Peer {
+    let (peer, answer) = peers
+        .subscriber(offer["sdp"].as_str().expect("offer sdp"))
+        .expect("subscriber peer");
+    let (s, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(s["started"], "ok", "{s}");
+    peer.wait_connected(T).expect("subscriber connected");
+    peer
+}
+
+/// Answers a renegotiation offer of Janus on `peer` and starts again.
+pub fn accept_offer(v: &mut Vr, h: u64, peer: &Peer, offer: &Value) {
+    let answer = peer
+        .renegotiate(offer["sdp"].as_str().expect("offer sdp"))
+        .expect("renegotiate");
+    let (st, _) = v.call(
+        h,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    );
+    assert_eq!(st["started"], "ok", "{st}");
+}
+
+/// A subscriber with real media to `feeds`: its handle, its peer, and the `attached`
+/// event.
+pub struct Sub {
+    pub v: Vr,
+    pub h: u64,
+    pub peer: Peer,
+    pub attached: Value,
+    pub subscribed_at: Instant,
+}
+
+pub fn subscribe(peers: &Peers, url: &str, room: u64, feeds: &[u64]) -> Sub {
+    let mut v = Vr::connect(url);
+    let h = v.handle();
+    let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
+    let subscribed_at = Instant::now();
+    let (attached, jsep) = v.call(
+        h,
+        json!({"request": "join", "room": room, "ptype": "subscriber", "streams": streams}),
+        None,
+    );
+    assert_eq!(attached["videoroom"], "attached", "{attached}");
+    assert_eq!(attached["room"], room, "{attached}");
+    let peer = answer_offer(peers, &mut v, h, &jsep);
+    Sub {
+        v,
+        h,
+        peer,
+        attached,
+        subscribed_at,
+    }
+}
+
+impl Sub {
+    /// The next unsolicited `updated` event with an offer (Janus's autoupdate): the frame.
+    pub fn next_update(&mut self) -> Value {
+        let h = self.h;
+        self.v.c.recv_event(
+            |e| {
+                e["sender"] == h
+                    && e["plugindata"]["data"]["videoroom"] == "updated"
+                    && e.get("jsep").is_some()
+            },
+            T,
+        )
+    }
+
+    /// Answers a new offer from Janus (`jsep`) and starts again.
+    pub fn accept(&mut self, jsep: &Value) {
+        accept_offer(&mut self.v, self.h, &self.peer, jsep);
+    }
+}
+
 /// A publisher with real media (a mediapeer PeerConnection): joined as `p{id}`, configured,
 /// its PeerConnection up.
 pub struct Pub {
